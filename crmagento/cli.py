@@ -1,0 +1,100 @@
+"""`crmagento`: run the gateway and workers, the sandboxes and the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gateway.logs import configure_logging
+from gateway.settings import ConfigError, Settings, load_settings
+from workers.registry import Registry, default_registry
+
+app = typer.Typer(
+    help="Keeps a Magento 2 store in step with Cloud Retailer.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+WEB_REQUIRED = ("cr_webhook_secrets", "magento_webhook_secrets", "admin_tokens")
+
+
+def _settings(*required: str, **overrides: object) -> Settings:
+    """Load settings or exit 2 with one line per bad variable (never a traceback, never a value)."""
+    try:
+        settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings.require(*required)
+    except ConfigError as exc:
+        typer.echo(f"crmagento: configuration error\n{exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _registry(handlers_module: str | None) -> Registry:
+    registry = default_registry()
+    if handlers_module:
+        # Extra handlers (tests, site-specific rules): a module exposing register(registry).
+        importlib.import_module(handlers_module).register(registry)
+    return registry
+
+
+HostOpt = Annotated[str | None, typer.Option("--host", help="Listen address [CRMAGENTO_HOST]")]
+PortOpt = Annotated[int | None, typer.Option("--port", help="Listen port [CRMAGENTO_PORT]")]
+HandlersOpt = Annotated[
+    str | None, typer.Option("--handlers-module", hidden=True, help="Module with register(registry).")
+]
+
+
+@app.command()
+def run(host: HostOpt = None, port: PortOpt = None, handlers_module: HandlersOpt = None) -> None:
+    """Gateway and worker in one process; starts an embedded Redis when CRMAGENTO_REDIS_URL is unset."""
+    from crmagento.runtime import redis_for, run_all
+
+    settings = _settings(*WEB_REQUIRED, host=host, port=port)
+    registry = _registry(handlers_module)
+    with redis_for(settings) as ready:
+        asyncio.run(run_all(ready, ready.host, ready.port, registry))
+
+
+@app.command()
+def serve(host: HostOpt = None, port: PortOpt = None) -> None:
+    """Gateway only (webhooks, admin API, health). Needs CRMAGENTO_REDIS_URL."""
+    from crmagento.runtime import serve_forever
+
+    settings = _settings("redis_url", *WEB_REQUIRED, host=host, port=port)
+    asyncio.run(serve_forever(settings, settings.host, settings.port))
+
+
+@app.command()
+def worker(handlers_module: HandlersOpt = None) -> None:
+    """Worker only (sync rules and crons). Needs CRMAGENTO_REDIS_URL."""
+    from crmagento.runtime import worker_forever
+
+    settings = _settings("redis_url")
+    asyncio.run(worker_forever(settings, _registry(handlers_module)))
+
+
+@app.command()
+def demo(
+    keep_running: Annotated[bool, typer.Option("--keep-running", help="Leave everything up afterwards.")] = False,
+    data_dir: Annotated[Path | None, typer.Option(help="Where the embedded Redis keeps its files.")] = None,
+) -> None:
+    """Everything on embedded defaults, then a scripted scenario of signed webhooks."""
+    from crmagento.demo import run_demo
+
+    settings = _settings()
+    sys.exit(asyncio.run(run_demo(settings, keep_running=keep_running, data_dir=data_dir)))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""The admin API under /admin/ (bearer tokens): status, the event log and dead letters.
+Force resyncs and reconciliation land with the sync rules (#4-#7)."""
+
+from __future__ import annotations
+
+import hmac
+
+import orjson
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from gateway import deadletters, eventlog, status
+from gateway.appkeys import ADMIN_TOKENS, QUEUE, REDIS, SETTINGS
+from gateway.events import Source
+from gateway.problems import problem
+
+
+def _json(body: object, status_code: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status_code, content_type="application/json")
+
+
+def authorized(request: web.Request) -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    given = token.strip().encode()
+    ok = False
+    for expected in request.app[ADMIN_TOKENS]:
+        ok |= hmac.compare_digest(given, expected)
+    return ok
+
+
+@web.middleware
+async def admin_auth(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+    if request.path.startswith("/admin/") and not authorized(request):
+        return problem(
+            401,
+            "unauthorized",
+            "send Authorization: Bearer <one of CRMAGENTO_ADMIN_TOKENS>",
+            headers={"WWW-Authenticate": 'Bearer realm="crmagento-admin"'},
+        )
+    return await handler(request)
+
+
+def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _BadParam(name, "must be an integer") from None
+    if not lo <= value <= hi:
+        raise _BadParam(name, f"must be between {lo} and {hi}")
+    return value
+
+
+class _BadParam(Exception):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+    def response(self) -> web.Response:
+        return problem(400, "bad-parameter", str(self), errors=[{"field": self.field, "reason": self.reason}])
+
+
+async def get_status(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    try:
+        snap = await status.snapshot(request.app[REDIS], settings.queue_name)
+    except (RedisError, OSError):
+        return _json({"redis": "unavailable", "queue_depth": None, "workers": [], "dead_letters": None}, 503)
+    return _json({"redis": "ok", **snap})
+
+
+async def list_events(request: web.Request) -> web.Response:
+    try:
+        limit = _int_param(request, "limit", 50, 1, 500)
+    except _BadParam as exc:
+        return exc.response()
+    wanted = request.query.get("status")
+    if wanted is not None and wanted not in eventlog.STATUSES:
+        return _BadParam("status", f"must be one of {', '.join(eventlog.STATUSES)}").response()
+    items = await eventlog.recent_events(request.app[REDIS], limit=limit, status=wanted)
+    return _json({"items": items})
+
+
+async def get_event(request: web.Request) -> web.Response:
+    event_id = request.match_info["event_id"]
+    source = request.query.get("source")
+    sources = [s.value for s in Source]
+    if source is not None and source not in sources:
+        return _BadParam("source", f"must be one of {', '.join(sources)}").response()
+    redis = request.app[REDIS]
+    found = [r for s in ([source] if source else sources) if (r := await eventlog.get_event(redis, f"{s}:{event_id}"))]
+    if not found:
+        return problem(404, "event-not-found", f"no event with webhook-id {event_id!r} in the last 7 days")
+    if len(found) > 1:
+        return problem(
+            409,
+            "ambiguous-event",
+            "both sources sent an event with this webhook-id; add ?source=",
+            id=event_id,
+        )
+    return _json(found[0])
+
+
+async def list_dead_letters(request: web.Request) -> web.Response:
+    try:
+        limit = _int_param(request, "limit", 100, 1, 1000)
+        offset = _int_param(request, "offset", 0, 0, 10_000_000)
+    except _BadParam as exc:
+        return exc.response()
+    total, items = await deadletters.list_deadletters(request.app[REDIS], limit=limit, offset=offset)
+    return _json({"total": total, "items": items})
+
+
+async def get_dead_letter(request: web.Request) -> web.Response:
+    dl = await deadletters.get_deadletter(request.app[REDIS], request.match_info["dl_id"])
+    if dl is None:
+        return problem(404, "dead-letter-not-found", "no dead letter with this id (replayed already?)")
+    return _json(dl)
+
+
+async def replay_dead_letter(request: web.Request) -> web.Response:
+    app = request.app
+    dl = await deadletters.replay(
+        app[REDIS], app[QUEUE], request.match_info["dl_id"], app[SETTINGS].event_log_ttl_seconds
+    )
+    if dl is None:
+        return problem(404, "dead-letter-not-found", "no dead letter with this id (replayed already?)")
+    return _json({"id": dl["id"], "status": "requeued", "event_ids": dl["event_ids"]}, 202)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/admin/status", get_status)
+    app.router.add_get("/admin/events", list_events)
+    app.router.add_get("/admin/events/{event_id}", get_event)
+    app.router.add_get("/admin/dead-letters", list_dead_letters)
+    app.router.add_get("/admin/dead-letters/{dl_id}", get_dead_letter)
+    app.router.add_post("/admin/dead-letters/{dl_id}/replay", replay_dead_letter)

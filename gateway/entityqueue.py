@@ -1,0 +1,253 @@
+"""The per-entity coalescing queue on Redis: the contract between the gateway and the workers.
+
+Why not one arq job per event, or one arq job id per entity? arq refuses a job whose id is queued, running
+or has a kept result, so a per-entity job id silently drops the change that arrives while the entity's
+job runs. Instead every entity has a small state machine, changed only by the Lua scripts below, so each
+step is atomic (and written to the append-only file as one unit):
+
+    idle --accept--> queued --claim--> running --release--> idle           (nothing new arrived)
+                       ^  accept: coalesces   |  accept: waits in pending
+                       +------- release: exactly one new job --------------+  (something arrived)
+
+Keys (all in one Redis; arq's own keys keep arq's names):
+    crm:dedupe:{source}:{webhook-id}   SET NX, 7 days: the de-duplication window
+    crm:event:{source}:{webhook-id}    hash: the event log record (status, attempts, last error)
+    crm:events:recent                  zset ref -> received ms, trimmed: the bounded recent index
+    crm:entity:{entity}                hash: state queued|running, job, attempts
+    crm:entity:{entity}:pending        list of event refs that arrived since the last claim
+    crm:entity:{entity}:inflight       list of event refs the current job is working on
+    arq:job:{job-id} + the queue zset  a plain arq job `process_entity(entity)`, serialized as JSON
+
+A new arq job id is minted for every run (`crm:{entity}:{n}`), so arq's id refusal never applies. The
+ingest script also heals an entity whose job vanished (expired, or given up by arq): if the state names a
+job whose arq key is gone, a fresh job is enqueued and picks up both the inflight and pending refs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq.constants import job_key_prefix
+from redis.asyncio import Redis
+
+PROCESS_ENTITY = "process_entity"
+PREFIX = "crm:"
+RECENT_EVENTS = f"{PREFIX}events:recent"
+JOB_SEQ = f"{PREFIX}jobseq"
+DEADLETTERS = f"{PREFIX}deadletters"
+WORKERS = f"{PREFIX}workers"
+JOB_STATS = f"{PREFIX}stats:jobs"
+# Long enough that a week-long worker outage does not expire queued work (arq's default is one day).
+JOB_EXPIRE_MS = 7 * 86_400_000
+
+ACCEPT_QUEUED = "queued"
+ACCEPT_DUPLICATE = "duplicate"
+
+
+def event_key(ref: str) -> str:
+    return f"{PREFIX}event:{ref}"
+
+
+def entity_key(entity: str) -> str:
+    return f"{PREFIX}entity:{entity}"
+
+
+def deadletter_key(dl_id: str) -> str:
+    return f"{PREFIX}deadletter:{dl_id}"
+
+
+def worker_key(worker_id: str) -> str:
+    return f"{PREFIX}worker:{worker_id}"
+
+
+# Shared Lua: put `ref` on the entity's pending list and make sure exactly one job will look at it.
+_LUA_SCHEDULE = """
+local PREFIX, JOB_PREFIX = 'crm:', '%(job_prefix)s'
+
+local function mint_job(ek, entity, queue, now_ms, expire_ms)
+  local job_id = PREFIX .. entity .. ':' .. redis.call('INCR', PREFIX .. 'jobseq')
+  local body = '{"t":null,"f":"%(function)s","a":[' .. cjson.encode(entity) .. '],"k":{},"et":' .. now_ms .. '}'
+  redis.call('PSETEX', JOB_PREFIX .. job_id, expire_ms, body)
+  redis.call('ZADD', queue, now_ms, job_id)
+  redis.call('HSET', ek, 'state', 'queued', 'job', job_id, 'attempts', 0)
+  return job_id
+end
+
+local function schedule(entity, ref, queue, now_ms, expire_ms)
+  local ek = PREFIX .. 'entity:' .. entity
+  redis.call('RPUSH', ek .. ':pending', ref)
+  local job = redis.call('HGET', ek, 'job')
+  if (not job) or redis.call('EXISTS', JOB_PREFIX .. job) == 0 then
+    mint_job(ek, entity, queue, now_ms, expire_ms)
+  end
+end
+""" % {"job_prefix": job_key_prefix, "function": PROCESS_ENTITY}
+
+# ARGV: now_ms, dedupe_ttl_s, event_ttl_s, recent_max, queue, expire_ms, then per event:
+#       source, id, type, entity, timestamp, data_json
+# Returns one status per event: 'queued' or 'duplicate'.
+ACCEPT_LUA = (
+    _LUA_SCHEDULE
+    + """
+local now_ms, dedupe_ttl, event_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local recent_max, queue, expire_ms = tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local out = {}
+local received = nil
+for i = 7, #ARGV, 6 do
+  local source, id, typ, entity = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local ref = source .. ':' .. id
+  if redis.call('SET', PREFIX .. 'dedupe:' .. ref, now_ms, 'NX', 'EX', dedupe_ttl) then
+    local ek = PREFIX .. 'event:' .. ref
+    redis.call('HSET', ek, 'id', id, 'source', source, 'type', typ, 'entity', entity,
+      'timestamp', ARGV[i + 4], 'data', ARGV[i + 5], 'received_ms', now_ms, 'updated_ms', now_ms,
+      'status', 'queued', 'attempts', 0)
+    redis.call('EXPIRE', ek, event_ttl)
+    redis.call('ZADD', PREFIX .. 'events:recent', now_ms, ref)
+    schedule(entity, ref, queue, now_ms, expire_ms)
+    out[#out + 1] = 'queued'
+    received = true
+  else
+    out[#out + 1] = 'duplicate'
+  end
+end
+if received then
+  redis.call('ZREMRANGEBYRANK', PREFIX .. 'events:recent', 0, -recent_max - 1)
+end
+return out
+"""
+)
+
+# Put already-recorded events back on their entity (dead-letter replay).
+# ARGV: now_ms, queue, expire_ms, then per event: entity, ref
+REQUEUE_LUA = (
+    _LUA_SCHEDULE
+    + """
+local now_ms, queue, expire_ms = ARGV[1], ARGV[2], ARGV[3]
+for i = 4, #ARGV, 2 do
+  local ref = ARGV[i + 1]
+  redis.call('HSET', PREFIX .. 'event:' .. ref, 'status', 'queued', 'updated_ms', now_ms, 'last_error', '')
+  schedule(ARGV[i], ref, queue, now_ms, expire_ms)
+end
+return #ARGV - 3
+"""
+)
+
+# A job starts: it must still be the entity's current job. Moves pending refs onto inflight (which keeps
+# what an interrupted try was doing) and counts the attempt.
+# ARGV: entity, job_id.  Returns {attempts, ref...} or {-1} for a job that is no longer current.
+CLAIM_LUA = """
+local ek = 'crm:entity:' .. ARGV[1]
+if redis.call('HGET', ek, 'job') ~= ARGV[2] then return {-1} end
+redis.call('HSET', ek, 'state', 'running')
+local attempts = redis.call('HINCRBY', ek, 'attempts', 1)
+local pending, inflight = ek .. ':pending', ek .. ':inflight'
+while redis.call('LMOVE', pending, inflight, 'LEFT', 'RIGHT') do end
+local out = redis.call('LRANGE', inflight, 0, -1)
+table.insert(out, 1, attempts)
+return out
+"""
+
+# Some refs are finished (done, skipped or dead-lettered): they leave inflight.
+# ARGV: entity, job_id, ref...
+SETTLE_LUA = """
+local ek = 'crm:entity:' .. ARGV[1]
+if redis.call('HGET', ek, 'job') ~= ARGV[2] then return -1 end
+for i = 3, #ARGV do redis.call('LREM', ek .. ':inflight', 0, ARGV[i]) end
+return redis.call('LLEN', ek .. ':inflight')
+"""
+
+# The job is over. If changes arrived while it ran, exactly one new job is enqueued for them.
+# ARGV: entity, job_id, now_ms, queue, expire_ms.  Returns 'idle', 'requeued' or 'stale'.
+RELEASE_LUA = (
+    _LUA_SCHEDULE
+    + """
+local entity, job_id, now_ms, queue, expire_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local ek = PREFIX .. 'entity:' .. entity
+if redis.call('HGET', ek, 'job') ~= job_id then return 'stale' end
+local left = redis.call('LLEN', ek .. ':pending') + redis.call('LLEN', ek .. ':inflight')
+if left > 0 then
+  while redis.call('LMOVE', ek .. ':inflight', ek .. ':pending', 'RIGHT', 'LEFT') do end
+  mint_job(ek, entity, queue, now_ms, expire_ms)
+  return 'requeued'
+end
+redis.call('DEL', ek)
+return 'idle'
+"""
+)
+
+# Safety net run by the workers' housekeeping cron: an entity with work but no live arq job (its job was
+# given up by arq, or expired) gets a fresh one. ARGV: entity, now_ms, queue, expire_ms.
+HEAL_LUA = (
+    _LUA_SCHEDULE
+    + """
+local entity, now_ms, queue, expire_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local ek = PREFIX .. 'entity:' .. entity
+local job = redis.call('HGET', ek, 'job')
+if job and redis.call('EXISTS', JOB_PREFIX .. job) == 1 then return 0 end
+local left = redis.call('LLEN', ek .. ':pending') + redis.call('LLEN', ek .. ':inflight')
+if left == 0 then redis.call('DEL', ek) return 0 end
+while redis.call('LMOVE', ek .. ':inflight', ek .. ':pending', 'RIGHT', 'LEFT') do end
+mint_job(ek, entity, queue, now_ms, expire_ms)
+return 1
+"""
+)
+
+
+class EntityQueue:
+    """Thin typed wrappers around the scripts; one instance per Redis client."""
+
+    def __init__(self, redis: Redis, queue_name: str) -> None:
+        self.redis = redis
+        self.queue_name = queue_name
+        self._accept = redis.register_script(ACCEPT_LUA)
+        self._requeue = redis.register_script(REQUEUE_LUA)
+        self._claim = redis.register_script(CLAIM_LUA)
+        self._settle = redis.register_script(SETTLE_LUA)
+        self._release = redis.register_script(RELEASE_LUA)
+        self._heal = redis.register_script(HEAL_LUA)
+
+    async def accept(
+        self,
+        events: list[tuple[str, str, str, str, str, bytes]],
+        *,
+        now_ms: int,
+        dedupe_ttl: int,
+        event_ttl: int,
+        recent_max: int,
+    ) -> list[str]:
+        """events: (source, id, type, entity, timestamp iso, data json). One round trip for all."""
+        args: list[Any] = [now_ms, dedupe_ttl, event_ttl, recent_max, self.queue_name, JOB_EXPIRE_MS]
+        for ev in events:
+            args.extend(ev)
+        result = await self._accept(args=args)
+        return [r.decode() if isinstance(r, bytes) else r for r in result]
+
+    async def requeue(self, items: list[tuple[str, str]], *, now_ms: int) -> int:
+        """items: (entity, ref) of events whose records exist."""
+        args: list[Any] = [now_ms, self.queue_name, JOB_EXPIRE_MS]
+        for entity, ref in items:
+            args.extend((entity, ref))
+        return int(await self._requeue(args=args))
+
+    async def claim(self, entity: str, job_id: str) -> tuple[int, list[str]] | None:
+        result = await self._claim(args=[entity, job_id])
+        if int(result[0]) < 0:
+            return None
+        return int(result[0]), [r.decode() if isinstance(r, bytes) else r for r in result[1:]]
+
+    async def settle(self, entity: str, job_id: str, refs: list[str]) -> int:
+        if not refs:
+            return -1
+        return int(await self._settle(args=[entity, job_id, *refs]))
+
+    async def release(self, entity: str, job_id: str, *, now_ms: int) -> str:
+        result = await self._release(args=[entity, job_id, now_ms, self.queue_name, JOB_EXPIRE_MS])
+        return result.decode() if isinstance(result, bytes) else result
+
+    async def heal(self, *, now_ms: int, scan_count: int = 500) -> int:
+        """Give every stranded entity a job again. Returns how many were healed."""
+        healed = 0
+        async for key in self.redis.scan_iter(match=f"{PREFIX}entity:*", count=scan_count, _type="hash"):
+            entity = key.decode().removeprefix(f"{PREFIX}entity:")
+            healed += int(await self._heal(args=[entity, now_ms, self.queue_name, JOB_EXPIRE_MS]))
+        return healed

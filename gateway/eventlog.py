@@ -1,0 +1,81 @@
+"""The event log: one Redis hash per accepted event, kept `event_log_ttl_seconds`, plus a trimmed index of
+recent refs. Written by the gateway's accept script and by the workers as they handle each event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from gateway.entityqueue import RECENT_EVENTS, event_key
+
+STATUSES = ("queued", "processing", "done", "skipped", "failed", "dead")
+
+
+def _iso(ms: bytes | str | None) -> str | None:
+    if not ms:
+        return None
+    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def decode_record(raw: dict[bytes, bytes]) -> dict[str, Any]:
+    """Redis hash -> the public shape served at GET /admin/events/{id}."""
+    h = {k.decode(): v.decode() for k, v in raw.items()}
+    return {
+        "id": h["id"],
+        "source": h["source"],
+        "type": h["type"],
+        "entity": h["entity"],
+        "timestamp": h.get("timestamp"),
+        "received_at": _iso(h.get("received_ms")),
+        "updated_at": _iso(h.get("updated_ms")),
+        "status": h.get("status", "queued"),
+        "attempts": int(h.get("attempts") or 0),
+        "last_error": h.get("last_error") or None,
+        "data": orjson.loads(h["data"]) if h.get("data") else {},
+    }
+
+
+async def get_event(redis: Redis, ref: str) -> dict[str, Any] | None:
+    raw = await redis.hgetall(event_key(ref))
+    return decode_record(raw) if raw else None
+
+
+async def recent_events(redis: Redis, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
+    refs = await redis.zrevrange(RECENT_EVENTS, 0, max(limit * (4 if status else 1), limit) - 1)
+    async with redis.pipeline(transaction=False) as pipe:
+        for ref in refs:
+            pipe.hgetall(event_key(ref.decode()))
+        raws = await pipe.execute()
+    records = [decode_record(r) for r in raws if r]
+    if status:
+        records = [r for r in records if r["status"] == status]
+    return records[:limit]
+
+
+def set_status(
+    pipe: Pipeline,
+    ref: str,
+    status: str,
+    *,
+    now_ms: int,
+    attempts: int | None = None,
+    error: str | None = None,
+) -> None:
+    """Queue a status change on a pipeline. Only updates a record that still exists (HSET would
+    otherwise resurrect an expired event as a husk without TTL)."""
+    fields: dict[str, Any] = {"status": status, "updated_ms": now_ms}
+    if attempts is not None:
+        fields["attempts"] = attempts
+    if error is not None:
+        fields["last_error"] = error[:500]
+    pipe.eval(_HSET_IF_EXISTS, 1, event_key(ref), *[x for kv in fields.items() for x in kv])
+
+
+_HSET_IF_EXISTS = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], unpack(ARGV)) end
+return 0
+"""

@@ -1,0 +1,123 @@
+"""Group commit of accepted webhooks: the requests that arrive together share one Redis round trip.
+
+A request hands its validated event to `Ingestor.submit` and waits. One flusher task takes everything
+waiting (up to `ingest_batch_max`), runs the accept script once, and answers every waiter. While that
+round trip is out, new requests pile up for the next one, so batching adds no timer delay: under light
+load a batch holds one event, under heavy load hundreds. The sender is answered only after Redis applied
+the script, so an acknowledged event is always queued; on any Redis error nobody is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import structlog
+from redis.exceptions import RedisError
+
+from gateway.entityqueue import EntityQueue
+from gateway.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class QueueUnavailable(Exception):
+    """Redis cannot take the event now. Nothing was acknowledged; the sender should retry."""
+
+
+Row = tuple[str, str, str, str, str, bytes]
+
+
+@dataclass(slots=True)
+class _Pending:
+    row: Row
+    future: asyncio.Future[str]
+
+
+def _consume(future: asyncio.Future[str]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+class Ingestor:
+    def __init__(self, queue: EntityQueue, settings: Settings) -> None:
+        self._queue = queue
+        self._settings = settings
+        self._waiting: deque[_Pending] = deque()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.batched_events = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._flush_forever(), name="ingest-flusher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._fail_all(QueueUnavailable("the gateway is shutting down"))
+
+    async def submit(self, row: Row) -> str:
+        """row: (source, webhook id, type, entity, timestamp iso, data json).
+        Returns 'queued' or 'duplicate'; raises QueueUnavailable."""
+        if len(self._waiting) >= self._settings.ingest_pending_max:
+            raise QueueUnavailable("too many webhooks are waiting for the queue")
+        if self._task is None or self._task.done():
+            raise QueueUnavailable("the queue writer is not running")
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        # A request that timed out no longer awaits its future; retrieve the outcome so it is not logged.
+        future.add_done_callback(_consume)
+        self._waiting.append(_Pending(row, future))
+        self._wakeup.set()
+        try:
+            # shield: a timed-out request leaves its event in the batch; if Redis applies it late,
+            # the sender's retry gets "duplicate", which is still exactly one queued event.
+            return await asyncio.wait_for(asyncio.shield(future), self._settings.ingest_timeout_seconds)
+        except TimeoutError:
+            raise QueueUnavailable("the queue did not answer in time") from None
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._waiting:
+                batch = [self._waiting.popleft() for _ in range(min(len(self._waiting), self._max_batch))]
+                await self._flush(batch)
+
+    @property
+    def _max_batch(self) -> int:
+        return self._settings.ingest_batch_max
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        s = self._settings
+        try:
+            statuses = await self._queue.accept(
+                [p.row for p in batch],
+                now_ms=int(time.time() * 1000),
+                dedupe_ttl=s.dedupe_ttl_seconds,
+                event_ttl=s.event_log_ttl_seconds,
+                recent_max=s.event_log_recent_max,
+            )
+        except (RedisError, OSError) as exc:
+            log.warning("queue_write_failed", error=type(exc).__name__, events=len(batch))
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(QueueUnavailable("the queue is unavailable"))
+            return
+        self.batches += 1
+        self.batched_events += len(batch)
+        for p, status in zip(batch, statuses, strict=True):
+            if not p.future.done():
+                p.future.set_result(status)
+
+    def _fail_all(self, exc: Exception) -> None:
+        while self._waiting:
+            p = self._waiting.popleft()
+            if not p.future.done():
+                p.future.set_exception(exc)

@@ -1,0 +1,165 @@
+"""Every setting of the product, read from `CRMAGENTO_*` environment variables or a `.env` file.
+
+README's settings table lists the same fields; `tests/test_settings.py` keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "CRMAGENTO_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 (a format marker, not a secret)
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed. The message names the environment variable, never its value."""
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def decode_webhook_secret(secret: str) -> bytes:
+    """`whsec_<base64>` -> key bytes, as the Standard Webhooks libraries do."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise ValueError(f"each secret must look like {SECRET_PREFIX}<base64>")
+    try:
+        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"the part after {SECRET_PREFIX} must be valid base64") from None
+    if len(key) < 16:
+        raise ValueError("each secret must decode to at least 16 bytes")
+    return key
+
+
+CsvSecrets = Annotated[list[SecretStr], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- infrastructure -------------------------------------------------------------------------
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="redis://, rediss:// or unix:// URL. Unset: `run` and `demo` start an embedded Redis.",
+    )
+    data_dir: Path = Field(default=Path("var"), description="Embedded Redis data (append-only file).")
+    host: str = Field(default="127.0.0.1", description="Address the gateway listens on.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Port the gateway listens on.")
+    queue_name: str = Field(default="crmagento:queue", description="arq queue the jobs go to.")
+
+    # --- webhook edge ---------------------------------------------------------------------------
+    cr_webhook_secrets: CsvSecrets = Field(
+        default_factory=list, description="Comma-separated whsec_ secrets for Cloud Retailer webhooks."
+    )
+    magento_webhook_secrets: CsvSecrets = Field(
+        default_factory=list, description="Comma-separated whsec_ secrets for Magento callbacks."
+    )
+    admin_tokens: CsvSecrets = Field(
+        default_factory=list, description="Comma-separated bearer tokens for the admin API."
+    )
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest webhook body accepted.")
+    webhook_tolerance_seconds: int = Field(
+        default=300, ge=1, description="Allowed clock skew of webhook-timestamp, both ways."
+    )
+    dedupe_ttl_seconds: int = Field(default=7 * 86400, ge=3600, description="How long a webhook-id is remembered.")
+    event_log_ttl_seconds: int = Field(default=7 * 86400, ge=3600, description="How long event records are kept.")
+    event_log_recent_max: int = Field(
+        default=10_000, ge=100, description="Events listed in the recent-events index (bounds its memory)."
+    )
+    ingest_batch_max: int = Field(default=256, ge=1, description="Most events written to Redis in one round trip.")
+    ingest_pending_max: int = Field(
+        default=5_000, ge=1, description="Events waiting for Redis before the gateway answers 503."
+    )
+    ingest_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Longest wait for Redis before a webhook gets 503."
+    )
+    retry_after_seconds: int = Field(default=5, ge=1, description="Retry-After sent with 503.")
+
+    # --- worker ---------------------------------------------------------------------------------
+    job_max_attempts: int = Field(default=8, ge=1, description="Tries per event before it is dead-lettered.")
+    job_retry_base_seconds: float = Field(default=2.0, gt=0, description="First retry delay (doubles each try).")
+    job_retry_max_seconds: float = Field(default=600.0, gt=0, description="Ceiling of the retry delay.")
+    job_timeout_seconds: int = Field(default=300, ge=1, description="Longest a single job may run.")
+    worker_max_jobs: int = Field(default=20, ge=1, description="Jobs one worker runs at once.")
+    worker_poll_delay_seconds: float = Field(default=0.05, gt=0, description="arq queue poll interval.")
+    worker_heartbeat_seconds: float = Field(default=5.0, gt=0, description="Worker heartbeat interval.")
+    worker_shutdown_grace_seconds: int = Field(
+        default=20, ge=0, description="On SIGTERM, time running jobs get to finish before they are re-queued."
+    )
+    ready_worker_max_age_seconds: int = Field(
+        default=60, ge=1, description="/readyz fails when no worker heartbeat is younger than this."
+    )
+
+    # --- logging --------------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
+    log_format: Literal["json", "console"] = Field(default="json", description="json for machines.")
+
+    @field_validator("cr_webhook_secrets", "magento_webhook_secrets", "admin_tokens", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("cr_webhook_secrets", "magento_webhook_secrets")
+    @classmethod
+    def _webhook_secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for secret in value:
+            decode_webhook_secret(secret.get_secret_value())
+        return value
+
+    @field_validator("admin_tokens")
+    @classmethod
+    def _admin_tokens(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for token in value:
+            if len(token.get_secret_value()) < 16:
+                raise ValueError("each admin token must be at least 16 characters")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        scheme = urlsplit(value.get_secret_value()).scheme
+        if scheme not in REDIS_SCHEMES:
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    def require(self, *fields: str) -> None:
+        """Fail with a message naming the first unset variable among `fields`."""
+        missing = [env_name(f) for f in fields if not getattr(self, f)]
+        if missing:
+            raise ConfigError(f"{', '.join(missing)}: required for this command but not set")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning pydantic's error into one line per bad variable (no values echoed)."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_input=False, include_url=False):
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{env_name(field)}: {msg}")
+        raise ConfigError("\n".join(lines)) from None

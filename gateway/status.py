@@ -1,0 +1,54 @@
+"""What the system looks like right now, read from Redis: for /admin/status, /readyz and /metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+
+from gateway.entityqueue import DEADLETTERS, JOB_STATS, RECENT_EVENTS, WORKERS, worker_key
+
+# Heartbeats older than this are dropped from the listing (the worker is gone).
+_FORGET_WORKER_S = 86_400
+
+
+async def snapshot(redis: Redis, queue_name: str) -> dict[str, Any]:
+    now = time.time()
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zremrangebyscore(WORKERS, "-inf", now - _FORGET_WORKER_S)
+        pipe.zcard(queue_name)
+        pipe.zrange(WORKERS, 0, -1, withscores=True)
+        pipe.zcard(DEADLETTERS)
+        pipe.zcard(RECENT_EVENTS)
+        pipe.hgetall(JOB_STATS)
+        _, depth, workers, dead, recent, stats = await pipe.execute()
+    async with redis.pipeline(transaction=False) as pipe:
+        for wid, _ in workers:
+            pipe.hgetall(worker_key(wid.decode()))
+        infos = await pipe.execute()
+    listed = []
+    for (wid, seen), info in zip(workers, infos, strict=True):
+        details = {k.decode(): v.decode() for k, v in info.items()}
+        listed.append(
+            {
+                "id": wid.decode(),
+                "last_seen": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seen)),
+                "age_seconds": round(now - seen, 1),
+                "host": details.get("host"),
+                "pid": int(details["pid"]) if details.get("pid") else None,
+                "jobs_running": int(details.get("jobs_running") or 0),
+            }
+        )
+    return {
+        "queue_depth": depth,
+        "workers": listed,
+        "dead_letters": dead,
+        "recent_events": recent,
+        "jobs": {k.decode(): int(v) for k, v in stats.items()},
+    }
+
+
+def freshest_worker_age(snap: dict[str, Any]) -> float | None:
+    ages = [w["age_seconds"] for w in snap["workers"]]
+    return min(ages) if ages else None

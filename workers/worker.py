@@ -1,0 +1,144 @@
+"""The arq worker: its settings, the job and cron functions, and a run loop that survives Redis outages.
+
+arq's worker exits when its Redis connection drops and never reconnects (python-arq/arq#386), so
+`run_worker` builds a fresh arq `Worker` after each drop, with a capped backoff, until asked to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from typing import Any
+
+import structlog
+from arq import Worker, cron
+from arq.worker import func
+from redis.exceptions import RedisError
+
+from gateway.entityqueue import PROCESS_ENTITY
+from gateway.redis_conn import arq_redis_settings
+from gateway.settings import Settings
+from workers import serializer
+from workers.dispatch import Dispatcher
+from workers.heartbeat import Heartbeat, new_worker_id
+from workers.registry import Registry, default_registry
+
+log = structlog.get_logger(__name__)
+
+# arq gives up on a job after max_tries; our dispatcher counts attempts itself and dead-letters, so arq's
+# limit must never be what ends a job (that would strand the entity's events).
+_ARQ_MAX_TRIES = 1_000_000
+# arq's own timeout is only a backstop: the dispatcher times each handler out and retries it properly.
+_ARQ_TIMEOUT_SLACK_S = 30
+
+
+async def process_entity(ctx: dict[str, Any], entity: str) -> str:
+    dispatcher: Dispatcher = ctx["dispatcher"]
+    return await dispatcher.process_entity(ctx, entity)
+
+
+async def housekeeping(ctx: dict[str, Any]) -> int:
+    """Every minute: give entities whose job vanished a new one, so nothing stays stuck."""
+    dispatcher: Dispatcher = ctx["dispatcher"]
+    healed = await dispatcher.queue.heal(now_ms=int(time.time() * 1000))
+    if healed:
+        log.warning("entities_healed", count=healed)
+    return healed
+
+
+def build_worker(settings: Settings, registry: Registry, worker_id: str) -> Worker:
+    assert settings.redis_url is not None
+    holder: dict[str, Worker] = {}
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        ctx["dispatcher"] = Dispatcher(ctx["redis"], settings, registry)
+        heartbeat = Heartbeat(
+            ctx["redis"],
+            worker_id,
+            settings.worker_heartbeat_seconds,
+            lambda: sum(not t.done() for t in holder["worker"].tasks.values()),
+        )
+        await heartbeat.beat()
+        heartbeat.start()
+        ctx["heartbeat"] = heartbeat
+
+    worker = Worker(
+        functions=[
+            func(
+                process_entity,
+                name=PROCESS_ENTITY,
+                timeout=settings.job_timeout_seconds + _ARQ_TIMEOUT_SLACK_S,
+                max_tries=_ARQ_MAX_TRIES,
+                keep_result=0,
+            )
+        ],
+        cron_jobs=[cron(housekeeping, name="housekeeping", second={0}, max_tries=2, keep_result=0)],
+        redis_settings=arq_redis_settings(settings.redis_url.get_secret_value()),
+        queue_name=settings.queue_name,
+        max_jobs=settings.worker_max_jobs,
+        poll_delay=settings.worker_poll_delay_seconds,
+        job_timeout=settings.job_timeout_seconds + _ARQ_TIMEOUT_SLACK_S,
+        keep_result=0,
+        job_completion_wait=settings.worker_shutdown_grace_seconds,
+        handle_signals=False,
+        health_check_interval=60,
+        job_serializer=serializer.dumps,
+        job_deserializer=serializer.loads,
+        on_startup=on_startup,
+    )
+    holder["worker"] = worker
+    return worker
+
+
+async def _teardown(worker: Worker) -> None:
+    for task in worker.tasks.values():
+        task.cancel()
+    await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+    heartbeat: Heartbeat | None = worker.ctx.get("heartbeat")
+    if heartbeat is not None:
+        await heartbeat.stop()
+    if worker._pool is not None:  # arq offers no public way to drop a broken pool
+        with contextlib.suppress(RedisError, OSError):
+            await worker.pool.close(close_connection_pool=True)
+        worker._pool = None
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event, registry: Registry | None = None) -> None:
+    """Run until `stop` is set; then finish running jobs (up to the grace period) or re-queue them."""
+    registry = registry if registry is not None else default_registry()
+    worker_id = new_worker_id()
+    delay = 1.0
+    while not stop.is_set():
+        worker = build_worker(settings, registry, worker_id)
+        watcher = asyncio.create_task(_stop_when(stop, worker))
+        started = time.monotonic()
+        try:
+            log.info("worker_starting", worker_id=worker_id, queue=settings.queue_name, handlers=len(registry))
+            await worker.async_run()
+        except asyncio.CancelledError:
+            if not stop.is_set():
+                raise
+        except (RedisError, OSError) as exc:
+            log.warning("worker_lost_redis", error=type(exc).__name__, detail=str(exc)[:200])
+        finally:
+            watcher.cancel()
+            await _teardown(worker)
+        if stop.is_set():
+            break
+        if time.monotonic() - started > 60:
+            delay = 1.0
+        log.info("worker_reconnecting", in_seconds=delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, 30.0)
+    log.info("worker_stopped", worker_id=worker_id)
+
+
+async def _stop_when(stop: asyncio.Event, worker: Worker) -> None:
+    await stop.wait()
+    if worker._job_completion_wait:
+        worker.handle_sig_wait_for_completion(signal.SIGTERM)
+    else:
+        worker.handle_sig(signal.SIGTERM)
