@@ -125,9 +125,9 @@ async def start_worker(settings: Settings) -> AsyncIterator[Callable[..., Any]]:
         await handle.close()
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+async def wait_for(predicate: Callable[[], Any], within: float = 10.0, interval: float = 0.05) -> Any:
     """Poll an async or sync predicate until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         value = predicate()
         if asyncio.iscoroutine(value):
@@ -135,5 +135,5 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            raise AssertionError(f"condition not met within {within} s")
         await asyncio.sleep(interval)
