@@ -151,15 +151,19 @@ class Dispatcher:
         handler = self.registry.get(source, event_type)
         if handler is None:
             return "skipped", f"no handler for {source.value} {event_type} in this build"
+        deadline = asyncio.timeout(self.settings.job_timeout_seconds)
         try:
-            async with asyncio.timeout(self.settings.job_timeout_seconds):
+            async with deadline:
                 await handler(hctx, events)
         except Skip as exc:
             return "skipped", str(exc) or "nothing to do"
         except PermanentError as exc:
             log.warning("handler_failed_permanently", error=str(exc))
             return "dead", str(exc) or type(exc).__name__
-        except TimeoutError:
+        except TimeoutError as exc:
+            if not deadline.expired():  # the handler's own call timed out, not our deadline
+                log.warning("handler_failed", error=f"TimeoutError: {exc}")
+                return "failed", f"TimeoutError: {exc}"
             log.warning("handler_timed_out", timeout_s=self.settings.job_timeout_seconds)
             return "failed", f"timed out after {self.settings.job_timeout_seconds} s"
         except Exception as exc:

@@ -101,7 +101,7 @@ async def _teardown(worker: Worker) -> None:
         await heartbeat.stop()
     if worker._pool is not None:  # arq offers no public way to drop a broken pool
         with contextlib.suppress(RedisError, OSError):
-            await worker.pool.close(close_connection_pool=True)
+            await worker.pool.aclose(close_connection_pool=True)
         worker._pool = None
 
 
