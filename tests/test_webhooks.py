@@ -264,7 +264,7 @@ async def test_garbage_never_gives_500(gateway: TestClient) -> None:
     bodies = [
         b'{"type": "product.updated", "timestamp": "2026-01-01T00:00:00Z", "data": ' + b"[" * 500 + b"]" * 500 + b"}",
         b'{"type": "product.updated", "timestamp": 1e999, "data": {}}',
-        b'{"type": "product.updated", "timestamp": "2026-01-01T00:00:00Z", "data": {"product_id": "\\u0000", "sku": 1}}',
+        b'{"type": "product.updated", "timestamp": "2026-01-01T00:00:00Z", "data": {"product_id": "\\u0000"}}',
         b'{"type": "\xff\xfe", "timestamp": 0, "data": {}}',
         b'{"type": null, "timestamp": null, "data": null}',
         b"\x00\x01\x02",
