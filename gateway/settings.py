@@ -100,7 +100,9 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=8, ge=1, description="Tries per event before it is dead-lettered.")
     job_retry_base_seconds: float = Field(default=2.0, gt=0, description="First retry delay (doubles each try).")
     job_retry_max_seconds: float = Field(default=600.0, gt=0, description="Ceiling of the retry delay.")
-    job_timeout_seconds: int = Field(default=300, ge=1, description="Longest a single job may run.")
+    job_timeout_seconds: int = Field(
+        default=120, ge=1, description="Longest one handler may run; also sets when a killed worker's job reruns."
+    )
     worker_max_jobs: int = Field(default=20, ge=1, description="Jobs one worker runs at once.")
     worker_poll_delay_seconds: float = Field(default=0.05, gt=0, description="arq queue poll interval.")
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0, description="Worker heartbeat interval.")

@@ -30,8 +30,13 @@ log = structlog.get_logger(__name__)
 # arq gives up on a job after max_tries; our dispatcher counts attempts itself and dead-letters, so arq's
 # limit must never be what ends a job (that would strand the entity's events).
 _ARQ_MAX_TRIES = 1_000_000
-# arq's own timeout is only a backstop: the dispatcher times each handler out and retries it properly.
-_ARQ_TIMEOUT_SLACK_S = 30
+
+
+def arq_timeout(job_timeout: int) -> int:
+    """arq's own timeout is only a backstop: the dispatcher times each handler out and retries it properly.
+    It also sets how long arq waits before re-running the job of a worker that died (this + 10 s), so the
+    slack stays small."""
+    return job_timeout + min(30, job_timeout)
 
 
 async def process_entity(ctx: dict[str, Any], entity: str) -> str:
@@ -69,7 +74,7 @@ def build_worker(settings: Settings, registry: Registry, worker_id: str) -> Work
             func(
                 process_entity,
                 name=PROCESS_ENTITY,
-                timeout=settings.job_timeout_seconds + _ARQ_TIMEOUT_SLACK_S,
+                timeout=arq_timeout(settings.job_timeout_seconds),
                 max_tries=_ARQ_MAX_TRIES,
                 keep_result=0,
             )
@@ -79,7 +84,7 @@ def build_worker(settings: Settings, registry: Registry, worker_id: str) -> Work
         queue_name=settings.queue_name,
         max_jobs=settings.worker_max_jobs,
         poll_delay=settings.worker_poll_delay_seconds,
-        job_timeout=settings.job_timeout_seconds + _ARQ_TIMEOUT_SLACK_S,
+        job_timeout=arq_timeout(settings.job_timeout_seconds),
         keep_result=0,
         job_completion_wait=settings.worker_shutdown_grace_seconds,
         handle_signals=False,
