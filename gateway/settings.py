@@ -113,6 +113,30 @@ class Settings(BaseSettings):
         default=60, ge=1, description="/readyz fails when no worker heartbeat is younger than this."
     )
 
+    # --- Magento (the sandbox or a real store) -----------------------------------------------------
+    magento_url: str | None = Field(default=None, description="Magento base URL, e.g. https://shop.example.com.")
+    magento_token: SecretStr | None = Field(
+        default=None, description="Integration access token sent as Bearer (needs bearer mode on 2.4.4+)."
+    )
+    magento_consumer_key: SecretStr | None = Field(default=None, description="OAuth 1.0a consumer key.")
+    magento_consumer_secret: SecretStr | None = Field(default=None, description="OAuth 1.0a consumer secret.")
+    magento_access_token: SecretStr | None = Field(default=None, description="OAuth 1.0a access token.")
+    magento_access_token_secret: SecretStr | None = Field(default=None, description="OAuth 1.0a access token secret.")
+    magento_store_code: str = Field(default="default", description="Store view linked to Cloud Retailer.")
+    magento_website_id: int = Field(default=1, ge=0, description="Website linked to Cloud Retailer.")
+    magento_source_code: str = Field(default="default", description="MSI inventory source for on-hand stock.")
+    magento_concurrency: int = Field(default=8, ge=1, description="Requests in flight to Magento at once.")
+
+    # --- Cloud Retailer ---------------------------------------------------------------------------------
+    cr_url: str | None = Field(default=None, description="Cloud Retailer API base URL (ending in /api/v1).")
+    cr_api_key: SecretStr | None = Field(default=None, description="Cloud Retailer API key (Bearer).")
+    cr_store_id: str | None = Field(default=None, description="Cloud Retailer store linked to Magento.")
+    cr_concurrency: int = Field(default=8, ge=1, description="Requests in flight to Cloud Retailer at once.")
+
+    # --- outbound HTTP ------------------------------------------------------------------------------------
+    http_timeout_seconds: float = Field(default=30.0, gt=0, description="Timeout of one outbound API call.")
+    http_retries: int = Field(default=4, ge=0, description="Retries of an outbound call on 429/5xx/timeouts.")
+
     # --- logging --------------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     log_format: Literal["json", "console"] = Field(default="json", description="json for machines.")
