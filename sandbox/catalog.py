@@ -1,8 +1,8 @@
 """A deterministic retail catalog shared by both sandboxes, so the same seed gives the same SKUs, categories,
 attribute sets and customers in Cloud Retailer and (where seeded) in Magento.
 
-Everything is derived from (seed, index): product i is the same whatever N is, and generating 100k products
-takes well under a second and little memory (plain dataclasses with slots).
+Everything is derived from (seed, index): product i is the same whatever N is. Generating 100k products
+takes a few seconds on a small machine and little memory (plain dataclasses with slots).
 """
 
 from __future__ import annotations
@@ -114,15 +114,19 @@ def categories() -> list[CategorySpec]:
     return out
 
 
+_CATEGORIES = categories()
+_LEAVES = [c for c in _CATEGORIES if c.parent_id is not None]
+_DEPARTMENT_NAME = {c.id: c.name for c in _CATEGORIES if c.parent_id is None}
+
+
 def sku(i: int) -> str:
     return f"CR-{i:06d}"
 
 
 def product(i: int, seed: int = 1) -> ProductSpec:
     rng = random.Random(seed * 1_000_003 + i)
-    cats = [c for c in categories() if c.parent_id is not None]
-    cat = cats[i % len(cats)]
-    dept_name = next(c.name for c in categories() if c.id == cat.parent_id)
+    cat = _LEAVES[i % len(_LEAVES)]
+    dept_name = _DEPARTMENT_NAME[cat.parent_id or ""]
     noun = _NOUNS.get(cat.name, "Item")
     name = f"{rng.choice(_ADJECTIVES)} {noun} {i}"
     set_name = SET_FOR_DEPARTMENT[dept_name]
