@@ -106,15 +106,24 @@ class Ingestor:
             )
         except (RedisError, OSError) as exc:
             log.warning("queue_write_failed", error=type(exc).__name__, events=len(batch))
-            for p in batch:
-                if not p.future.done():
-                    p.future.set_exception(QueueUnavailable("the queue is unavailable"))
+            self._fail(batch, QueueUnavailable("the queue is unavailable"))
+            return
+        except Exception:
+            # Never let the flusher die: every later webhook would get 503 until a restart.
+            log.exception("queue_write_crashed", events=len(batch))
+            self._fail(batch, QueueUnavailable("the queue writer failed"))
             return
         self.batches += 1
         self.batched_events += len(batch)
         for p, status in zip(batch, statuses, strict=True):
             if not p.future.done():
                 p.future.set_result(status)
+
+    @staticmethod
+    def _fail(batch: list[_Pending], exc: Exception) -> None:
+        for p in batch:
+            if not p.future.done():
+                p.future.set_exception(exc)
 
     def _fail_all(self, exc: Exception) -> None:
         while self._waiting:
