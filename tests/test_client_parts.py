@@ -1,0 +1,77 @@
+"""The clients' pure parts: Magento message placeholders, Retry-After, searchCriteria, OAuth 1.0a signing.
+(The clients themselves are tested against the sandbox servers over HTTP.)"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import time
+from email.utils import formatdate
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from oauthlib.oauth1.rfc5849 import signature as oauth_signature
+from oauthlib.oauth1.rfc5849.utils import parse_authorization_header
+
+from workers.clients.http import RetryPolicy, parse_retry_after
+from workers.clients.magento import OAuth1Signer, fill_placeholders, magento_error_message
+from workers.clients.search_criteria import Filter, SearchCriteria
+
+
+def test_magento_placeholders_list_and_dict() -> None:
+    assert fill_placeholders("Invalid product data: %1", ["Invalid attribute set"]) == (
+        "Invalid product data: Invalid attribute set"
+    )
+    assert fill_placeholders("%1 and %10", list(range(1, 11))) == "1 and 10"
+    assert fill_placeholders(
+        "The consumer isn't authorized to access %resources.", {"resources": "Magento_Catalog::products"}
+    ) == ("The consumer isn't authorized to access Magento_Catalog::products.")
+    body = {"message": "%fieldName is a required field.", "parameters": {"fieldName": "sku"}, "errors": [
+        {"message": "Value %1 is bad", "parameters": ["x"]}
+    ]}  # fmt: skip
+    assert magento_error_message(400, body, b"") == "sku is a required field.; Value x is bad"
+    assert magento_error_message(502, None, b"<html> Bad   gateway </html>") == "<html> Bad gateway </html>"
+
+
+def test_retry_after_seconds_or_http_date() -> None:
+    assert parse_retry_after("7") == 7.0
+    now = time.time()
+    assert 9 <= parse_retry_after(formatdate(now + 10, usegmt=True), now=now) <= 10.5
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+    policy = RetryPolicy(base_seconds=1, max_seconds=8, max_retry_after_seconds=30)
+    assert policy.delay(1, 120) == 30  # a server's Retry-After is honoured, within reason
+    assert 4 <= policy.delay(4, None) <= 8
+
+
+def test_search_criteria_groups_or_inside_and_across() -> None:
+    criteria = (
+        SearchCriteria(page_size=50)
+        .where("state", "complete")
+        .any_of(
+            Filter("updated_at", "2026-01-01 00:00:00", "gteq"), Filter("created_at", "2026-01-01 00:00:00", "gteq")
+        )
+        .where("sku", ["A", "B"], "in")
+        .order_by("updated_at")
+    )
+    p = criteria.params(page=3)
+    assert p["searchCriteria[filter_groups][0][filters][0][field]"] == "state"
+    assert p["searchCriteria[filter_groups][1][filters][1][field]"] == "created_at"
+    assert p["searchCriteria[filter_groups][1][filters][1][condition_type]"] == "gteq"
+    assert p["searchCriteria[filter_groups][2][filters][0][value]"] == "A,B"
+    assert p["searchCriteria[sortOrders][0][direction]"] == "ASC"
+    assert (p["searchCriteria[pageSize]"], p["searchCriteria[currentPage]"]) == ("50", "3")
+
+
+def test_oauth1_signature_verifies_server_side() -> None:
+    signer = OAuth1Signer("ck", "cs-secret", "at", "ats-secret")
+    url = "http://127.0.0.1:9/rest/all/V1/products?searchCriteria%5BpageSize%5D=10&a=b%20c"
+    header = signer("GET", url, {})["Authorization"]
+    params = parse_authorization_header(header)
+    oauth = dict(params)
+    assert oauth["oauth_signature_method"] == "HMAC-SHA256" and oauth["oauth_consumer_key"] == "ck"
+    query = parse_qsl(urlsplit(url).query)
+    normalized = oauth_signature.normalize_parameters([(k, v) for k, v in params if k != "oauth_signature"] + query)
+    base = oauth_signature.signature_base_string("GET", oauth_signature.base_string_uri(url), normalized)
+    # HMAC-SHA256 keyed with consumer_secret&token_secret (RFC 5849 3.4.2), computed independently.
+    digest = hmac.digest(b"cs-secret&ats-secret", base.encode(), "sha256")
+    assert base64.b64encode(digest).decode() == unquote(oauth["oauth_signature"])
+    assert "cs-secret" not in repr(signer) and "ats-secret" not in header

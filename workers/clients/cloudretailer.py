@@ -1,0 +1,185 @@
+"""CloudRetailerClient: the adapter for the Cloud Retailer API contract in docs/cloudretailer-api.md
+(bearer key, cursor paging with `limit` and `updated_since`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from yarl import URL
+
+from gateway.settings import Settings
+from workers.clients.cloudretailer_models import Category, Customer, InventoryLevel, Product, Sale, Store
+from workers.clients.errors import Conflict
+from workers.clients.http import HttpApi, RetryPolicy
+
+
+def cr_error_message(status: int, parsed: Any, raw: bytes) -> str:
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+        err = parsed["error"]
+        field = f" ({err['field']})" if err.get("field") else ""
+        return f"{err.get('message') or err.get('code') or status}{field}"
+    return raw[:200].decode("utf-8", "replace") or f"HTTP {status}"
+
+
+class CloudRetailerClient:
+    def __init__(self, settings: Settings, *, retry: RetryPolicy | None = None) -> None:
+        if not settings.cr_url or settings.cr_api_key is None:
+            raise ValueError("CRMAGENTO_CR_URL and CRMAGENTO_CR_API_KEY must be set")
+        self.base = URL(settings.cr_url.rstrip("/"))
+        self.store_id = settings.cr_store_id
+        self._headers = {
+            "Accept": "application/json",
+            "Authorization": f"Bearer {settings.cr_api_key.get_secret_value()}",
+        }
+        self.http = HttpApi(
+            "cloudretailer",
+            timeout=settings.http_timeout_seconds,
+            concurrency=settings.cr_concurrency,
+            retry=retry or RetryPolicy(retries=settings.http_retries),
+            error_message=cr_error_message,
+        )
+
+    def __repr__(self) -> str:
+        return f"CloudRetailerClient({self.base}, store={self.store_id!r})"
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    async def __aenter__(self) -> CloudRetailerClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def url(self, path: str, params: Mapping[str, str] | None = None) -> URL:
+        url = URL(str(self.base) + "/" + path.lstrip("/"), encoded=True)
+        return url.update_query(params) if params else url
+
+    async def call(
+        self, method: str, path: str, *, params: Mapping[str, str] | None = None, json: Any = None, raw: bool = False
+    ) -> Any:
+        return await self.http.request(method, self.url(path, params), json=json, headers=self._headers, raw=raw)
+
+    async def iter_pages(
+        self, path: str, params: Mapping[str, str] | None = None, *, limit: int = 500
+    ) -> AsyncIterator[dict[str, Any]]:
+        query = {**(params or {}), "limit": str(limit)}
+        while True:
+            page = await self.call("GET", path, params=query)
+            for item in page["items"]:
+                yield item
+            if not page.get("next_cursor"):
+                return
+            query["cursor"] = page["next_cursor"]
+
+    # --- stores ---------------------------------------------------------------------------------------
+    async def stores(self) -> list[Store]:
+        return [Store.model_validate(s) async for s in self.iter_pages("stores")]
+
+    async def sales_totals(self, store_id: str) -> dict[str, Any]:
+        return await self.call("GET", f"stores/{_seg(store_id)}/sales-totals")
+
+    # --- products -------------------------------------------------------------------------------------
+    async def get_product(self, product_id: str) -> Product:
+        return Product.model_validate(await self.call("GET", f"products/{_seg(product_id)}"))
+
+    async def product_by_sku(self, sku: str) -> Product | None:
+        page = await self.call("GET", "products", params={"sku": sku, "limit": "1"})
+        return Product.model_validate(page["items"][0]) if page["items"] else None
+
+    async def products(self, updated_since: str | None = None) -> AsyncIterator[Product]:
+        params = {"updated_since": updated_since} if updated_since else None
+        async for item in self.iter_pages("products", params):
+            yield Product.model_validate(item)
+
+    async def update_product(self, product_id: str, changes: Mapping[str, Any]) -> Product:
+        return Product.model_validate(await self.call("PUT", f"products/{_seg(product_id)}", json=dict(changes)))
+
+    async def image_bytes(self, product_id: str, image_id: str) -> bytes:
+        return await self.call("GET", f"products/{_seg(product_id)}/images/{_seg(image_id)}", raw=True)
+
+    # --- inventory ------------------------------------------------------------------------------------
+    async def inventory(self, store_id: str | None = None) -> AsyncIterator[InventoryLevel]:
+        async for item in self.iter_pages("inventory", {"store_id": store_id or self._store()}):
+            yield InventoryLevel.model_validate(item)
+
+    async def inventory_level(self, sku: str, store_id: str | None = None) -> InventoryLevel:
+        path = f"inventory/{_seg(store_id or self._store())}/{_seg(sku)}"
+        return InventoryLevel.model_validate(await self.call("GET", path))
+
+    async def set_on_hand(self, sku: str, on_hand: float, store_id: str | None = None) -> InventoryLevel:
+        path = f"inventory/{_seg(store_id or self._store())}/{_seg(sku)}"
+        return InventoryLevel.model_validate(await self.call("PUT", path, json={"on_hand": on_hand}))
+
+    # --- categories -----------------------------------------------------------------------------------
+    async def categories(self, updated_since: str | None = None) -> list[Category]:
+        params = {"updated_since": updated_since} if updated_since else None
+        return [Category.model_validate(c) async for c in self.iter_pages("categories", params)]
+
+    async def create_category(self, category: Mapping[str, Any]) -> Category:
+        return Category.model_validate(await self.call("POST", "categories", json=dict(category)))
+
+    async def update_category(self, category_id: str, changes: Mapping[str, Any]) -> Category:
+        return Category.model_validate(await self.call("PUT", f"categories/{_seg(category_id)}", json=dict(changes)))
+
+    async def attribute_sets(self) -> list[dict[str, Any]]:
+        return [s async for s in self.iter_pages("attribute-sets")]
+
+    # --- customers ------------------------------------------------------------------------------------
+    async def get_customer(self, customer_id: str) -> Customer:
+        return Customer.model_validate(await self.call("GET", f"customers/{_seg(customer_id)}"))
+
+    async def find_customer(self, email: str) -> Customer | None:
+        page = await self.call("GET", "customers", params={"email": email})
+        return Customer.model_validate(page["items"][0]) if page["items"] else None
+
+    async def customers(self, updated_since: str | None = None) -> AsyncIterator[Customer]:
+        params = {"updated_since": updated_since} if updated_since else None
+        async for item in self.iter_pages("customers", params):
+            yield Customer.model_validate(item)
+
+    async def create_customer(self, customer: Mapping[str, Any]) -> tuple[Customer, bool]:
+        """Returns (customer, created). An existing email links to that customer instead (409)."""
+        try:
+            return Customer.model_validate(await self.call("POST", "customers", json=dict(customer))), True
+        except Conflict as exc:
+            existing = (exc.body or {}).get("existing") or {}
+            if existing.get("id"):
+                return await self.get_customer(existing["id"]), False
+            found = await self.find_customer(customer["email"])
+            if found is None:
+                raise
+            return found, False
+
+    async def update_customer(self, customer_id: str, changes: Mapping[str, Any]) -> Customer:
+        return Customer.model_validate(await self.call("PUT", f"customers/{_seg(customer_id)}", json=dict(changes)))
+
+    # --- sales ----------------------------------------------------------------------------------------
+    async def create_sale(self, sale: Sale) -> tuple[Sale, bool]:
+        """Returns (sale, created). A sale with the same external_ref already there is returned as is."""
+        body = sale.model_dump(exclude={"id"}, exclude_none=True)
+        try:
+            return Sale.model_validate(await self.call("POST", "sales", json=body)), True
+        except Conflict:
+            existing = await self.sale_by_external_ref(sale.external_ref)
+            if existing is None:
+                raise
+            return existing, False
+
+    async def sale_by_external_ref(self, external_ref: str) -> Sale | None:
+        page = await self.call("GET", "sales", params={"external_ref": external_ref})
+        return Sale.model_validate(page["items"][0]) if page["items"] else None
+
+    async def get_sale(self, sale_id: str) -> Sale:
+        return Sale.model_validate(await self.call("GET", f"sales/{_seg(sale_id)}"))
+
+    def _store(self) -> str:
+        if not self.store_id:
+            raise ValueError("CRMAGENTO_CR_STORE_ID is not set")
+        return self.store_id
+
+
+def _seg(value: str) -> str:
+    return quote(str(value), safe="")

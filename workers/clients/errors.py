@@ -1,0 +1,39 @@
+"""What a remote call can fail with. Transient ones are retried (here, then by the job); permanent ones are
+not. Messages carry the remote system's own text, placeholders filled, and never a credential."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workers.errors import PermanentError, TransientError
+
+
+class ApiError(Exception):
+    def __init__(self, system: str, status: int | None, message: str, *, method: str = "", path: str = "") -> None:
+        self.system, self.status, self.message, self.method, self.path = system, status, message, method, path
+        where = f" ({method} {path})" if method else ""
+        super().__init__(f"{system} {status or 'error'}{where}: {message}")
+
+
+class TransientApiError(ApiError, TransientError):
+    """Rate limited, 5xx, timeout or connection failure, still failing after the client's retries."""
+
+
+class PermanentApiError(ApiError, PermanentError):
+    """The request itself is wrong (4xx): sending it again cannot help."""
+
+
+class NotFound(PermanentApiError):
+    pass
+
+
+class Conflict(PermanentApiError):
+    """409 (Cloud Retailer: the email or external_ref exists). `body` holds the existing record."""
+
+    def __init__(self, *args: Any, body: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.body = body
+
+
+class Unauthorized(PermanentApiError):
+    pass

@@ -1,0 +1,161 @@
+"""The HTTP plumbing both clients share: one session, a concurrency limit, timeouts, and retries on 429,
+5xx, timeouts and connection errors with backoff that honours Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+import structlog
+from yarl import URL
+
+from workers.clients.errors import ApiError, Conflict, NotFound, PermanentApiError, TransientApiError, Unauthorized
+
+log = structlog.get_logger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# A non-idempotent request (a POST that creates) is only re-sent when the server surely did not act on it.
+UNSAFE_RETRY_STATUSES = frozenset({429, 503})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    retries: int = 4
+    base_seconds: float = 0.5
+    max_seconds: float = 10.0
+    max_retry_after_seconds: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after_seconds)
+        cap = min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1))
+        return random.uniform(cap / 2, cap)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After is either seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+Signer = Callable[[str, str, Mapping[str, str]], dict[str, str]]
+ErrorMessage = Callable[[int, Any, bytes], str]
+
+
+class HttpApi:
+    def __init__(
+        self,
+        system: str,
+        *,
+        timeout: float,
+        concurrency: int,
+        retry: RetryPolicy,
+        error_message: ErrorMessage,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.system = system
+        self.retry = retry
+        self._error_message = error_message
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._limit = asyncio.Semaphore(concurrency)
+        self._session = session
+        self._owns_session = session is None
+        self.calls = 0
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, json_serialize=lambda o: orjson.dumps(o).decode()
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+        self._session = None
+
+    async def request(
+        self,
+        method: str,
+        url: URL,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str],
+        signer: Signer | None = None,
+        idempotent: bool | None = None,
+        raw: bool = False,
+    ) -> Any:
+        """Send with retries; returns the parsed JSON (or bytes when `raw`)."""
+        idempotent = method != "POST" if idempotent is None else idempotent
+        body = orjson.dumps(json) if json is not None else None
+        attempt = 0
+        while True:
+            attempt += 1
+            send_headers = dict(headers)
+            if body is not None:
+                send_headers["Content-Type"] = "application/json"
+            if signer is not None:
+                send_headers.update(signer(method, str(url), send_headers))
+            retry_after: float | None = None
+            try:
+                async with self._limit:
+                    self.calls += 1
+                    async with self.session.request(method, url, data=body, headers=send_headers) as resp:
+                        content = await resp.read()
+                        status = resp.status
+                        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
+                # Never reached the server: safe to re-send whatever the method.
+                error: ApiError = TransientApiError(self.system, None, f"cannot connect: {exc}", method=method,
+                                                    path=url.path)  # fmt: skip
+                retryable = True
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                error = TransientApiError(
+                    self.system, None, f"{type(exc).__name__}: {exc or 'timed out'}", method=method, path=url.path
+                )
+                retryable = idempotent
+            else:
+                if status < 400:
+                    if raw:
+                        return content
+                    return orjson.loads(content) if content else None
+                error = self._error(status, content, method, url.path)
+                retryable = status in (RETRY_STATUSES if idempotent else UNSAFE_RETRY_STATUSES)
+            if not retryable or attempt > self.retry.retries:
+                raise error
+            delay = self.retry.delay(attempt, retry_after)
+            log.info("api_retry", system=self.system, status=error.status, attempt=attempt, delay_s=round(delay, 2))
+            await asyncio.sleep(delay)
+
+    def _error(self, status: int, content: bytes, method: str, path: str) -> ApiError:
+        try:
+            parsed = orjson.loads(content) if content else None
+        except orjson.JSONDecodeError:
+            parsed = None
+        message = self._error_message(status, parsed, content)
+        kwargs = {"method": method, "path": path}
+        if status in RETRY_STATUSES:
+            return TransientApiError(self.system, status, message, **kwargs)
+        if status == 404:
+            return NotFound(self.system, status, message, **kwargs)
+        if status == 409:
+            return Conflict(self.system, status, message, body=parsed, **kwargs)
+        if status in (401, 403):
+            return Unauthorized(self.system, status, message, **kwargs)
+        return PermanentApiError(self.system, status, message, **kwargs)
