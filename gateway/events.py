@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -34,63 +34,61 @@ class Envelope(BaseModel):
 
 
 class EventData(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    """Subclasses name the entity they are about: `{source}:{KIND}:{KEY fields joined by ':'}`. All events
+    about one entity share its queue (and so are coalesced and handled in order)."""
 
-    def entity(self, source: Source, event_type: str) -> str:
-        raise NotImplementedError
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    KIND: ClassVar[str]
+    KEY: ClassVar[tuple[str, ...]]
+
+    def entity(self, source: Source) -> str:
+        return ":".join([source.value, self.KIND, *(str(getattr(self, f)) for f in self.KEY)])
 
 
 class ProductEvent(EventData):
+    KIND = "product"
+    KEY = ("product_id",)
     product_id: CrId
     sku: Sku
 
-    def entity(self, source: Source, event_type: str) -> str:
-        return f"{source}:product:{self.product_id}"
-
 
 class InventoryEvent(EventData):
+    KIND = "inventory"
+    KEY = ("store_id", "sku")
     sku: Sku
     store_id: CrId
     on_hand: float | None = None
 
-    def entity(self, source: Source, event_type: str) -> str:
-        return f"{source}:inventory:{self.store_id}:{self.sku}"
-
 
 class CategoryEvent(EventData):
+    KIND = "category"
+    KEY = ("category_id",)
     category_id: CrId
-
-    def entity(self, source: Source, event_type: str) -> str:
-        return f"{source}:category:{self.category_id}"
 
 
 class CustomerEvent(EventData):
+    KIND = "customer"
+    KEY = ("customer_id",)
     customer_id: CrId
-
-    def entity(self, source: Source, event_type: str) -> str:
-        return f"{source}:customer:{self.customer_id}"
 
 
 class MagentoOrderEvent(EventData):
+    KIND = "order"
+    KEY = ("order_id",)
     order_id: MagentoId
     increment_id: Annotated[str, StringConstraints(min_length=1, max_length=50, strip_whitespace=True)]
 
-    def entity(self, source: Source, event_type: str) -> str:
-        return f"{source}:order:{self.order_id}"
-
 
 class MagentoCustomerEvent(EventData):
+    KIND = "customer"
+    KEY = ("customer_id",)
     customer_id: MagentoId
-
-    def entity(self, source: Source, event_type: str) -> str:
-        return f"{source}:customer:{self.customer_id}"
 
 
 class MagentoCategoryEvent(EventData):
+    KIND = "category"
+    KEY = ("category_id",)
     category_id: MagentoId
-
-    def entity(self, source: Source, event_type: str) -> str:
-        return f"{source}:category:{self.category_id}"
 
 
 CATALOGUE: dict[Source, dict[str, type[EventData]]] = {

@@ -95,7 +95,7 @@ async def _handle(request: web.Request, source: Source) -> tuple[web.Response, s
         source.value,
         signed.msg_id,
         envelope.type,
-        data.entity(source, envelope.type),
+        data.entity(source),
         envelope.timestamp.isoformat(),
         orjson.dumps(data.model_dump(mode="json")),
     )

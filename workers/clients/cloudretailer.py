@@ -12,7 +12,7 @@ from yarl import URL
 from gateway.settings import Settings
 from workers.clients.cloudretailer_models import Category, Customer, InventoryLevel, Product, Sale, Store
 from workers.clients.errors import Conflict
-from workers.clients.http import HttpApi, RetryPolicy
+from workers.clients.http import ApiClient, HttpApi, RetryPolicy
 
 
 def cr_error_message(status: int, parsed: Any, raw: bytes) -> str:
@@ -23,7 +23,7 @@ def cr_error_message(status: int, parsed: Any, raw: bytes) -> str:
     return raw[:200].decode("utf-8", "replace") or f"HTTP {status}"
 
 
-class CloudRetailerClient:
+class CloudRetailerClient(ApiClient):
     def __init__(self, settings: Settings, *, retry: RetryPolicy | None = None) -> None:
         if not settings.cr_url or settings.cr_api_key is None:
             raise ValueError("CRMAGENTO_CR_URL and CRMAGENTO_CR_API_KEY must be set")
@@ -43,15 +43,6 @@ class CloudRetailerClient:
 
     def __repr__(self) -> str:
         return f"CloudRetailerClient({self.base}, store={self.store_id!r})"
-
-    async def close(self) -> None:
-        await self.http.close()
-
-    async def __aenter__(self) -> CloudRetailerClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     def url(self, path: str, params: Mapping[str, str] | None = None) -> URL:
         url = URL(str(self.base) + "/" + path.lstrip("/"), encoded=True)

@@ -9,7 +9,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 import orjson
@@ -159,3 +159,18 @@ class HttpApi:
         if status in (401, 403):
             return Unauthorized(self.system, status, message, **kwargs)
         return PermanentApiError(self.system, status, message, **kwargs)
+
+
+class ApiClient:
+    """What both adapters share: the HttpApi they own and an async context to close it."""
+
+    http: HttpApi
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

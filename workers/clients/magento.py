@@ -17,7 +17,7 @@ from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256, Client
 from yarl import URL
 
 from gateway.settings import Settings
-from workers.clients.http import HttpApi, RetryPolicy
+from workers.clients.http import ApiClient, HttpApi, RetryPolicy
 from workers.clients.magento_models import Category, Customer, MediaEntry, Order, Page, Product, SourceItem
 from workers.clients.search_criteria import SearchCriteria
 
@@ -65,7 +65,7 @@ class OAuth1Signer:
         return {"Authorization": signed["Authorization"]}
 
 
-class MagentoClient:
+class MagentoClient(ApiClient):
     def __init__(self, settings: Settings, *, retry: RetryPolicy | None = None) -> None:
         if not settings.magento_url:
             raise ValueError("CRMAGENTO_MAGENTO_URL is not set")
@@ -100,15 +100,6 @@ class MagentoClient:
 
     def __repr__(self) -> str:
         return f"MagentoClient({self.base}, store={self.store_code!r})"
-
-    async def close(self) -> None:
-        await self.http.close()
-
-    async def __aenter__(self) -> MagentoClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     # --- plumbing -------------------------------------------------------------------------------------
     def url(self, path: str, *, store: str | None = None, params: Mapping[str, str] | None = None) -> URL:
