@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -36,6 +38,21 @@ def _settings(*required: str, **overrides: object) -> Settings:
     return settings
 
 
+# Errors of binding the listening socket: an operator problem (port taken, privileged port), not a crash.
+_LISTEN_ERRNOS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
+
+
+def _listening(main: Coroutine[Any, Any, None], host: str, port: int) -> None:
+    """Run `main`; a socket that cannot be bound exits 1 with one line instead of a traceback."""
+    try:
+        asyncio.run(main)
+    except OSError as exc:
+        if exc.errno not in _LISTEN_ERRNOS:
+            raise
+        typer.echo(f"crmagento: cannot listen on {host}:{port}: {exc.strerror}", err=True)
+        raise typer.Exit(1) from None
+
+
 def _registry(handlers_module: str | None) -> Registry:
     registry = default_registry()
     if handlers_module:
@@ -59,7 +76,7 @@ def run(host: HostOpt = None, port: PortOpt = None, handlers_module: HandlersOpt
     settings = _settings(*WEB_REQUIRED, host=host, port=port)
     registry = _registry(handlers_module)
     with redis_for(settings) as ready:
-        asyncio.run(run_all(ready, ready.host, ready.port, registry))
+        _listening(run_all(ready, ready.host, ready.port, registry), ready.host, ready.port)
 
 
 @app.command()
@@ -68,7 +85,7 @@ def serve(host: HostOpt = None, port: PortOpt = None) -> None:
     from crmagento.runtime import serve_forever
 
     settings = _settings("redis_url", *WEB_REQUIRED, host=host, port=port)
-    asyncio.run(serve_forever(settings, settings.host, settings.port))
+    _listening(serve_forever(settings, settings.host, settings.port), settings.host, settings.port)
 
 
 @app.command()

@@ -3,18 +3,45 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
 
-# Keys whose values never reach a log line, whatever a caller passes.
-_REDACT = {"secret", "secrets", "token", "tokens", "signature", "authorization", "password", "redis_url"}
+# Keys whose values never reach a log line, whatever a caller passes: any key *containing* one of these
+# (`webhook-signature`, `admin_token`, `cr_webhook_secrets`, `cr_api_key`...), also inside dict values
+# such as a headers mapping.
+_REDACT = ("secret", "token", "signature", "authorization", "password", "api_key", "cookie", "redis_url")
+
+
+def _sensitive(key: object) -> bool:
+    name = str(key).lower().replace("-", "_")
+    return any(word in name for word in _REDACT)
+
+
+def _scrub(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: "[redacted]" if _sensitive(k) else _scrub(v) for k, v in value.items()}
+    return value
 
 
 def _redact(_: object, __: str, event_dict: dict) -> dict:
     for key in list(event_dict):
-        if key.lower() in _REDACT:
-            event_dict[key] = "[redacted]"
+        if key == "event":
+            continue
+        event_dict[key] = "[redacted]" if _sensitive(key) else _scrub(event_dict[key])
+    return event_dict
+
+
+# aiohttp's "Error handling request" quotes the offending raw header line in its exception text
+# (`Invalid header value char: b'webhook-signature: v1,...'`); cut the value of any sensitive header.
+_HEADER_LINE = re.compile(r"(?i)\b((?:proxy-)?authorization|webhook-signature|cookie|x-api-key)(\s*:)[^\r\n]*")
+
+
+def _redact_header_lines(_: object, __: str, event_dict: dict) -> dict:
+    for key, value in event_dict.items():
+        if isinstance(value, str) and ":" in value:
+            event_dict[key] = _HEADER_LINE.sub(r"\1\2 [redacted]", value)
     return event_dict
 
 
@@ -39,6 +66,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            _redact_header_lines,
             renderer,
         ],
     )

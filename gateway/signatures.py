@@ -18,6 +18,8 @@ from gateway.settings import decode_webhook_secret
 MAX_ID_LENGTH = 256
 # More signatures than this in one header is not a rotation, it is someone guessing.
 MAX_SIGNATURES = 10
+# Seconds since the epoch: 10 digits until the year 2286.
+MAX_TIMESTAMP_DIGITS = 12
 
 
 class SignatureError(Exception):
@@ -53,24 +55,28 @@ class Verifier:
             raise SignatureError("webhook-id, webhook-timestamp and webhook-signature headers are required")
         if len(msg_id) > MAX_ID_LENGTH or not msg_id.isprintable():
             raise SignatureError(f"webhook-id must be 1 to {MAX_ID_LENGTH} printable characters")
-        try:
-            timestamp = int(ts_raw)
-        except ValueError:
-            raise SignatureError("webhook-timestamp must be an integer of seconds since the epoch") from None
+        # ASCII digits only, bounded: int() would also take "1_700_000_000", "+1", non-ASCII digits, and a 400-digit
+        # value that overflows the float comparison below (an unhandled error instead of a 401).
+        if not (ts_raw.isascii() and ts_raw.isdigit()) or len(ts_raw) > MAX_TIMESTAMP_DIGITS:
+            raise SignatureError("webhook-timestamp must be an integer of seconds since the epoch")
+        timestamp = int(ts_raw)
         now = time.time() if now is None else now
         if abs(now - timestamp) > self.tolerance_seconds:
             raise SignatureError(
                 f"webhook-timestamp is more than {self.tolerance_seconds} s away from the gateway's clock"
             )
         candidates = []
+        malformed = False
         for part in sig_header.split(" ")[:MAX_SIGNATURES]:
             version, _, value = part.partition(",")
             if version == "v1" and value:
                 try:
                     candidates.append(base64.b64decode(value, validate=True))
                 except ValueError:
-                    continue
+                    malformed = True
         if not candidates:
+            if malformed:
+                raise SignatureError("webhook-signature v1 value is not valid base64")
             raise SignatureError("webhook-signature holds no v1 signature")
         signed = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
         for key in self.keys:

@@ -1,0 +1,6 @@
+"""Sandbox Cloud Retailer server: the contract in docs/cloudretailer-api.md, served from memory (issue #3)."""
+
+from sandbox.cloudretailer.app import create_app
+from sandbox.cloudretailer.config import CloudRetailerSandboxConfig
+
+__all__ = ["CloudRetailerSandboxConfig", "create_app"]

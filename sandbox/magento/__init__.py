@@ -1,0 +1,6 @@
+"""A Magento 2 REST server that behaves like the real one for the connector's routes (issue #3)."""
+
+from sandbox.magento.app import create_app
+from sandbox.magento.config import MagentoSandboxConfig
+
+__all__ = ["MagentoSandboxConfig", "create_app"]

@@ -1,0 +1,183 @@
+"""Invoicing and shipping an order, and the state machine they drive (`Sales/Model/ResourceModel/Order/Handler/
+State::check`): new -> processing once invoiced or shipped; processing -> complete when nothing is left to
+invoice and nothing is left to ship (virtual orders complete on invoice). updated_at moves on every change.
+
+Shipping deducts the shipped quantity from the `default` source, as MSI's source deduction does at shipment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox.magento.errors import MagentoError
+from sandbox.magento.state import MagentoState
+from sandbox.magento.stock import DEFAULT_SOURCE
+
+CLOSED_STATES = frozenset({"complete", "closed", "canceled", "holded"})
+NOT_ALLOWED = {
+    "Invoice": "The order does not allow an invoice to be created.",
+    "Shipment": "The order does not allow a shipment to be created.",
+}
+
+
+def _top_rows(order: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in order["items"] if r.get("parent_item_id") is None]
+
+
+def _children(order: dict[str, Any], parent: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in order["items"] if r.get("parent_item_id") == parent["item_id"]]
+
+
+def _open_qty(row: dict[str, Any], done_field: str) -> float:
+    return max(0.0, row["qty_ordered"] - row[done_field] - row["qty_refunded"] - row["qty_canceled"])
+
+
+def _requested(order: dict[str, Any], data: dict[str, Any], done_field: str, what: str) -> dict[int, float]:
+    """item id -> qty for this document: the sent items, or everything still open."""
+    rows = {r["item_id"]: r for r in _top_rows(order)}
+    sent = data.get("items")
+    if not sent:
+        wanted = {item_id: _open_qty(r, done_field) for item_id, r in rows.items()}
+        if done_field == "qty_shipped":
+            wanted = {i: q for i, q in wanted.items() if not rows[i]["is_virtual"]}
+        return {i: q for i, q in wanted.items() if q > 0}
+    wanted = {}
+    for item in sent:
+        item_id, qty = int(item.get("order_item_id") or 0), float(item.get("qty") or 0)
+        row = rows.get(item_id)
+        if row is None:
+            raise _document_error(what, NOT_ALLOWED[what])
+        if qty > _open_qty(row, done_field):
+            raise _document_error(
+                what,
+                f"The quantity to {'invoice' if what == 'Invoice' else 'ship'} must not be greater than the "
+                f'un{"invoiced" if what == "Invoice" else "shipped"} quantity for product SKU "{row["sku"]}".',
+            )
+        if qty > 0:
+            wanted[item_id] = qty
+    return wanted
+
+
+def _document_error(what: str, message: str) -> MagentoError:
+    return MagentoError(400, f"{what} Document Validation Error(s):\n{message}")
+
+
+def _refresh_parent_snapshots(order: dict[str, Any]) -> None:
+    by_id = {r["item_id"]: r for r in order["items"]}
+    for row in order["items"]:
+        if row.get("parent_item_id") is not None:
+            parent = by_id[row["parent_item_id"]]
+            row["parent_item"] = {k: v for k, v in parent.items() if k != "parent_item"}
+
+
+def is_complete(order: dict[str, Any]) -> bool:
+    rows = _top_rows(order)
+    invoiced = all(_open_qty(r, "qty_invoiced") == 0 for r in rows)
+    shipped = all(r["is_virtual"] or _open_qty(r, "qty_shipped") == 0 for r in rows)
+    return invoiced and shipped
+
+
+def _advance(state: MagentoState, order: dict[str, Any], now: str) -> bool:
+    """Move the state after a document; True when the order just became complete."""
+    was = order["state"]
+    if is_complete(order):
+        order["state"] = order["status"] = "complete"
+    elif order["state"] in ("new", "pending_payment"):
+        order["state"] = order["status"] = "processing"
+    order["updated_at"] = now
+    for row in order["items"]:
+        row["updated_at"] = now
+    _refresh_parent_snapshots(order)
+    state.touched("orders")
+    return was != "complete" and order["state"] == "complete"
+
+
+def invoice(state: MagentoState, order: dict[str, Any], data: dict[str, Any]) -> tuple[int, bool]:
+    """Returns the invoice id and whether the order became complete."""
+    if order["state"] in CLOSED_STATES:
+        raise _document_error("Invoice", NOT_ALLOWED["Invoice"])
+    wanted = _requested(order, data, "qty_invoiced", "Invoice")
+    if not wanted:
+        raise _document_error("Invoice", NOT_ALLOWED["Invoice"])
+    now = state.now()
+    rows = {r["item_id"]: r for r in order["items"]}
+    subtotal = tax = discount = 0.0
+    lines = []
+    for item_id, qty in wanted.items():
+        row = rows[item_id]
+        share = qty / row["qty_ordered"]
+        line_total, line_tax, line_discount = (
+            row["row_total"] * share,
+            row["tax_amount"] * share,
+            row["discount_amount"] * share,
+        )
+        subtotal, tax, discount = subtotal + line_total, tax + line_tax, discount + line_discount
+        for target in [row, *_children(order, row)]:
+            target["qty_invoiced"] += qty
+        row["row_invoiced"] = round(row["row_invoiced"] + line_total, 4)
+        row["base_row_invoiced"] = row["row_invoiced"]
+        row["tax_invoiced"] = round(row["tax_invoiced"] + line_tax, 4)
+        row["discount_invoiced"] = round(row["discount_invoiced"] + line_discount, 4)
+        lines.append({"order_item_id": item_id, "sku": row["sku"], "qty": qty, "row_total": round(line_total, 4)})
+    first = not order.get("total_invoiced")
+    shipping = order["shipping_amount"] if first else 0.0
+    shipping_tax = order.get("shipping_tax_amount", 0.0) if first else 0.0
+    amount = round(subtotal + tax + shipping + shipping_tax - discount, 4)
+    for field, value in (("subtotal_invoiced", subtotal), ("tax_invoiced", tax + shipping_tax),
+                         ("discount_invoiced", -discount), ("shipping_invoiced", shipping), ("total_invoiced", amount),
+                         ("total_paid", amount)):  # fmt: skip
+        order[field] = round(order.get(field, 0.0) + value, 4)
+        order["base_" + field] = order[field]
+    order["total_due"] = order["base_total_due"] = round(order["grand_total"] - order["total_paid"], 4)
+    order["payment"]["amount_paid"] = order["payment"]["base_amount_paid"] = order["total_paid"]
+    invoice_id = state.ids.next("sales_invoice")
+    state.invoices[invoice_id] = {
+        "entity_id": invoice_id,
+        "order_id": order["entity_id"],
+        "increment_id": f"{invoice_id:09d}",
+        "state": 2,  # paid
+        "grand_total": amount,
+        "capture": bool(data.get("capture")),
+        "items": lines,
+        "created_at": now,
+    }
+    return invoice_id, _advance(state, order, now)
+
+
+def ship(state: MagentoState, order: dict[str, Any], data: dict[str, Any]) -> tuple[int, bool]:
+    """Returns the shipment id and whether the order became complete."""
+    if order["state"] in CLOSED_STATES or order.get("is_virtual"):
+        raise _document_error("Shipment", NOT_ALLOWED["Shipment"])
+    wanted = _requested(order, data, "qty_shipped", "Shipment")
+    if not wanted:
+        raise _document_error("Shipment", NOT_ALLOWED["Shipment"])
+    now = state.now()
+    rows = {r["item_id"]: r for r in order["items"]}
+    lines = []
+    for item_id, qty in wanted.items():
+        row = rows[item_id]
+        children = _children(order, row)
+        for target in [row, *children]:
+            target["qty_shipped"] += qty
+        # the stock that leaves is the simple product's: the child row of a configurable line
+        _deduct(state, (children[0] if children else row)["sku"], qty)
+        lines.append({"order_item_id": item_id, "sku": row["sku"], "qty": qty})
+    shipment_id = state.ids.next("sales_shipment")
+    state.shipments[shipment_id] = {
+        "entity_id": shipment_id,
+        "order_id": order["entity_id"],
+        "increment_id": f"{shipment_id:09d}",
+        "total_qty": sum(line["qty"] for line in lines),
+        "items": lines,
+        "tracks": [t for t in data.get("tracks") or [] if isinstance(t, dict)],
+        "created_at": now,
+    }
+    return shipment_id, _advance(state, order, now)
+
+
+def _deduct(state: MagentoState, sku: str, qty: float) -> None:
+    item = state.source_item(sku, DEFAULT_SOURCE)
+    if item is None:
+        return
+    quantity = max(0.0, item.quantity - qty)
+    state.put_source_item(item.sku, DEFAULT_SOURCE, quantity, item.status if quantity > 0 else 0)
