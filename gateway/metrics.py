@@ -42,3 +42,20 @@ class Metrics:
         self.workers_alive = Gauge("crmagento_workers_alive", "Workers with a fresh heartbeat", registry=self.registry)
         self.job_outcomes = _JobOutcomes()
         self.registry.register(self.job_outcomes)
+        # labels() takes a lock and builds a tuple on every call; the webhook path asks for the same few
+        # children thousands of times a second. Label values are bounded (sources, catalogue types, outcomes).
+        self._webhook_children: dict[tuple[str, str, str], Counter] = {}
+        self._ingest_children: dict[str, Histogram] = {}
+
+    def webhook(self, source: str, event_type: str, outcome: str) -> Counter:
+        key = (source, event_type, outcome)
+        child = self._webhook_children.get(key)
+        if child is None:
+            child = self._webhook_children[key] = self.webhooks.labels(*key)
+        return child
+
+    def ingest(self, source: str) -> Histogram:
+        child = self._ingest_children.get(source)
+        if child is None:
+            child = self._ingest_children[source] = self.ingest_seconds.labels(source)
+        return child

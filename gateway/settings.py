@@ -88,6 +88,9 @@ class Settings(BaseSettings):
         default=10_000, ge=100, description="Events listed in the recent-events index (bounds its memory)."
     )
     ingest_batch_max: int = Field(default=256, ge=1, description="Most events written to Redis in one round trip.")
+    ingest_flushers: int = Field(
+        default=1, ge=1, le=16, description="Batches of webhooks travelling to Redis at the same time."
+    )
     ingest_pending_max: int = Field(
         default=5_000, ge=1, description="Events waiting for Redis before the gateway answers 503."
     )
