@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from gateway import admin, health, webhooks
 from gateway.appkeys import ADMIN_TOKENS, INGESTOR, METRICS, QUEUE, REDIS, SETTINGS, VERIFIERS
@@ -32,6 +33,13 @@ async def problems_middleware(request: web.Request, handler: web.RequestHandler)
         slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(exc.status, "http-error")
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return problem(exc.status, slug, exc.text or exc.reason, headers=headers)
+    except (RedisError, OSError) as exc:
+        # An admin read or replay while Redis is down: the caller should retry, not see an internal error.
+        log.warning("redis_unavailable", path=request.path, method=request.method, error=type(exc).__name__)
+        retry_after = str(request.app[SETTINGS].retry_after_seconds)
+        return problem(
+            503, "redis-unavailable", "Redis is not answering; retry later", headers={"Retry-After": retry_after}
+        )
     except Exception:
         log.exception("unhandled_error", path=request.path, method=request.method)
         return problem(500, "internal-error", "the gateway failed to handle this request; it has been logged")

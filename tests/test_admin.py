@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
-from tests.conftest import post_event, wait_for
+from gateway.app import create_app
+from tests.conftest import make_settings, post_event, wait_for
 from tests.support.signing import ADMIN_TOKEN, CR_SECRET, MAGENTO_SECRET, envelope, new_id
 from workers.registry import Registry
 
@@ -155,3 +158,31 @@ async def test_readyz_reports_a_stale_worker(gateway: TestClient, redis: Redis) 
     resp = await gateway.get("/readyz")
     assert resp.status == 503
     assert "120 s old" in (await resp.json(content_type=None))["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/admin/events"),
+        ("GET", "/admin/events/some-id"),
+        ("GET", "/admin/dead-letters"),
+        ("GET", "/admin/dead-letters/dl-1"),
+        ("POST", "/admin/dead-letters/dl-1/replay"),
+    ],
+)
+async def test_admin_calls_answer_503_problem_when_redis_is_down(method: str, path: str) -> None:
+    # A port nothing listens on: every Redis call fails to connect.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = make_settings(f"redis://127.0.0.1:{port}/0")
+    client = TestClient(TestServer(create_app(settings)))
+    await client.start_server()
+    try:
+        resp = await client.request(method, path, headers=AUTH)
+        assert resp.status == 503, await resp.text()
+        assert resp.content_type == "application/problem+json"
+        assert resp.headers["Retry-After"] == str(settings.retry_after_seconds)
+        assert (await resp.json(content_type=None))["type"] == "urn:crmagento:problem:redis-unavailable"
+    finally:
+        await client.close()
