@@ -8,7 +8,7 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from gateway import admin, health, webhooks
+from gateway import admin, adminjobs, health, webhooks
 from gateway.appkeys import ADMIN_TOKENS, INGESTOR, METRICS, QUEUE, REDIS, SETTINGS, VERIFIERS
 from gateway.entityqueue import EntityQueue
 from gateway.events import Source
@@ -91,5 +91,6 @@ def create_app(settings: Settings, *, redis: object | None = None) -> web.Applic
     app.cleanup_ctx.append(_ingestor_ctx)
     webhooks.add_routes(app)
     admin.add_routes(app)
+    adminjobs.add_routes(app)
     health.add_routes(app)
     return app

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(default=5, ge=1, description="Retry-After sent with 503.")
 
     # --- worker ---------------------------------------------------------------------------------
+    admin_job_timeout_seconds: int = Field(
+        default=3600, ge=10, description="Longest run of one admin job (force resync, reconciliation)."
+    )
     job_max_attempts: int = Field(default=8, ge=1, description="Tries per event before it is dead-lettered.")
     job_retry_base_seconds: float = Field(default=2.0, gt=0, description="First retry delay (doubles each try).")
     job_retry_max_seconds: float = Field(default=600.0, gt=0, description="Ceiling of the retry delay.")

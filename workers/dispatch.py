@@ -26,6 +26,7 @@ from gateway.settings import Settings
 from workers.backoff import retry_delay
 from workers.errors import PermanentError, Skip
 from workers.registry import HandlerContext, Registry
+from workers.services import Services
 
 log = structlog.get_logger(__name__)
 
@@ -67,10 +68,11 @@ def group_by_type(items: Sequence[Claimed]) -> list[tuple[str, list[Claimed]]]:
 
 
 class Dispatcher:
-    def __init__(self, redis: Redis, settings: Settings, registry: Registry) -> None:
+    def __init__(self, redis: Redis, settings: Settings, registry: Registry, services: Services | None = None) -> None:
         self.redis = redis
         self.settings = settings
         self.registry = registry
+        self.services = services or Services()
         self.queue = EntityQueue(redis, settings.queue_name)
 
     async def process_entity(self, ctx: dict[str, Any], entity: str) -> str:
@@ -115,7 +117,9 @@ class Dispatcher:
                 eventlog.set_status(pipe, c.ref, "processing", now_ms=now, attempts=attempt)
             await pipe.execute()
 
-        hctx = HandlerContext(redis=self.redis, settings=self.settings, job_id=job_id, attempt=attempt)
+        hctx = HandlerContext(
+            redis=self.redis, settings=self.settings, job_id=job_id, attempt=attempt, services=self.services
+        )
         retry = False
         outcomes: dict[str, int] = {}
         for event_type, group in group_by_type(present):

@@ -4,23 +4,45 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from arq.cron import CronJob
 from redis.asyncio import Redis
 
 from gateway.events import AcceptedEvent, Source
 from gateway.settings import Settings
+from workers.clients.cloudretailer import CloudRetailerClient
+from workers.clients.magento import MagentoClient
+from workers.services import Services
 
 
 @dataclass
 class HandlerContext:
-    """What a handler may use. API clients join it when the sandboxes and clients land (#3)."""
+    """What a handler may use: Redis (for bindings and cursors), settings, and the API clients."""
 
     redis: Redis
     settings: Settings
     job_id: str
     attempt: int
+    services: Services = field(default_factory=Services)
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def magento(self) -> MagentoClient:
+        return self.services.magento
+
+    @property
+    def cr(self) -> CloudRetailerClient:
+        return self.services.cr
+
+
+class Progress(Protocol):
+    async def __call__(self, done: int, total: int | None = None) -> None: ...
+
+
+# An admin job (force resync, reconciliation): gets the job's validated params and a progress callback,
+# returns the result shown at GET /admin/jobs/{id}.
+AdminJob = Callable[[HandlerContext, dict[str, Any], Progress], Awaitable[dict[str, Any]]]
 
 
 # Called with every event of one type for one entity that this run coalesced, oldest first. Events are
@@ -31,6 +53,16 @@ Handler = Callable[[HandlerContext, list[AcceptedEvent]], Awaitable[None]]
 class Registry:
     def __init__(self) -> None:
         self._handlers: dict[tuple[Source, str], Handler] = {}
+        self.admin_jobs: dict[str, AdminJob] = {}
+        # arq CronJobs; each names a unique job id per run time, so it runs once per interval however many
+        # workers run.
+        self.cron_jobs: list[CronJob] = []
+
+    def register_job(self, kind: str, job: AdminJob) -> None:
+        self.admin_jobs[kind] = job
+
+    def register_cron(self, job: CronJob) -> None:
+        self.cron_jobs.append(job)
 
     def register(self, source: Source, event_type: str, handler: Handler) -> None:
         self._handlers[(source, event_type)] = handler
@@ -50,6 +82,10 @@ class Registry:
         return len(self._handlers)
 
 
-def default_registry() -> Registry:
-    """The handlers this build ships. Empty until the sync rules land: events are then marked skipped."""
-    return Registry()
+def default_registry(settings: Settings | None = None) -> Registry:
+    """The handlers, admin jobs and crons this build ships (workers/sync/)."""
+    from workers import sync
+
+    registry = Registry()
+    sync.register_all(registry, settings)
+    return registry

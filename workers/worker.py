@@ -18,12 +18,15 @@ from arq.worker import func
 from redis.exceptions import RedisError
 
 from gateway.entityqueue import PROCESS_ENTITY
+from gateway.jobrecords import RUN_ADMIN_JOB
 from gateway.redis_conn import arq_redis_settings
 from gateway.settings import Settings
 from workers import serializer
+from workers.adminjobs import run_admin_job
 from workers.dispatch import Dispatcher
 from workers.heartbeat import Heartbeat, new_worker_id
 from workers.registry import Registry, default_registry
+from workers.services import Services
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +61,11 @@ def build_worker(settings: Settings, registry: Registry, worker_id: str) -> Work
     holder: dict[str, Worker] = {}
 
     async def on_startup(ctx: dict[str, Any]) -> None:
-        ctx["dispatcher"] = Dispatcher(ctx["redis"], settings, registry)
+        services = Services.from_settings(settings)
+        ctx["services"] = services
+        ctx["settings"] = settings
+        ctx["registry"] = registry
+        ctx["dispatcher"] = Dispatcher(ctx["redis"], settings, registry, services)
         heartbeat = Heartbeat(
             ctx["redis"],
             worker_id,
@@ -69,6 +76,11 @@ def build_worker(settings: Settings, registry: Registry, worker_id: str) -> Work
         heartbeat.start()
         ctx["heartbeat"] = heartbeat
 
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        services: Services | None = ctx.get("services")
+        if services is not None:
+            await services.close()
+
     worker = Worker(
         functions=[
             func(
@@ -77,9 +89,13 @@ def build_worker(settings: Settings, registry: Registry, worker_id: str) -> Work
                 timeout=arq_timeout(settings.job_timeout_seconds),
                 max_tries=_ARQ_MAX_TRIES,
                 keep_result=0,
-            )
+            ),
+            func(run_admin_job, name=RUN_ADMIN_JOB, timeout=settings.admin_job_timeout_seconds, max_tries=3),
         ],
-        cron_jobs=[cron(housekeeping, name="housekeeping", second={0}, max_tries=2, keep_result=0)],
+        cron_jobs=[
+            cron(housekeeping, name="housekeeping", second={0}, max_tries=2, keep_result=0),
+            *registry.cron_jobs,
+        ],
         redis_settings=arq_redis_settings(settings.redis_url.get_secret_value()),
         queue_name=settings.queue_name,
         max_jobs=settings.worker_max_jobs,
@@ -92,6 +108,7 @@ def build_worker(settings: Settings, registry: Registry, worker_id: str) -> Work
         job_serializer=serializer.dumps,
         job_deserializer=serializer.loads,
         on_startup=on_startup,
+        on_shutdown=on_shutdown,
     )
     holder["worker"] = worker
     return worker
@@ -112,7 +129,7 @@ async def _teardown(worker: Worker) -> None:
 
 async def run_worker(settings: Settings, stop: asyncio.Event, registry: Registry | None = None) -> None:
     """Run until `stop` is set; then finish running jobs (up to the grace period) or re-queue them."""
-    registry = registry if registry is not None else default_registry()
+    registry = registry if registry is not None else default_registry(settings)
     worker_id = new_worker_id()
     delay = 1.0
     while not stop.is_set():

@@ -42,16 +42,25 @@ class CloudRetailerClient(ApiClient):
         )
 
     def __repr__(self) -> str:
-        return f"CloudRetailerClient({self.base}, store={self.store_id!r})"
+        return f"CloudRetailerClient({self.base.with_user(None)}, store={self.store_id!r})"
 
     def url(self, path: str, params: Mapping[str, str] | None = None) -> URL:
         url = URL(str(self.base) + "/" + path.lstrip("/"), encoded=True)
         return url.update_query(params) if params else url
 
     async def call(
-        self, method: str, path: str, *, params: Mapping[str, str] | None = None, json: Any = None, raw: bool = False
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        raw: bool = False,
+        idempotent: bool | None = None,
     ) -> Any:
-        return await self.http.request(method, self.url(path, params), json=json, headers=self._headers, raw=raw)
+        return await self.http.request(
+            method, self.url(path, params), json=json, headers=self._headers, raw=raw, idempotent=idempotent
+        )
 
     async def iter_pages(
         self, path: str, params: Mapping[str, str] | None = None, *, limit: int = 500
@@ -132,13 +141,17 @@ class CloudRetailerClient(ApiClient):
             yield Customer.model_validate(item)
 
     async def create_customer(self, customer: Mapping[str, Any]) -> tuple[Customer, bool]:
-        """Returns (customer, created). An existing email links to that customer instead (409)."""
+        """Returns (customer, created). An existing email links to that customer instead (409).
+
+        The email is unique, so re-sending after a lost answer cannot create a second customer: the POST is
+        retried like a PUT, and a retry that meets our own first attempt gets its 409 (created=False)."""
         try:
-            return Customer.model_validate(await self.call("POST", "customers", json=dict(customer))), True
+            body = await self.call("POST", "customers", json=dict(customer), idempotent=True)
+            return Customer.model_validate(body), True
         except Conflict as exc:
-            existing = (exc.body or {}).get("existing") or {}
-            if existing.get("id"):
-                return await self.get_customer(existing["id"]), False
+            existing = _existing(exc)
+            if existing is not None:
+                return Customer.model_validate(existing), False
             found = await self.find_customer(customer["email"])
             if found is None:
                 raise
@@ -149,15 +162,20 @@ class CloudRetailerClient(ApiClient):
 
     # --- sales ----------------------------------------------------------------------------------------
     async def create_sale(self, sale: Sale) -> tuple[Sale, bool]:
-        """Returns (sale, created). A sale with the same external_ref already there is returned as is."""
+        """Returns (sale, created). A sale with the same external_ref already there is returned as is.
+
+        external_ref is accepted once, so the POST is safe to re-send after a timeout or dropped connection."""
         body = sale.model_dump(exclude={"id"}, exclude_none=True)
         try:
-            return Sale.model_validate(await self.call("POST", "sales", json=body)), True
-        except Conflict:
-            existing = await self.sale_by_external_ref(sale.external_ref)
-            if existing is None:
+            return Sale.model_validate(await self.call("POST", "sales", json=body, idempotent=True)), True
+        except Conflict as exc:
+            existing = _existing(exc)
+            if existing is not None:
+                return Sale.model_validate(existing), False
+            found = await self.sale_by_external_ref(sale.external_ref)
+            if found is None:
                 raise
-            return existing, False
+            return found, False
 
     async def sale_by_external_ref(self, external_ref: str) -> Sale | None:
         page = await self.call("GET", "sales", params={"external_ref": external_ref})
@@ -174,3 +192,9 @@ class CloudRetailerClient(ApiClient):
 
 def _seg(value: str) -> str:
     return quote(str(value), safe="")
+
+
+def _existing(exc: Conflict) -> dict[str, Any] | None:
+    """The record a 409 names (`{"error": ..., "existing": {...}}`), saving a second call to fetch it."""
+    existing = exc.body.get("existing") if isinstance(exc.body, dict) else None
+    return existing if isinstance(existing, dict) and existing.get("id") else None

@@ -83,6 +83,10 @@ class HttpApi:
             self._session = aiohttp.ClientSession(
                 timeout=self._timeout, json_serialize=lambda o: orjson.dumps(o).decode()
             )
+            # aiohttp re-sends an idempotent request once, at once, when the connection drops. That doubles the
+            # attempts the RetryPolicy allows, skips its backoff, and re-sends an OAuth header whose nonce the
+            # server may already have seen (a 401 that no retry can fix). Our loop re-signs every attempt.
+            self._session._retry_connection = False
         return self._session
 
     async def close(self) -> None:
@@ -126,8 +130,9 @@ class HttpApi:
                                                     path=url.path)  # fmt: skip
                 retryable = True
             except (aiohttp.ClientError, TimeoutError) as exc:
+                # str() of a timeout is empty: say what happened instead.
                 error = TransientApiError(
-                    self.system, None, f"{type(exc).__name__}: {exc or 'timed out'}", method=method, path=url.path
+                    self.system, None, f"{type(exc).__name__}: {str(exc) or 'timed out'}", method=method, path=url.path
                 )
                 retryable = idempotent
             else:

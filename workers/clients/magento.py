@@ -22,6 +22,7 @@ from workers.clients.magento_models import Category, Customer, MediaEntry, Order
 from workers.clients.search_criteria import SearchCriteria
 
 GLOBAL_SCOPE = "all"
+SOURCE_ITEMS_BATCH = 20  # array inputs are capped at 20 items when input limiting is on (GOTCHAS.md 8)
 
 
 def fill_placeholders(message: str, parameters: Any) -> str:
@@ -99,7 +100,8 @@ class MagentoClient(ApiClient):
         )
 
     def __repr__(self) -> str:
-        return f"MagentoClient({self.base}, store={self.store_code!r})"
+        # user:password in the URL would be a credential too
+        return f"MagentoClient({self.base.with_user(None)}, store={self.store_code!r})"
 
     # --- plumbing -------------------------------------------------------------------------------------
     def url(self, path: str, *, store: str | None = None, params: Mapping[str, str] | None = None) -> URL:
@@ -132,14 +134,15 @@ class MagentoClient(ApiClient):
     async def iter_search(
         self, path: str, criteria: SearchCriteria, *, store: str | None = None
     ) -> AsyncIterator[dict[str, Any]]:
-        """Every match, page by page. Stops on total_count: past the end Magento repeats the last page."""
+        """Every match, page by page. Stops on total_count: past the end Magento repeats the last page, so
+        asking for one page more would yield the last page twice (and an empty page never comes)."""
         page = 1
         while True:
             result = await self.search(path, criteria, page=page, store=store)
-            yield_count = len(result.items)
             for item in result.items:
                 yield item
-            if yield_count == 0 or page * criteria.page_size >= result.total_count:
+            # A short page is the last one too, whatever total_count says (rows deleted while paging).
+            if len(result.items) < criteria.page_size or page * criteria.page_size >= result.total_count:
                 return
             page += 1
 
@@ -233,7 +236,8 @@ class MagentoClient(ApiClient):
             "items", []
         )
 
-    async def source_items(self, skus: list[str] | None = None, *, page_size: int = 500) -> AsyncIterator[SourceItem]:
+    async def source_items(self, skus: list[str] | None = None, *, page_size: int = 300) -> AsyncIterator[SourceItem]:
+        # 300: the largest pageSize Magento accepts when input limiting is on (GOTCHAS.md 8)
         criteria = SearchCriteria(page_size=page_size).where("source_code", self.source_code)
         if skus:
             criteria.where("sku", skus, "in")
@@ -242,9 +246,11 @@ class MagentoClient(ApiClient):
             yield SourceItem.model_validate(item)
 
     async def save_source_items(self, items: list[SourceItem]) -> None:
-        """Many SKUs in one call (keep batches <= 20 when the store has input limiting on)."""
-        body = {"sourceItems": [i.model_dump(include={"sku", "source_code", "quantity", "status"}) for i in items]}
-        await self.call("POST", "inventory/source-items", json=body, idempotent=True)
+        """Many SKUs per call, in batches of 20: with input limiting on, Magento refuses longer arrays."""
+        for start in range(0, len(items), SOURCE_ITEMS_BATCH):
+            batch = items[start : start + SOURCE_ITEMS_BATCH]
+            body = {"sourceItems": [i.model_dump(include={"sku", "source_code", "quantity", "status"}) for i in batch]}
+            await self.call("POST", "inventory/source-items", json=body, idempotent=True)
 
     async def legacy_stock_item(self, sku: str) -> dict[str, Any]:
         return await self.call("GET", f"stockItems/{_seg(sku)}")

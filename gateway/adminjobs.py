@@ -1,0 +1,115 @@
+"""Admin jobs over HTTP: force resyncs and the inventory reconciliation, run by the workers.
+
+POST answers 202 with the job id once the job is recorded and queued; `GET /admin/jobs/{id}` shows its
+status and progress. The request bodies are validated here, so a worker never sees a malformed job.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from aiohttp import web
+from arq.connections import ArqRedis
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from gateway import jobrecords
+from gateway.appkeys import REDIS, SETTINGS
+from gateway.problems import field_errors, problem
+from workers import serializer
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+MAX_IDS = 10_000
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProductsResync(_Body):
+    product_ids: Annotated[list[Id], Field(max_length=MAX_IDS)] | None = None
+
+
+class CategoriesResync(_Body):
+    category_ids: Annotated[list[Id], Field(max_length=MAX_IDS)] | None = None
+
+
+class CustomersResync(_Body):
+    customer_ids: Annotated[list[Id], Field(max_length=MAX_IDS)] | None = None
+
+
+class OrdersResync(_Body):
+    order_ids: Annotated[list[Annotated[int, Field(gt=0, strict=True)]], Field(max_length=MAX_IDS)] | None = None
+    since: datetime | None = None
+
+
+RESYNC_KINDS: dict[str, type[_Body]] = {
+    "products": ProductsResync,
+    "categories": CategoriesResync,
+    "customers": CustomersResync,
+    "orders": OrdersResync,
+}
+
+
+def _json(body: object, status_code: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status_code, content_type="application/json")
+
+
+async def _enqueue(request: web.Request, kind: str, params: dict[str, Any]) -> web.Response:
+    redis = request.app[REDIS]
+    job_id = jobrecords.new_job_id(kind)
+    await jobrecords.create(redis, job_id, kind, params)
+    arq = ArqRedis(connection_pool=redis.connection_pool, job_serializer=serializer.dumps)
+    await arq.enqueue_job(
+        jobrecords.RUN_ADMIN_JOB, job_id, _job_id=f"admin:{job_id}", _queue_name=request.app[SETTINGS].queue_name
+    )
+    return _json({"job_id": job_id, "kind": kind, "status": "queued", "href": f"/admin/jobs/{job_id}"}, 202)
+
+
+async def resync(request: web.Request) -> web.Response:
+    kind = request.match_info["kind"]
+    model = RESYNC_KINDS.get(kind)
+    if model is None:
+        return problem(404, "unknown-resync", f"resync one of: {', '.join(RESYNC_KINDS)}")
+    raw = await request.read()
+    try:
+        body = model.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        errors = exc.errors(include_input=False, include_url=False)
+        if any(e["type"] == "json_invalid" for e in errors):
+            return problem(400, "bad-body", "the body is not valid JSON")
+        errs = field_errors(errors)
+        names = ", ".join(e["field"] for e in errs)
+        return problem(422, "invalid-body", f"invalid {names}", errors=errs)
+    return await _enqueue(request, f"resync-{kind}", body.model_dump(mode="json", exclude_none=True))
+
+
+async def reconcile_inventory(request: web.Request) -> web.Response:
+    raw = request.query.get("dry_run", "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        return problem(
+            400,
+            "bad-parameter",
+            "dry_run: must be true or false",
+            errors=[{"field": "dry_run", "reason": "not a bool"}],
+        )
+    return await _enqueue(request, "reconcile-inventory", {"dry_run": raw in ("true", "1")})
+
+
+async def get_job(request: web.Request) -> web.Response:
+    record = await jobrecords.get(request.app[REDIS], request.match_info["job_id"])
+    if record is None:
+        return problem(404, "job-not-found", "no admin job with this id in the last 7 days")
+    return _json(record)
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    return _json({"items": await jobrecords.recent(request.app[REDIS])})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/admin/resync/{kind}", resync)
+    app.router.add_post("/admin/reconcile/inventory", reconcile_inventory)
+    app.router.add_get("/admin/jobs", list_jobs)
+    app.router.add_get("/admin/jobs/{job_id}", get_job)

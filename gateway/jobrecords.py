@@ -1,0 +1,89 @@
+"""Admin jobs (force resyncs, reconciliations): their record in Redis, shared by the gateway and workers.
+
+`crm:adminjob:{id}` is a hash: kind, params (JSON), status queued|running|done|failed, done/total for
+progress, result (JSON), error, created/started/finished (ISO UTC). Records expire after 7 days; the
+newest ids are listed in `crm:adminjobs` (trimmed).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from gateway.entityqueue import PREFIX
+
+JOBS_INDEX = f"{PREFIX}adminjobs"
+RUN_ADMIN_JOB = "run_admin_job"
+TTL_S = 7 * 86400
+INDEX_MAX = 1000
+STATUSES = ("queued", "running", "done", "failed")
+
+
+def job_key(job_id: str) -> str:
+    return f"{PREFIX}adminjob:{job_id}"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_job_id(kind: str) -> str:
+    return f"{kind}-{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
+
+
+async def create(redis: Redis, job_id: str, kind: str, params: dict[str, Any]) -> None:
+    created = now_iso()
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(
+            job_key(job_id),
+            mapping={
+                "id": job_id,
+                "kind": kind,
+                "params": orjson.dumps(params),
+                "status": "queued",
+                "created": created,
+            },
+        )
+        pipe.expire(job_key(job_id), TTL_S)
+        pipe.zadd(JOBS_INDEX, {job_id: datetime.now(UTC).timestamp()})
+        pipe.zremrangebyrank(JOBS_INDEX, 0, -INDEX_MAX - 1)
+        await pipe.execute()
+
+
+async def update(redis: Redis, job_id: str, **fields: Any) -> None:
+    mapping = {k: (orjson.dumps(v) if isinstance(v, dict | list) else str(v)) for k, v in fields.items()}
+    await redis.hset(job_key(job_id), mapping=mapping)
+
+
+async def get(redis: Redis, job_id: str) -> dict[str, Any] | None:
+    raw = await redis.hgetall(job_key(job_id))
+    if not raw:
+        return None
+    rec = {k.decode(): v.decode() for k, v in raw.items()}
+    out: dict[str, Any] = {
+        "id": rec["id"],
+        "kind": rec["kind"],
+        "status": rec["status"],
+        "params": orjson.loads(rec.get("params") or "{}"),
+        "created": rec.get("created"),
+        "started": rec.get("started"),
+        "finished": rec.get("finished"),
+        "progress": {"done": int(rec.get("done") or 0), "total": int(rec["total"]) if rec.get("total") else None},
+        "result": orjson.loads(rec["result"]) if rec.get("result") else None,
+        "error": rec.get("error") or None,
+    }
+    return out
+
+
+async def recent(redis: Redis, limit: int = 20) -> list[dict[str, Any]]:
+    ids = await redis.zrevrange(JOBS_INDEX, 0, limit - 1)
+    out = []
+    for raw_id in ids:
+        rec = await get(redis, raw_id.decode())
+        if rec is not None:
+            out.append(rec)
+    return out

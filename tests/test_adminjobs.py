@@ -1,0 +1,145 @@
+"""Admin jobs end to end: POST /admin/resync/... and /admin/reconcile/inventory queue a job that a real arq
+worker runs, with progress and result at GET /admin/jobs/{id}; bad bodies get problem+json. Also the
+binder (id mapping) and feeding resync changes through the webhook pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
+
+from gateway.events import AcceptedEvent, ProductEvent, Source
+from tests.conftest import wait_for
+from tests.support.signing import ADMIN_TOKEN
+from workers.binder import Binder
+from workers.errors import PermanentError
+from workers.feed import feed
+from workers.registry import HandlerContext, Progress, Registry
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+PROBLEM = "application/problem+json"
+
+
+async def _job(gateway: TestClient, job_id: str) -> dict[str, Any]:
+    resp = await gateway.get(f"/admin/jobs/{job_id}", headers=AUTH)
+    assert resp.status == 200
+    return await resp.json()
+
+
+async def _finished(gateway: TestClient, job_id: str) -> dict[str, Any]:
+    async def done() -> dict[str, Any] | None:
+        job = await _job(gateway, job_id)
+        return job if job["status"] in ("done", "failed") else None
+
+    return await wait_for(done, within=15)
+
+
+async def test_resync_job_feeds_changes_through_the_handlers_with_progress(gateway, redis, settings, start_worker):
+    seen: list[list[str]] = []
+
+    async def resync_products(ctx: HandlerContext, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        ids = params["product_ids"]
+        await progress(0, len(ids))
+        changes = [(Source.CLOUDRETAILER, "product.updated", ProductEvent(product_id=i, sku=f"S-{i}")) for i in ids]
+        queued = await feed(ctx.redis, ctx.settings, f"resync:{ctx.job_id}", changes)
+        await progress(len(ids), len(ids))
+        return {"queued": queued}
+
+    async def on_product(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
+        seen.append([e.data["product_id"] for e in events])
+
+    registry = Registry()
+    registry.register_job("resync-products", resync_products)
+    registry.register(Source.CLOUDRETAILER, "product.updated", on_product)
+    await start_worker(registry)
+
+    resp = await gateway.post("/admin/resync/products", json={"product_ids": ["P-1", "P-2", "P-3"]}, headers=AUTH)
+    assert resp.status == 202, await resp.text()
+    body = await resp.json()
+    assert body["status"] == "queued" and body["href"] == f"/admin/jobs/{body['job_id']}"
+    job = await _finished(gateway, body["job_id"])
+    assert job["status"] == "done", job
+    assert job["result"] == {"queued": 3}
+    assert job["progress"] == {"done": 3, "total": 3}
+    assert job["params"] == {"product_ids": ["P-1", "P-2", "P-3"]}
+    await wait_for(lambda: len(seen) == 3)
+    assert sorted(x for batch in seen for x in batch) == ["P-1", "P-2", "P-3"]
+    # The fed changes are in the event log like webhooks.
+    events = await (await gateway.get("/admin/events", headers=AUTH)).json()
+    assert {e["id"].split(":")[0] for e in events["items"]} == {"resync"}
+
+
+async def test_a_failing_job_and_a_job_without_handler_are_failed_with_the_reason(gateway, redis, start_worker):
+    async def broken(ctx: HandlerContext, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        raise PermanentError("Magento is not configured: set CRMAGENTO_MAGENTO_URL")
+
+    registry = Registry()
+    registry.register_job("reconcile-inventory", broken)
+    await start_worker(registry)
+    first = await (await gateway.post("/admin/reconcile/inventory?dry_run=true", headers=AUTH)).json()
+    second = await (
+        await gateway.post("/admin/resync/orders", json={"since": "2026-01-01T00:00:00Z"}, headers=AUTH)
+    ).json()
+    job = await _finished(gateway, first["job_id"])
+    assert job["status"] == "failed" and "CRMAGENTO_MAGENTO_URL" in job["error"]
+    assert job["params"] == {"dry_run": True}
+    job = await _finished(gateway, second["job_id"])
+    assert job["status"] == "failed" and "no handler" in job["error"]
+    listed = await (await gateway.get("/admin/jobs", headers=AUTH)).json()
+    assert {j["id"] for j in listed["items"]} >= {first["job_id"], second["job_id"]}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "field"),
+    [
+        ("/admin/resync/products", b"{not json", 400, None),
+        ("/admin/resync/products", b'{"product_ids": "P-1"}', 422, "product_ids"),
+        ("/admin/resync/products", b'{"skus": ["a"]}', 422, "skus"),
+        ("/admin/resync/orders", b'{"order_ids": ["12"]}', 422, "order_ids.0"),
+        ("/admin/resync/orders", b'{"since": "yesterday"}', 422, "since"),
+        ("/admin/resync/customers", b'{"customer_ids": [""]}', 422, "customer_ids.0"),
+        ("/admin/resync/widgets", b"{}", 404, None),
+        ("/admin/reconcile/inventory?dry_run=maybe", b"", 400, "dry_run"),
+    ],
+)
+async def test_bad_admin_job_requests_are_problems_and_queue_nothing(gateway, redis, path, body, status, field):
+    resp = await gateway.post(path, data=body, headers={**AUTH, "Content-Type": "application/json"})
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == PROBLEM
+    problem = await resp.json(content_type=None)
+    if field:
+        assert field in [e["field"] for e in problem["errors"]]
+    assert await redis.zcard("crmagento:queue") == 0
+
+
+async def test_admin_jobs_need_the_token(gateway, redis):
+    resp = await gateway.post("/admin/resync/products", json={})
+    assert resp.status == 401
+    assert await redis.zcard("crmagento:queue") == 0
+
+
+async def test_binder_keeps_both_directions_and_bind_new_picks_one_winner(redis: Redis):
+    binder = Binder(redis)
+    assert await binder.bind_new("category", "CR-1", 10) is None
+    assert await binder.magento_id("category", "CR-1") == "10"
+    assert await binder.cr_id("category", 10) == "CR-1"
+    # A racing creator of the same CR record, or of the same Magento record, learns the existing side.
+    assert await binder.bind_new("category", "CR-1", 11) == ("cr", "10")
+    assert await binder.bind_new("category", "CR-2", 10) == ("mg", "CR-1")
+    results = await asyncio.gather(*(binder.bind_new("customer", "C-9", 100 + i) for i in range(10)))
+    assert sum(r is None for r in results) == 1
+    # A corrected binding drops the old counterpart in both directions.
+    await binder.bind("category", "CR-1", 12)
+    assert await binder.cr_id("category", 10) is None
+    assert await binder.cr_id("category", 12) == "CR-1"
+    await binder.unbind("category", "CR-1")
+    assert await binder.magento_id("category", "CR-1") is None and await binder.cr_id("category", 12) is None
+
+
+async def test_feeding_the_same_origin_twice_queues_once(redis: Redis, settings):
+    changes = [(Source.CLOUDRETAILER, "product.updated", ProductEvent(product_id="P-7", sku="S-7"))]
+    assert await feed(redis, settings, "resync:job-1", changes) == 1
+    assert await feed(redis, settings, "resync:job-1", changes) == 0

@@ -1,0 +1,53 @@
+"""Feed changes found by a resync, a catch-up or a poll into the same per-entity queue webhooks use.
+
+The change then runs through the same handlers, with the same coalescing and exactly-once bookkeeping, and
+shows in the event log like a webhook. Its id names its origin and position (`resync:<job>:<n>`), so an
+admin job that is retried and feeds the same list again is de-duplicated like a repeated webhook.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+
+from gateway.entityqueue import ACCEPT_QUEUED, EntityQueue
+from gateway.events import EventData, Source
+from gateway.settings import Settings
+
+
+async def feed(
+    redis: Redis,
+    settings: Settings,
+    origin: str,
+    changes: Iterable[tuple[Source, str, EventData]],
+    *,
+    batch: int = 500,
+) -> int:
+    """changes: (source, event type, data). Returns how many were queued (the rest were duplicates)."""
+    queue = EntityQueue(redis, settings.queue_name)
+    now = datetime.now(UTC).isoformat()
+    queued = 0
+    rows: list[tuple[str, str, str, str, str, str]] = []
+
+    async def flush() -> None:
+        nonlocal queued
+        statuses = await queue.accept(
+            rows,
+            now_ms=int(time.time() * 1000),
+            dedupe_ttl=settings.dedupe_ttl_seconds,
+            event_ttl=settings.event_log_ttl_seconds,
+            recent_max=settings.event_log_recent_max,
+        )
+        queued += sum(s == ACCEPT_QUEUED for s in statuses)
+        rows.clear()
+
+    for n, (source, event_type, data) in enumerate(changes):
+        rows.append((source.value, f"{origin}:{n}", event_type, data.entity(source), now, data.model_dump_json()))
+        if len(rows) >= batch:
+            await flush()
+    if rows:
+        await flush()
+    return queued

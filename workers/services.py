@@ -1,0 +1,43 @@
+"""The API clients a worker's handlers talk through, opened once per worker process.
+
+A worker without Magento or Cloud Retailer configured still runs (tests register their own handlers); a
+handler that needs a missing client fails its events permanently with the variable to set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.settings import Settings
+from workers.clients.cloudretailer import CloudRetailerClient
+from workers.clients.magento import MagentoClient
+from workers.errors import PermanentError
+
+
+@dataclass
+class Services:
+    magento_client: MagentoClient | None = None
+    cr_client: CloudRetailerClient | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Services:
+        magento = MagentoClient(settings) if settings.magento_url else None
+        cr = CloudRetailerClient(settings) if settings.cr_url else None
+        return cls(magento, cr)
+
+    @property
+    def magento(self) -> MagentoClient:
+        if self.magento_client is None:
+            raise PermanentError("Magento is not configured: set CRMAGENTO_MAGENTO_URL and its credentials")
+        return self.magento_client
+
+    @property
+    def cr(self) -> CloudRetailerClient:
+        if self.cr_client is None:
+            raise PermanentError("Cloud Retailer is not configured: set CRMAGENTO_CR_URL and CRMAGENTO_CR_API_KEY")
+        return self.cr_client
+
+    async def close(self) -> None:
+        for client in (self.magento_client, self.cr_client):
+            if client is not None:
+                await client.close()

@@ -1,0 +1,10 @@
+"""Customers sync rules (issue #7)."""
+
+from __future__ import annotations
+
+from gateway.settings import Settings
+from workers.registry import Registry
+
+
+def register(registry: Registry, settings: Settings | None = None) -> None:
+    """Handlers land with issue #7; until then these events are marked skipped."""

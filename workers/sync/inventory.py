@@ -1,0 +1,10 @@
+"""Inventory sync rules (issue #5)."""
+
+from __future__ import annotations
+
+from gateway.settings import Settings
+from workers.registry import Registry
+
+
+def register(registry: Registry, settings: Settings | None = None) -> None:
+    """Handlers land with issue #5; until then these events are marked skipped."""
