@@ -62,7 +62,10 @@ async def _enqueue(request: web.Request, kind: str, params: dict[str, Any]) -> w
     await jobrecords.create(redis, job_id, kind, params)
     arq = ArqRedis(connection_pool=redis.connection_pool, job_serializer=serializer.dumps)
     await arq.enqueue_job(
-        jobrecords.RUN_ADMIN_JOB, job_id, _job_id=f"admin:{job_id}", _queue_name=request.app[SETTINGS].queue_name
+        jobrecords.RUN_ADMIN_JOB,
+        job_id,
+        _job_id=f"admin:{job_id}",
+        _queue_name=jobrecords.long_queue_name(request.app[SETTINGS].queue_name),
     )
     return _json({"job_id": job_id, "kind": kind, "status": "queued", "href": f"/admin/jobs/{job_id}"}, 202)
 

@@ -23,6 +23,11 @@ INDEX_MAX = 1000
 STATUSES = ("queued", "running", "done", "failed")
 
 
+def long_queue_name(queue_name: str) -> str:
+    """The arq queue of admin jobs and crons, apart from the entity jobs (see workers/worker.py)."""
+    return f"{queue_name}:long"
+
+
 def job_key(job_id: str) -> str:
     return f"{PREFIX}adminjob:{job_id}"
 

@@ -18,7 +18,7 @@ from arq.worker import func
 from redis.exceptions import RedisError
 
 from gateway.entityqueue import PROCESS_ENTITY
-from gateway.jobrecords import RUN_ADMIN_JOB
+from gateway.jobrecords import RUN_ADMIN_JOB, long_queue_name
 from gateway.redis_conn import arq_redis_settings
 from gateway.settings import Settings
 from workers import serializer
@@ -56,15 +56,14 @@ async def housekeeping(ctx: dict[str, Any]) -> int:
     return healed
 
 
-def build_worker(settings: Settings, registry: Registry, worker_id: str) -> Worker:
+def build_worker(settings: Settings, registry: Registry, worker_id: str, services: Services | None = None) -> Worker:
+    """The entity worker: short per-entity jobs, whose lease (and so the restart of a dead worker's job)
+    follows the handler timeout."""
     assert settings.redis_url is not None
+    services = services or Services()
     holder: dict[str, Worker] = {}
 
     async def on_startup(ctx: dict[str, Any]) -> None:
-        services = Services.from_settings(settings)
-        ctx["services"] = services
-        ctx["settings"] = settings
-        ctx["registry"] = registry
         ctx["dispatcher"] = Dispatcher(ctx["redis"], settings, registry, services)
         heartbeat = Heartbeat(
             ctx["redis"],
@@ -76,11 +75,6 @@ def build_worker(settings: Settings, registry: Registry, worker_id: str) -> Work
         heartbeat.start()
         ctx["heartbeat"] = heartbeat
 
-    async def on_shutdown(ctx: dict[str, Any]) -> None:
-        services: Services | None = ctx.get("services")
-        if services is not None:
-            await services.close()
-
     worker = Worker(
         functions=[
             func(
@@ -89,13 +83,9 @@ def build_worker(settings: Settings, registry: Registry, worker_id: str) -> Work
                 timeout=arq_timeout(settings.job_timeout_seconds),
                 max_tries=_ARQ_MAX_TRIES,
                 keep_result=0,
-            ),
-            func(run_admin_job, name=RUN_ADMIN_JOB, timeout=settings.admin_job_timeout_seconds, max_tries=3),
+            )
         ],
-        cron_jobs=[
-            cron(housekeeping, name="housekeeping", second={0}, max_tries=2, keep_result=0),
-            *registry.cron_jobs,
-        ],
+        cron_jobs=[cron(housekeeping, name="housekeeping", second={0}, max_tries=2, keep_result=0)],
         redis_settings=arq_redis_settings(settings.redis_url.get_secret_value()),
         queue_name=settings.queue_name,
         max_jobs=settings.worker_max_jobs,
@@ -108,10 +98,33 @@ def build_worker(settings: Settings, registry: Registry, worker_id: str) -> Work
         job_serializer=serializer.dumps,
         job_deserializer=serializer.loads,
         on_startup=on_startup,
-        on_shutdown=on_shutdown,
     )
     holder["worker"] = worker
     return worker
+
+
+def build_long_worker(settings: Settings, registry: Registry, services: Services | None = None) -> Worker:
+    """Admin jobs and the sync crons (reconciliation, polling) on their own queue. arq leases every job of a
+    worker for its longest function timeout, so hour-long jobs beside the entity jobs would hold a dead
+    worker's entity job for an hour."""
+    assert settings.redis_url is not None
+    ctx: dict[str, Any] = {"services": services or Services(), "settings": settings, "registry": registry}
+    return Worker(
+        functions=[func(run_admin_job, name=RUN_ADMIN_JOB, timeout=settings.admin_job_timeout_seconds, max_tries=3)],
+        cron_jobs=registry.cron_jobs,
+        redis_settings=arq_redis_settings(settings.redis_url.get_secret_value()),
+        queue_name=long_queue_name(settings.queue_name),
+        max_jobs=4,
+        poll_delay=max(settings.worker_poll_delay_seconds, 0.2),
+        job_timeout=settings.admin_job_timeout_seconds,
+        keep_result=0,
+        job_completion_wait=settings.worker_shutdown_grace_seconds,
+        handle_signals=False,
+        health_check_interval=60,
+        job_serializer=serializer.dumps,
+        job_deserializer=serializer.loads,
+        ctx=ctx,
+    )
 
 
 async def _teardown(worker: Worker) -> None:
@@ -131,36 +144,62 @@ async def run_worker(settings: Settings, stop: asyncio.Event, registry: Registry
     """Run until `stop` is set; then finish running jobs (up to the grace period) or re-queue them."""
     registry = registry if registry is not None else default_registry(settings)
     worker_id = new_worker_id()
+    services = Services.from_settings(settings)
     delay = 1.0
-    while not stop.is_set():
-        worker = build_worker(settings, registry, worker_id)
-        watcher = asyncio.create_task(_stop_when(stop, worker))
-        started = time.monotonic()
-        try:
-            log.info("worker_starting", worker_id=worker_id, queue=settings.queue_name, handlers=len(registry))
-            await worker.async_run()
-        except asyncio.CancelledError:
-            if not stop.is_set():
-                raise
-        except (RedisError, OSError) as exc:
-            log.warning("worker_lost_redis", error=type(exc).__name__, detail=str(exc)[:200])
-        finally:
-            watcher.cancel()
-            await _teardown(worker)
-        if stop.is_set():
-            break
+    try:
+        while not stop.is_set():
+            workers = [
+                build_worker(settings, registry, worker_id, services),
+                build_long_worker(settings, registry, services),
+            ]
+            watcher = asyncio.create_task(_stop_when(stop, workers))
+            started = time.monotonic()
+            try:
+                log.info("worker_starting", worker_id=worker_id, queue=settings.queue_name, handlers=len(registry))
+                await _run_together(workers)
+            except asyncio.CancelledError:
+                if not stop.is_set():
+                    raise
+            except (RedisError, OSError) as exc:
+                log.warning("worker_lost_redis", error=type(exc).__name__, detail=str(exc)[:200])
+            finally:
+                watcher.cancel()
+                for worker in workers:
+                    await _teardown(worker)
+            if stop.is_set():
+                break
         if time.monotonic() - started > 60:
             delay = 1.0
         log.info("worker_reconnecting", in_seconds=delay)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)
-        delay = min(delay * 2, 30.0)
+            delay = min(delay * 2, 30.0)
+    finally:
+        await services.close()
     log.info("worker_stopped", worker_id=worker_id)
 
 
-async def _stop_when(stop: asyncio.Event, worker: Worker) -> None:
+async def _run_together(workers: list[Worker]) -> None:
+    """Run both arq workers; when one ends (stop, or Redis lost), end the other too and re-raise."""
+    tasks = [asyncio.create_task(w.async_run()) for w in workers]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        first_error = next((t.exception() for t in done if not t.cancelled() and t.exception()), None)
+        if first_error is None:
+            # A stop: let the other finish its running jobs the same way.
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return
+        raise first_error
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _stop_when(stop: asyncio.Event, workers: list[Worker]) -> None:
     await stop.wait()
-    if worker._job_completion_wait:
-        worker.handle_sig_wait_for_completion(signal.SIGTERM)
-    else:
-        worker.handle_sig(signal.SIGTERM)
+    for worker in workers:
+        if worker._job_completion_wait:
+            worker.handle_sig_wait_for_completion(signal.SIGTERM)
+        else:
+            worker.handle_sig(signal.SIGTERM)
