@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from gateway import jobrecords
 from gateway.appkeys import REDIS, SETTINGS
 from gateway.problems import field_errors, problem
-from workers import serializer
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
 MAX_IDS = 10_000
@@ -60,7 +59,8 @@ async def _enqueue(request: web.Request, kind: str, params: dict[str, Any]) -> w
     redis = request.app[REDIS]
     job_id = jobrecords.new_job_id(kind)
     await jobrecords.create(redis, job_id, kind, params)
-    arq = ArqRedis(connection_pool=redis.connection_pool, job_serializer=serializer.dumps)
+    # orjson, like the workers' job_deserializer (never pickle); the gateway only names the job function.
+    arq = ArqRedis(connection_pool=redis.connection_pool, job_serializer=orjson.dumps)
     await arq.enqueue_job(
         jobrecords.RUN_ADMIN_JOB,
         job_id,

@@ -7,6 +7,7 @@ takes a few seconds on a small machine and little memory (plain dataclasses with
 
 from __future__ import annotations
 
+import _random
 import random
 import struct
 import zlib
@@ -123,42 +124,113 @@ def sku(i: int) -> str:
     return f"CR-{i:06d}"
 
 
-def product(i: int, seed: int = 1) -> ProductSpec:
-    rng = random.Random(seed * 1_000_003 + i)
-    cat = _LEAVES[i % len(_LEAVES)]
+@dataclass(frozen=True, slots=True)
+class _Leaf:
+    """What product(i) needs of its leaf category, worked out once instead of once per product."""
+
+    id: str
+    department_id: str
+    noun: str
+    range_name: str  # lower-case category name, for the description
+    set_name: str
+    wearable: bool  # Apparel and Footwear products also get a colour and a size
+
+
+def _leaf(cat: CategorySpec) -> _Leaf:
     dept_name = _DEPARTMENT_NAME[cat.parent_id or ""]
-    noun = _NOUNS.get(cat.name, "Item")
-    name = f"{rng.choice(_ADJECTIVES)} {noun} {i}"
-    set_name = SET_FOR_DEPARTMENT[dept_name]
-    attrs: dict[str, str] = {"brand": rng.choice(["Northwind", "Contoso", "Fabrikam", "Tailspin"])}
-    if dept_name in ("Apparel", "Footwear"):
-        attrs["color"] = rng.choice(SHARED_ATTRIBUTES["color"] or [])
-        attrs["size"] = rng.choice(SHARED_ATTRIBUTES["size"] or [])
-    attrs["material"] = rng.choice(SHARED_ATTRIBUTES["material"] or [])
-    images = [
-        ImageSpec(f"IMG-{i}-{n}", n, n == 0, (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
-        for n in range(1 + i % 2)
-    ]
+    return _Leaf(
+        cat.id,
+        cat.parent_id or "",
+        _NOUNS.get(cat.name, "Item"),
+        cat.name.lower(),
+        SET_FOR_DEPARTMENT[dept_name],
+        dept_name in ("Apparel", "Footwear"),
+    )
+
+
+_LEAF_INFO = [_leaf(c) for c in _LEAVES]
+_BRANDS = ["Northwind", "Contoso", "Fabrikam", "Tailspin"]
+_COLORS = SHARED_ATTRIBUTES["color"] or []
+_SIZES = SHARED_ATTRIBUTES["size"] or []
+_MATERIALS = SHARED_ATTRIBUTES["material"] or []
+_STORE_IDS = [str(store["id"]) for store in STORES]
+
+
+def product(i: int, seed: int = 1) -> ProductSpec:
+    return _product(i, seed, _random.Random())
+
+
+def products(n: int, seed: int = 1) -> list[ProductSpec]:
+    rng = _random.Random()  # one generator re-seeded per product: same stream, no allocation each time
+    return [_product(i, seed, rng) for i in range(1, n + 1)]
+
+
+def _product(i: int, seed: int, rng: _random.Random) -> ProductSpec:
+    """Product i of `seed`: the same values, drawn in the same order, as this straightforward code would:
+
+        rng = random.Random(seed * 1_000_003 + i)
+        name = f"{rng.choice(_ADJECTIVES)} {noun} {i}"; brand = rng.choice(_BRANDS)
+        [color = rng.choice(_COLORS); size = rng.choice(_SIZES)]  # wearables only
+        material = rng.choice(_MATERIALS); per image: 3 x rng.randrange(256)
+        price = round(rng.uniform(5, 250), 2); weight = round(rng.uniform(0.1, 5.0), 2)
+        per store: rng.randrange(0, 60)
+
+    It uses the C generator underneath random.Random directly, and spells out what random.Random does for
+    choice/randrange (`_randbelow`: draw n.bit_length() bits, retry while >= n) and uniform (a + (b-a) *
+    random()): the Python-level wrappers were most of the 40-60 us a product used to cost. tests pin the
+    output (tests/test_sandbox_cli.py), so a change here that alters any value fails there.
+    """
+    rng.seed(seed * 1_000_003 + i)
+    bits = rng.getrandbits
+    leaf = _LEAF_INFO[i % len(_LEAF_INFO)]
+    while (r := bits(4)) >= 10:  # choice of 10 adjectives
+        pass
+    name = f"{_ADJECTIVES[r]} {leaf.noun} {i}"
+    while (r := bits(3)) >= 4:  # choice of 4 brands
+        pass
+    attrs: dict[str, str] = {"brand": _BRANDS[r]}
+    if leaf.wearable:
+        while (r := bits(3)) >= 6:  # 6 colours
+            pass
+        attrs["color"] = _COLORS[r]
+        while (r := bits(3)) >= 5:  # 5 sizes
+            pass
+        attrs["size"] = _SIZES[r]
+    while (r := bits(3)) >= 5:  # 5 materials
+        pass
+    material = attrs["material"] = _MATERIALS[r]
+    images = []
+    for n in range(1 + i % 2):
+        rgb = []
+        for _ in range(3):
+            while (r := bits(9)) >= 256:  # randrange(256): 256.bit_length() is 9
+                pass
+            rgb.append(r)
+        images.append(ImageSpec(f"IMG-{i}-{n}", n, n == 0, (rgb[0], rgb[1], rgb[2])))
+    price = round(5 + 245 * rng.random(), 2)
+    weight = round(0.1 + (5.0 - 0.1) * rng.random(), 2)
+    on_hand = {}
+    for store_id in _STORE_IDS:
+        while (r := bits(6)) >= 60:  # randrange(0, 60)
+            pass
+        on_hand[store_id] = r
+    set_name = leaf.set_name
     return ProductSpec(
         id=f"P-{i}",
-        sku=sku(i),
+        sku=f"CR-{i:06d}",
         name=name,
-        description_html=f"<p>{name} from our {cat.name.lower()} range.</p><ul><li>{attrs['material']}</li></ul>",
-        price=round(rng.uniform(5, 250), 2),
-        weight=round(rng.uniform(0.1, 5.0), 2),
+        description_html=f"<p>{name} from our {leaf.range_name} range.</p><ul><li>{material}</li></ul>",
+        price=price,
+        weight=weight,
         web_active=(i % 10) != 0,  # every tenth product is not for the web: synced disabled
-        department_id=cat.parent_id or "",
-        category_ids=[cat.id],
+        department_id=leaf.department_id,
+        category_ids=[leaf.id],
         attribute_sets=[{"name": set_name, "primary": True}]
         + ([{"name": "Default", "primary": False}] if set_name != "Default" else []),
         attributes=attrs,
         images=images,
-        on_hand={store["id"]: rng.randrange(0, 60) for store in STORES},
+        on_hand=on_hand,
     )
-
-
-def products(n: int, seed: int = 1) -> list[ProductSpec]:
-    return [product(i, seed) for i in range(1, n + 1)]
 
 
 def customer(i: int, seed: int = 1) -> CustomerSpec:
