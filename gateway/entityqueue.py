@@ -38,6 +38,8 @@ JOB_SEQ = f"{PREFIX}jobseq"
 DEADLETTERS = f"{PREFIX}deadletters"
 WORKERS = f"{PREFIX}workers"
 JOB_STATS = f"{PREFIX}stats:jobs"
+# name -> JSON of the last report of a periodic or admin run (reconciliation, order poll, catch-up), for /admin/status.
+REPORTS = f"{PREFIX}reports"
 # Long enough that a week-long worker outage does not expire queued work (arq's default is one day).
 JOB_EXPIRE_MS = 7 * 86_400_000
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
-from gateway.entityqueue import DEADLETTERS, JOB_STATS, RECENT_EVENTS, WORKERS, worker_key
+from gateway.entityqueue import DEADLETTERS, JOB_STATS, RECENT_EVENTS, REPORTS, WORKERS, worker_key
 
 # Heartbeats older than this are dropped from the listing (the worker is gone).
 _FORGET_WORKER_S = 86_400
@@ -22,7 +23,8 @@ async def snapshot(redis: Redis, queue_name: str) -> dict[str, Any]:
         pipe.zcard(DEADLETTERS)
         pipe.zcard(RECENT_EVENTS)
         pipe.hgetall(JOB_STATS)
-        _, depth, workers, dead, recent, stats = await pipe.execute()
+        pipe.hgetall(REPORTS)
+        _, depth, workers, dead, recent, stats, reports = await pipe.execute()
     async with redis.pipeline(transaction=False) as pipe:
         for wid, _ in workers:
             pipe.hgetall(worker_key(wid.decode()))
@@ -46,6 +48,7 @@ async def snapshot(redis: Redis, queue_name: str) -> dict[str, Any]:
         "dead_letters": dead,
         "recent_events": recent,
         "jobs": {k.decode(): int(v) for k, v in stats.items()},
+        "reports": {k.decode(): orjson.loads(v) for k, v in sorted(reports.items())},
     }
 
 

@@ -143,3 +143,9 @@ async def test_feeding_the_same_origin_twice_queues_once(redis: Redis, settings)
     changes = [(Source.CLOUDRETAILER, "product.updated", ProductEvent(product_id="P-7", sku="S-7"))]
     assert await feed(redis, settings, "resync:job-1", changes) == 1
     assert await feed(redis, settings, "resync:job-1", changes) == 0
+
+
+async def test_status_shows_the_last_report_of_each_run(gateway, redis):
+    await redis.hset("crm:reports", "reconcile-inventory", b'{"run_id": "r-1", "drift_fixed": 3}')
+    status = await (await gateway.get("/admin/status", headers=AUTH)).json()
+    assert status["reports"] == {"reconcile-inventory": {"run_id": "r-1", "drift_fixed": 3}}
