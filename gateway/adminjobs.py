@@ -27,6 +27,7 @@ class _Body(BaseModel):
 
 
 class ProductsResync(_Body):
+    skus: Annotated[list[Id], Field(max_length=MAX_IDS)] | None = None
     product_ids: Annotated[list[Id], Field(max_length=MAX_IDS)] | None = None
 
 

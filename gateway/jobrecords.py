@@ -23,6 +23,22 @@ INDEX_MAX = 1000
 STATUSES = ("queued", "running", "done", "failed")
 
 
+# Event statuses that settle a fanned-out change, and the job record counter each one raises.
+SETTLED_COUNTERS = {"done": "done", "skipped": "done", "dead": "failed"}
+FEED_PREFIX = "job:"
+
+
+def feed_origin(job_id: str) -> str:
+    """The id prefix of the changes an admin job feeds into the entity queue (see workers/feed.py)."""
+    return f"{FEED_PREFIX}{job_id}"
+
+
+def job_of_event(event_id: str) -> str | None:
+    if not event_id.startswith(FEED_PREFIX):
+        return None
+    return event_id.split(":", 2)[1]
+
+
 def long_queue_name(queue_name: str) -> str:
     """The arq queue of admin jobs and crons, apart from the entity jobs (see workers/worker.py)."""
     return f"{queue_name}:long"
@@ -77,10 +93,18 @@ async def get(redis: Redis, job_id: str) -> dict[str, Any] | None:
         "created": rec.get("created"),
         "started": rec.get("started"),
         "finished": rec.get("finished"),
-        "progress": {"done": int(rec.get("done") or 0), "total": int(rec["total"]) if rec.get("total") else None},
+        "progress": {
+            "done": int(rec.get("done") or 0),
+            "failed": int(rec.get("failed") or 0),
+            "total": int(rec["total"]) if rec.get("total") else None,
+        },
         "result": orjson.loads(rec["result"]) if rec.get("result") else None,
         "error": rec.get("error") or None,
     }
+    # A fan-out job's function is done once it has fed every change; the job is done when they are settled.
+    progress = out["progress"]
+    if out["status"] == "done" and progress["total"] and progress["done"] + progress["failed"] < progress["total"]:
+        out["status"] = "running"
     return out
 
 

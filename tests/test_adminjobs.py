@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.events import AcceptedEvent, ProductEvent, Source
+from gateway.jobrecords import feed_origin
 from tests.conftest import wait_for
 from tests.support.signing import ADMIN_TOKEN
 from workers.binder import Binder
@@ -44,8 +45,8 @@ async def test_resync_job_feeds_changes_through_the_handlers_with_progress(gatew
         ids = params["product_ids"]
         await progress(0, len(ids))
         changes = [(Source.CLOUDRETAILER, "product.updated", ProductEvent(product_id=i, sku=f"S-{i}")) for i in ids]
-        queued = await feed(ctx.redis, ctx.settings, f"resync:{ctx.job_id}", changes)
-        await progress(len(ids), len(ids))
+        queued = await feed(ctx.redis, ctx.settings, feed_origin(ctx.job_id), changes)
+        await progress(0, queued)
         return {"queued": queued}
 
     async def on_product(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
@@ -63,13 +64,14 @@ async def test_resync_job_feeds_changes_through_the_handlers_with_progress(gatew
     job = await _finished(gateway, body["job_id"])
     assert job["status"] == "done", job
     assert job["result"] == {"queued": 3}
-    assert job["progress"] == {"done": 3, "total": 3}
+    # Done only once every fanned-out change is settled by its entity's job.
+    assert job["progress"] == {"done": 3, "failed": 0, "total": 3}
     assert job["params"] == {"product_ids": ["P-1", "P-2", "P-3"]}
     await wait_for(lambda: len(seen) == 3)
     assert sorted(x for batch in seen for x in batch) == ["P-1", "P-2", "P-3"]
     # The fed changes are in the event log like webhooks.
     events = await (await gateway.get("/admin/events", headers=AUTH)).json()
-    assert {e["id"].split(":")[0] for e in events["items"]} == {"resync"}
+    assert {e["id"].split(":")[0] for e in events["items"]} == {"job"}
 
 
 async def test_a_failing_job_and_a_job_without_handler_are_failed_with_the_reason(gateway, redis, start_worker):
@@ -97,7 +99,8 @@ async def test_a_failing_job_and_a_job_without_handler_are_failed_with_the_reaso
     [
         ("/admin/resync/products", b"{not json", 400, None),
         ("/admin/resync/products", b'{"product_ids": "P-1"}', 422, "product_ids"),
-        ("/admin/resync/products", b'{"skus": ["a"]}', 422, "skus"),
+        ("/admin/resync/products", b'{"skus": ["a"], "colour": 1}', 422, "colour"),
+        ("/admin/resync/products", b'{"skus": [""]}', 422, "skus.0"),
         ("/admin/resync/orders", b'{"order_ids": ["12"]}', 422, "order_ids.0"),
         ("/admin/resync/orders", b'{"since": "yesterday"}', 422, "since"),
         ("/admin/resync/customers", b'{"customer_ids": [""]}', 422, "customer_ids.0"),
@@ -141,8 +144,8 @@ async def test_binder_keeps_both_directions_and_bind_new_picks_one_winner(redis:
 
 async def test_feeding_the_same_origin_twice_queues_once(redis: Redis, settings):
     changes = [(Source.CLOUDRETAILER, "product.updated", ProductEvent(product_id="P-7", sku="S-7"))]
-    assert await feed(redis, settings, "resync:job-1", changes) == 1
-    assert await feed(redis, settings, "resync:job-1", changes) == 0
+    assert await feed(redis, settings, feed_origin("job-1"), changes) == 1
+    assert await feed(redis, settings, feed_origin("job-1"), changes) == 0
 
 
 async def test_status_shows_the_last_report_of_each_run(gateway, redis):

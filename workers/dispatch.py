@@ -19,7 +19,7 @@ from arq import Retry
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway import deadletters, eventlog
+from gateway import deadletters, eventlog, jobrecords
 from gateway.entityqueue import JOB_STATS, EntityQueue, event_key
 from gateway.events import AcceptedEvent, Source
 from gateway.settings import Settings
@@ -180,6 +180,12 @@ class Dispatcher:
         async with self.redis.pipeline(transaction=False) as pipe:
             for ref in refs:
                 eventlog.set_status(pipe, ref, status, now_ms=now, attempts=attempt, error=error or "")
+                # A change fanned out by an admin job (workers/feed.py ids `job:<job id>:<n>`) counts towards
+                # that job's progress once it is settled.
+                counter = jobrecords.SETTLED_COUNTERS.get(status)
+                job_id = jobrecords.job_of_event(ref.partition(":")[2])
+                if counter and job_id:
+                    pipe.hincrby(jobrecords.job_key(job_id), counter, 1)
             await pipe.execute()
 
     async def _dead_letter(

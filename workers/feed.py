@@ -1,7 +1,7 @@
 """Feed changes found by a resync, a catch-up or a poll into the same per-entity queue webhooks use.
 
 The change then runs through the same handlers, with the same coalescing and exactly-once bookkeeping, and
-shows in the event log like a webhook. Its id names its origin and position (`resync:<job>:<n>`), so an
+shows in the event log like a webhook. Its id names its origin and position (`job:<job id>:<n>`), so an
 admin job that is retried and feeds the same list again is de-duplicated like a repeated webhook.
 """
 
