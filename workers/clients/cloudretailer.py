@@ -101,8 +101,13 @@ class CloudRetailerClient(ApiClient):
         return await self.call("GET", f"products/{_seg(product_id)}/images/{_seg(image_id)}", raw=True)
 
     # --- inventory ------------------------------------------------------------------------------------
-    async def inventory(self, store_id: str | None = None) -> AsyncIterator[InventoryLevel]:
-        async for item in self.iter_pages("inventory", {"store_id": store_id or self._store()}):
+    async def inventory(
+        self, store_id: str | None = None, updated_since: str | None = None
+    ) -> AsyncIterator[InventoryLevel]:
+        params = {"store_id": store_id or self._store()}
+        if updated_since:
+            params["updated_since"] = updated_since
+        async for item in self.iter_pages("inventory", params):
             yield InventoryLevel.model_validate(item)
 
     async def inventory_level(self, sku: str, store_id: str | None = None) -> InventoryLevel:

@@ -137,9 +137,16 @@ class HttpApi:
                 retryable = idempotent
             else:
                 if status < 400:
-                    if raw:
-                        return content
-                    return orjson.loads(content) if content else None
+                    if raw or not content:
+                        return content if raw else None
+                    try:
+                        return orjson.loads(content)
+                    except orjson.JSONDecodeError:
+                        # e.g. the storefront's HTML because the base URL is wrong: no retry will change it
+                        snippet = content[:120].decode("utf-8", "replace")
+                        raise PermanentApiError(
+                            self.system, status, f"the answer is not JSON: {snippet!r}", method=method, path=url.path
+                        ) from None
                 error = self._error(status, content, method, url.path)
                 retryable = status in (RETRY_STATUSES if idempotent else UNSAFE_RETRY_STATUSES)
             if not retryable or attempt > self.retry.retries:
