@@ -24,9 +24,11 @@ async def feed(
     origin: str,
     changes: Iterable[tuple[Source, str, EventData]],
     *,
+    start: int = 0,
     batch: int = 500,
 ) -> int:
-    """changes: (source, event type, data). Returns how many were queued (the rest were duplicates)."""
+    """changes: (source, event type, data), numbered from `start` (a caller feeding in chunks passes the count
+    fed so far, so ids stay unique). Returns how many were queued (the rest were duplicates)."""
     queue = EntityQueue(redis, settings.queue_name)
     now = datetime.now(UTC).isoformat()
     queued = 0
@@ -44,7 +46,7 @@ async def feed(
         queued += sum(s == ACCEPT_QUEUED for s in statuses)
         rows.clear()
 
-    for n, (source, event_type, data) in enumerate(changes):
+    for n, (source, event_type, data) in enumerate(changes, start):
         rows.append((source.value, f"{origin}:{n}", event_type, data.entity(source), now, data.model_dump_json()))
         if len(rows) >= batch:
             await flush()

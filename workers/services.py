@@ -6,7 +6,8 @@ handler that needs a missing client fails its events permanently with the variab
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.settings import Settings
 from workers.clients.cloudretailer import CloudRetailerClient
@@ -18,6 +19,9 @@ from workers.errors import PermanentError
 class Services:
     magento_client: MagentoClient | None = None
     cr_client: CloudRetailerClient | None = None
+    # Per-worker caches of slow-changing remote metadata (attribute sets, options, store root category),
+    # keyed by the domain that owns them.
+    caches: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:

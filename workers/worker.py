@@ -168,11 +168,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event, registry: Registry
                     await _teardown(worker)
             if stop.is_set():
                 break
-        if time.monotonic() - started > 60:
-            delay = 1.0
-        log.info("worker_reconnecting", in_seconds=delay)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
+            if time.monotonic() - started > 60:
+                delay = 1.0
+            log.info("worker_reconnecting", in_seconds=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
             delay = min(delay * 2, 30.0)
     finally:
         await services.close()

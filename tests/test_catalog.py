@@ -1,0 +1,403 @@
+"""Catalog sync end to end: both sandboxes, the real gateway and workers, real Redis, over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import struct
+import zlib
+from typing import Any
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.support.stack import Stack, full_stack
+from workers import sync
+from workers.registry import Registry
+
+SUPPRESS = {"X-Sandbox-Suppress-Webhook": "1"}
+
+
+def catalog_rules() -> Registry:
+    registry = Registry()
+    sync.catalog.register(registry)
+    return registry
+
+
+WRITES = ("POST ", "PUT ", "DELETE ")
+
+
+def png(rgb: tuple[int, int, int]) -> bytes:
+    """A real 1x1 PNG of one colour."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = b"\x00" + bytes(rgb)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+async def settled(stack: Stack, within: float = 30) -> list[dict[str, Any]]:
+    """Wait until every event in the log is settled, then return them."""
+
+    async def check() -> list[dict[str, Any]] | None:
+        _, body = await stack.admin("GET", "/admin/events?limit=500")
+        items = body["items"]
+        busy = [e for e in items if e["status"] in ("queued", "processing", "failed")]
+        return None if busy or not items else items
+
+    await asyncio.sleep(0.2)  # let webhooks in flight arrive
+    return await wait_for(check, within=within)
+
+
+async def full_resync(stack: Stack) -> dict[str, Any]:
+    status, body = await stack.admin("POST", "/admin/resync/products", json={})
+    assert status == 202, body
+
+    async def done() -> dict[str, Any] | None:
+        _, job = await stack.admin("GET", body["href"])
+        return job if job["status"] in ("done", "failed") else None
+
+    job = await wait_for(done, within=60)
+    await settled(stack)
+    return job
+
+
+async def magento_product(stack: Stack, sku: str) -> dict[str, Any]:
+    return await stack.magento("GET", f"products/{sku}")
+
+
+def attrs(product: dict[str, Any]) -> dict[str, Any]:
+    return {a["attribute_code"]: a["value"] for a in product["custom_attributes"]}
+
+
+async def writes(stack: Stack) -> dict[str, int]:
+    async with stack.magento_api.get(f"{stack.magento_url}/_sandbox/stats") as resp:
+        calls = (await resp.json())["calls"]
+    return {k: v for k, v in calls.items() if k.startswith(WRITES)}
+
+
+async def reset_stats(stack: Stack) -> None:
+    async with stack.magento_api.delete(f"{stack.magento_url}/_sandbox/stats"):
+        pass
+
+
+async def cr_products(stack: Stack) -> list[dict[str, Any]]:
+    return (await stack.cr("GET", "/products", params={"limit": "500"}))["items"]
+
+
+@pytest.fixture
+async def stack(redis_url: str):
+    async with full_stack(redis_url, products=8) as s:
+        await s.start_worker(catalog_rules())
+        yield s
+
+
+async def test_full_sync_maps_every_rule_and_a_second_sync_writes_nothing(stack: Stack) -> None:
+    job = await full_resync(stack)
+    products = await cr_products(stack)
+    assert job["result"]["fed"] == len(products) == 8
+    shoes = [p for p in products if any(s["primary"] and s["name"] == "Shoes" for s in p["attribute_sets"])]
+    assert shoes, "the seeded catalog has products whose primary set Magento lacks"
+    assert job["progress"] == {"done": len(products) - len(shoes), "failed": len(shoes), "total": len(products)}
+
+    sets = {
+        s["attribute_set_name"]: s["attribute_set_id"]
+        for s in (
+            await stack.magento("GET", "products/attribute-sets/sets/list", params={"searchCriteria[pageSize]": "50"})
+        )["items"]
+    }
+    tree = await stack.magento("GET", "categories")
+    for p in products:
+        if p in shoes:
+            continue
+        m = await magento_product(stack, p["sku"])
+        primary = next(s["name"] for s in p["attribute_sets"] if s["primary"])
+        assert m["name"] == p["name"] and m["price"] == p["price"] and m["weight"] == p["weight"]
+        assert m["attribute_set_id"] == sets[primary]
+        assert m["status"] == (1 if p["web_active"] else 2)
+        assert m["extension_attributes"]["website_ids"] == [1]
+        a = attrs(m)
+        assert a["description"] == p["description_html"]
+        assert a["url_key"].endswith(p["sku"].lower())
+        # select attributes as option ids, free text as is
+        if "brand" in p["attributes"]:
+            assert a["brand"] == p["attributes"]["brand"]
+        if "color" in p["attributes"]:
+            options = await stack.magento("GET", "products/attributes/color/options")
+            label = next(o["label"] for o in options if o["value"] == a["color"])
+            assert label == p["attributes"]["color"]
+        # images: one entry per Cloud Retailer image, the primary holding the three roles
+        media = m["media_gallery_entries"]
+        assert len(media) == len(p["images"])
+        primary_sha = next(i["sha256"] for i in p["images"] if i["primary"])
+        holder = next(e for e in media if "image" in e["types"])
+        assert primary_sha[:16] in holder["file"] and sorted(holder["types"]) == ["image", "small_image", "thumbnail"]
+        # categories: the department and the categories, created under the store's root
+        linked = {int(link["category_id"]) for link in m["extension_attributes"]["category_links"]}
+        assert len(linked) == len({p["department_id"], *p["category_ids"]})
+    assert [c["name"] for c in tree["children_data"][0]["children_data"]]  # departments under the root
+
+    # Shoes: failed with a clear reason, never created
+    events = await settled(stack)
+    dead = [e for e in events if e["status"] == "dead"]
+    assert len(dead) == len(shoes) and all("attribute set 'Shoes'" in e["last_error"] for e in dead)
+    assert "Shoes" not in sets
+    _, dls = await stack.admin("GET", "/admin/dead-letters")
+    assert dls["total"] == len(shoes)
+
+    await reset_stats(stack)
+    await full_resync(stack)
+    assert await writes(stack) == {}, "an unchanged catalog must cost no Magento write"
+
+
+async def test_changes_in_cloud_retailer_arrive_and_magento_only_attributes_survive(stack: Stack) -> None:
+    await full_resync(stack)
+    product = next(
+        p
+        for p in await cr_products(stack)
+        if p["web_active"]
+        and "color" in p["attributes"]
+        and not any(s["name"] == "Shoes" and s["primary"] for s in p["attribute_sets"])
+    )
+    sku = product["sku"]
+    # An admin edits a shared attribute and a Magento-only one in Magento.
+    white = next(
+        o["value"]
+        for o in await stack.magento("GET", "products/attributes/color/options")
+        if o["label"] != product["attributes"]["color"] and o["value"]
+    )
+    await stack.magento(
+        "PUT",
+        f"products/{sku}",
+        json={
+            "product": {
+                "sku": sku,
+                "custom_attributes": [
+                    {"attribute_code": "color", "value": white},
+                    {"attribute_code": "badge_text", "value": "Staff pick"},
+                ],
+            }
+        },
+    )
+
+    await stack.cr(
+        "PUT",
+        f"/products/{product['id']}",
+        json={"price": 99.99, "attributes": {**product["attributes"], "size": "XL"}},
+    )
+    await settled(stack)
+    m = await magento_product(stack, sku)
+    a = attrs(m)
+    assert m["price"] == 99.99
+    color_options = {o["value"]: o["label"] for o in await stack.magento("GET", "products/attributes/color/options")}
+    assert color_options[a["color"]] == product["attributes"]["color"], "a shared attribute is overwritten"
+    assert a["badge_text"] == "Staff pick", "a Magento-only attribute survives every sync"
+
+    # Not web-active -> disabled; deleted -> disabled, never deleted.
+    await stack.cr("PUT", f"/products/{product['id']}", json={"web_active": False})
+    await settled(stack)
+    assert (await magento_product(stack, sku))["status"] == 2
+    await stack.cr("PUT", f"/products/{product['id']}", json={"web_active": True})
+    await settled(stack)
+    assert (await magento_product(stack, sku))["status"] == 1
+    await stack.cr("DELETE", f"/products/{product['id']}")
+    await settled(stack)
+    assert (await magento_product(stack, sku))["status"] == 2
+
+
+async def test_images_removed_changed_and_hand_added(stack: Stack) -> None:
+    await full_resync(stack)
+    product = next(
+        p
+        for p in await cr_products(stack)
+        if len(p["images"]) >= 1 and not any(s["name"] == "Shoes" and s["primary"] for s in p["attribute_sets"])
+    )
+    sku = product["sku"]
+    hand = {
+        "media_type": "image",
+        "label": "lifestyle",
+        "position": 9,
+        "disabled": False,
+        "types": [],
+        "content": {
+            "base64_encoded_data": base64.b64encode(png((1, 2, 3))).decode(),
+            "type": "image/png",
+            "name": "lifestyle.png",
+        },
+    }
+    await stack.magento("POST", f"products/{sku}/media", json={"entry": hand})
+
+    # Replace every Cloud Retailer image by one new primary image.
+    new = base64.b64encode(png((200, 10, 10))).decode()
+    await reset_stats(stack)
+    await stack.cr("PUT", f"/products/{product['id']}", json={"images": [{"content_base64": new, "primary": True}]})
+    await settled(stack)
+    media = (await magento_product(stack, sku))["media_gallery_entries"]
+    files = sorted(e["file"] for e in media)
+    assert len(media) == 2, files
+    assert any("lifestyle" in f for f in files), "an image added by hand in Magento is left alone"
+    cr_now = (await stack.cr("GET", f"/products/{product['id']}"))["images"]
+    ours = next(e for e in media if cr_now[0]["sha256"][:16] in e["file"])
+    assert sorted(ours["types"]) == ["image", "small_image", "thumbnail"]
+    done = await writes(stack)
+    uploads = sum(v for k, v in done.items() if k.startswith("POST ") and k.endswith("/media"))
+    assert uploads == 1, done
+
+    # A resync with nothing changed uploads nothing.
+    await reset_stats(stack)
+    await stack.admin("POST", "/admin/resync/products", json={"skus": [sku]})
+    await settled(stack)
+    assert await writes(stack) == {}
+
+
+async def test_a_product_moved_to_another_category_loses_the_old_link(stack: Stack) -> None:
+    await full_resync(stack)
+    products = [
+        p
+        for p in await cr_products(stack)
+        if not any(s["name"] == "Shoes" and s["primary"] for s in p["attribute_sets"])
+    ]
+    product = products[0]
+    categories = (await stack.cr("GET", "/categories", params={"limit": "500"}))["items"]
+    other = (
+        next(
+            c
+            for c in categories
+            if c["parent_id"] == product["department_id"] and c["id"] not in product["category_ids"]
+        )
+        if any(
+            c["parent_id"] == product["department_id"] and c["id"] not in product["category_ids"] for c in categories
+        )
+        else next(c for c in categories if c["parent_id"] and c["id"] not in product["category_ids"])
+    )
+    # A link an admin made to a Magento-only category must survive.
+    own = await stack.magento(
+        # another root's tree, which the gateway does not sync: a Magento-only category
+        "POST", "categories", json={"category": {"parent_id": 1, "name": "Staff Picks", "is_active": True}}
+    )
+    await settled(stack)
+    await stack.magento(
+        "POST",
+        f"categories/{own['id']}/products",
+        json={"productLink": {"sku": product["sku"], "position": 0, "category_id": str(own["id"])}},
+    )
+
+    await stack.cr(
+        "PUT", f"/products/{product['id']}", json={"department_id": other["parent_id"], "category_ids": [other["id"]]}
+    )
+    await settled(stack)
+    m = await magento_product(stack, product["sku"])
+    linked = {int(link["category_id"]) for link in m["extension_attributes"]["category_links"]}
+    names = {(await stack.magento("GET", f"categories/{c}"))["name"] for c in linked}
+    dept = next(c for c in categories if c["id"] == other["parent_id"])
+    assert names == {other["name"], dept["name"], "Staff Picks"}
+
+
+async def test_categories_both_ways_without_echo(stack: Stack) -> None:
+    await full_resync(stack)
+    before = (await stack.cr("GET", "/categories", params={"limit": "500"}))["items"]
+    # Every category the gateway created in Magento called back; none came back to Cloud Retailer.
+    assert len(before) == len({c["id"] for c in before})
+
+    # Created in Magento by an admin -> created in Cloud Retailer, under the mapped parent.
+    dept = next(c for c in before if c["parent_id"] is None)
+    from workers.binder import Binder
+
+    dept_mg = int(await Binder(stack.redis).magento_id("category", dept["id"]))
+    made = await stack.magento(
+        "POST", "categories", json={"category": {"parent_id": dept_mg, "name": "Clearance", "is_active": True}}
+    )
+    await settled(stack)
+    after = (await stack.cr("GET", "/categories", params={"limit": "500"}))["items"]
+    created = [c for c in after if c["name"] == "Clearance"]
+    assert len(created) == 1 and created[0]["parent_id"] == dept["id"]
+    assert len(after) == len(before) + 1
+    assert await Binder(stack.redis).cr_id("category", made["id"]) == created[0]["id"]
+
+    # Updates only from Cloud Retailer: a Magento rename is overwritten at the next Cloud Retailer update.
+    await stack.magento("PUT", f"categories/{made['id']}", json={"category": {"name": "Clearance!!"}})
+    await settled(stack)
+    assert (
+        next(
+            c
+            for c in (await stack.cr("GET", "/categories", params={"limit": "500"}))["items"]
+            if c["id"] == created[0]["id"]
+        )["name"]
+        == "Clearance"
+    )
+    await stack.cr("PUT", f"/categories/{created[0]['id']}", json={"name": "Clearance Sale"})
+    await settled(stack)
+    assert (await stack.magento("GET", f"categories/{made['id']}"))["name"] == "Clearance Sale"
+
+
+async def test_url_key_collision_is_recovered(stack: Stack) -> None:
+    products = [
+        p
+        for p in await cr_products(stack)
+        if not any(s["name"] == "Shoes" and s["primary"] for s in p["attribute_sets"])
+    ]
+    product = products[0]
+    from workers.sync.catalog.product_mapper import url_key
+
+    # Someone made a product by hand whose url_key is the one the gateway would derive.
+    await stack.magento(
+        "POST",
+        "products",
+        json={
+            "product": {
+                "sku": "HAND-1",
+                "name": "Hand made",
+                "price": 1,
+                "attribute_set_id": 4,
+                "type_id": "simple",
+                "custom_attributes": [{"attribute_code": "url_key", "value": url_key(product["name"], product["sku"])}],
+            }
+        },
+    )
+    await stack.admin("POST", "/admin/resync/products", json={"skus": [product["sku"]]})
+    events = await settled(stack)
+    assert all(e["status"] == "done" for e in events if e["type"] == "product.updated"), events
+    key = attrs(await magento_product(stack, product["sku"]))["url_key"]
+    assert key.startswith(url_key(product["name"], product["sku"]) + "-")
+
+
+async def test_concurrent_and_out_of_order_updates_converge_on_the_latest_state(stack: Stack) -> None:
+    products = [
+        p
+        for p in await cr_products(stack)
+        if not any(s["name"] == "Shoes" and s["primary"] for s in p["attribute_sets"])
+    ]
+    product = products[0]
+    await asyncio.gather(*(stack.cr("PUT", f"/products/{product['id']}", json={"price": 10 + i}) for i in range(10)))
+    latest = (await stack.cr("GET", f"/products/{product['id']}"))["price"]
+    await settled(stack)
+    assert (await magento_product(stack, product["sku"]))["price"] == latest
+
+
+async def test_a_magento_outage_mid_resync_loses_no_product(redis_url: str) -> None:
+    async with full_stack(
+        redis_url, products=12, job_retry_base_seconds=0.2, job_retry_max_seconds=1, job_max_attempts=30
+    ) as stack:
+        await stack.start_worker(catalog_rules())
+        async with stack.magento_api.put(
+            f"{stack.magento_url}/_sandbox/faults", json=[{"match": "* /rest/*", "error_rate": 1.0}]
+        ):
+            pass
+        status, _body = await stack.admin("POST", "/admin/resync/products", json={})
+        assert status == 202
+        await asyncio.sleep(2)
+        async with stack.magento_api.delete(f"{stack.magento_url}/_sandbox/faults"):
+            pass
+        await settled(stack, within=60)
+        products = await cr_products(stack)
+        expected = {
+            p["sku"] for p in products if not any(s["name"] == "Shoes" and s["primary"] for s in p["attribute_sets"])
+        }
+        found = await stack.magento("GET", "products", params={"searchCriteria[pageSize]": "100"})
+        assert {p["sku"] for p in found["items"]} == expected

@@ -1,0 +1,46 @@
+"""Catalog sync (issue #4): products, attributes, attribute sets, images and categories, Cloud Retailer ->
+Magento; categories created in Magento -> Cloud Retailer.
+
+    magento_meta      what the rules read from Magento (attribute sets, attributes and options, root category)
+    product_mapper    Cloud Retailer product -> Magento payload (pure)
+    category_mapper   category payloads both ways (pure)
+    fingerprints      no-op detection (hash of the last payload written)
+    categories        the category tree, bindings and the Magento -> Cloud Retailer creation
+    images            media gallery entries from Cloud Retailer's bytes
+    products          the product importer
+    resync            admin jobs: full and partial resyncs
+"""
+
+from __future__ import annotations
+
+from gateway.events import AcceptedEvent, Source
+from gateway.settings import Settings
+from workers.registry import HandlerContext, Registry
+from workers.sync.catalog import categories, products, resync
+
+CR, MAGENTO = Source.CLOUDRETAILER, Source.MAGENTO
+PRODUCT_EVENTS = ("product.created", "product.updated", "product.deleted", "product.images.updated")
+
+
+async def on_product(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
+    # Change signals: the newest one names the product; its current state in Cloud Retailer decides.
+    latest = events[-1].data
+    await products.sync_product(ctx, str(latest["product_id"]), str(latest["sku"]))
+
+
+async def on_cr_category(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
+    await categories.sync_from_cr(ctx, str(events[-1].data["category_id"]))
+
+
+async def on_magento_category(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
+    await categories.sync_from_magento(ctx, int(events[-1].data["category_id"]))
+
+
+def register(registry: Registry, settings: Settings | None = None) -> None:
+    for event_type in PRODUCT_EVENTS:
+        registry.register(CR, event_type, on_product)
+    registry.register(CR, "category.created", on_cr_category)
+    registry.register(CR, "category.updated", on_cr_category)
+    registry.register(MAGENTO, "category.created", on_magento_category)
+    registry.register_job("resync-products", resync.resync_products)
+    registry.register_job("resync-categories", resync.resync_categories)

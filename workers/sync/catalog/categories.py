@@ -1,0 +1,189 @@
+"""Categories: the Cloud Retailer department/category tree becomes the Magento tree under the linked store's
+root category (parents first); a category created in Magento is created in Cloud Retailer; updates flow only
+from Cloud Retailer.
+
+Bindings (workers/binder.py, kind "category") link the two ids. They can be rebuilt from the natural key,
+the path of names: before creating anything on either side, the importer looks for a category with the same
+name under the same parent there and links it. That is also what makes the Magento callback for a category
+the gateway itself just created change nothing, even when it runs before the binding was written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.exceptions import LockError
+
+from workers.binder import Binder
+from workers.clients.cloudretailer_models import Category
+from workers.clients.errors import Conflict, NotFound
+from workers.clients.search_criteria import SearchCriteria
+from workers.errors import PermanentError, Skip, TransientError
+from workers.registry import HandlerContext
+from workers.sync.catalog import category_mapper
+from workers.sync.catalog.fingerprints import Fingerprints
+from workers.sync.catalog.magento_meta import meta
+
+KIND = "category"
+MAX_DEPTH = 8
+LOCK_TIMEOUT_S = 60
+LOCK_WAIT_S = 30
+
+
+def _update_payload(category: Category) -> dict[str, Any]:
+    # Updates never move a category nor touch its url_key (an admin may have set one for SEO).
+    return {"name": category.name, "is_active": category.active, "include_in_menu": True}
+
+
+async def cr_category(ctx: HandlerContext, cr_id: str) -> Category:
+    return Category.model_validate(await ctx.cr.call("GET", f"categories/{cr_id}"))
+
+
+class _Locked:
+    """A Redis lock per record: two products needing the same new category must not both create it."""
+
+    def __init__(self, ctx: HandlerContext, name: str) -> None:
+        self._lock = ctx.redis.lock(f"crm:lock:{name}", timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_WAIT_S)
+
+    async def __aenter__(self) -> None:
+        if not await self._lock.acquire():
+            raise TransientError("another worker is creating this category; try again")
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self._lock.release()
+        except LockError:
+            pass  # expired while we worked; the binding written is still the one truth
+
+
+async def magento_id_for(ctx: HandlerContext, cr_id: str, depth: int = 0) -> int:
+    """The Magento id of Cloud Retailer category `cr_id`, creating it (parents first) when missing."""
+    binder = Binder(ctx.redis)
+    if (bound := await binder.magento_id(KIND, cr_id)) is not None:
+        return int(bound)
+    if depth > MAX_DEPTH:
+        raise PermanentError(f"category {cr_id} is nested more than {MAX_DEPTH} deep (a parent loop?)")
+    async with _Locked(ctx, f"category:cr:{cr_id}"):
+        if (bound := await binder.magento_id(KIND, cr_id)) is not None:
+            return int(bound)
+        try:
+            category = await cr_category(ctx, cr_id)
+        except NotFound:
+            raise PermanentError(f"category {cr_id} does not exist in Cloud Retailer") from None
+        return await _link_or_create_in_magento(ctx, category, depth)
+
+
+async def _parent_in_magento(ctx: HandlerContext, category: Category, depth: int) -> int:
+    if category.parent_id is None:
+        return (await meta(ctx)).root_category_id
+    return await magento_id_for(ctx, category.parent_id, depth + 1)
+
+
+async def _link_or_create_in_magento(ctx: HandlerContext, category: Category, depth: int) -> int:
+    parent_id = await _parent_in_magento(ctx, category, depth)
+    existing = await _magento_child_named(ctx, parent_id, category.name)
+    if existing is not None:
+        magento_id = existing
+    else:
+        created = await ctx.magento.create_category(category_mapper.magento_category(category, parent_id))
+        magento_id = int(created["id"])
+    await Binder(ctx.redis).bind(KIND, category.id, magento_id)
+    await Fingerprints(ctx.redis, KIND).remember(category.id, _update_payload(category))
+    if existing is not None:
+        # Linked by name: make it carry Cloud Retailer's values now.
+        await ctx.magento.update_category(magento_id, _update_payload(category))
+    return magento_id
+
+
+async def _magento_child_named(ctx: HandlerContext, parent_id: int, name: str) -> int | None:
+    criteria = SearchCriteria(page_size=100).where("parent_id", parent_id)
+    async for item in ctx.magento.iter_search("categories/list", criteria):
+        if str(item.get("name", "")).strip().casefold() == name.strip().casefold():
+            return int(item["id"])
+    return None
+
+
+async def sync_from_cr(ctx: HandlerContext, cr_id: str) -> str:
+    """category.created / category.updated from Cloud Retailer. Returns what was done (for logs/tests)."""
+    binder = Binder(ctx.redis)
+    bound = await binder.magento_id(KIND, cr_id)
+    if bound is None:
+        await magento_id_for(ctx, cr_id)
+        return "created"
+    try:
+        category = await cr_category(ctx, cr_id)
+    except NotFound:
+        raise Skip(f"category {cr_id} no longer exists in Cloud Retailer") from None
+    payload = _update_payload(category)
+    fingerprints = Fingerprints(ctx.redis, KIND)
+    if await fingerprints.unchanged(cr_id, payload):
+        return "unchanged"
+    try:
+        await ctx.magento.update_category(int(bound), payload)
+    except NotFound:
+        # Deleted by hand in Magento: create it again under its parent.
+        await binder.unbind(KIND, cr_id)
+        await magento_id_for(ctx, cr_id)
+        return "recreated"
+    await fingerprints.remember(cr_id, payload)
+    return "updated"
+
+
+async def sync_from_magento(ctx: HandlerContext, magento_id: int, depth: int = 0) -> str:
+    """category.created from Magento: create (or link) it in Cloud Retailer. Never updates Cloud Retailer."""
+    binder = Binder(ctx.redis)
+    if await binder.cr_id(KIND, magento_id) is not None:
+        return "already linked"
+    if depth > MAX_DEPTH:
+        raise PermanentError(f"Magento category {magento_id} is nested more than {MAX_DEPTH} deep")
+    try:
+        category = await ctx.magento.get_category(magento_id)
+    except NotFound:
+        raise Skip(f"Magento category {magento_id} no longer exists") from None
+    root = (await meta(ctx)).root_category_id
+    parent_mg = int(category.get("parent_id") or 0)
+    if magento_id == root or category.get("level", 2) < 2:
+        raise Skip("a root category is not synced")
+    if parent_mg != root and not await _under_root(ctx, category, root):
+        raise Skip(f"category {magento_id} is not under the linked store's root category {root}")
+    async with _Locked(ctx, f"category:mg:{magento_id}"):
+        if await binder.cr_id(KIND, magento_id) is not None:
+            return "already linked"
+        parent_cr: str | None = None
+        if parent_mg != root:
+            parent_cr = await binder.cr_id(KIND, parent_mg)
+            if parent_cr is None:
+                await sync_from_magento(ctx, parent_mg, depth + 1)
+                parent_cr = await binder.cr_id(KIND, parent_mg)
+        cr_id = await _cr_child_named(ctx, parent_cr, str(category["name"]))
+        outcome = "linked"
+        if cr_id is None:
+            body = category_mapper.cr_category(category, parent_cr)
+            try:
+                created = await ctx.cr.create_category(body)
+                cr_id, outcome = created.id, "created"
+            except Conflict as exc:
+                # A retry after a crash between "created" and "bound": the code names this Magento category.
+                cr_id = str((exc.body or {}).get("existing", {}).get("id") or "")
+                if not cr_id:
+                    raise
+        conflict = await binder.bind_new(KIND, cr_id, magento_id)
+        if conflict is not None:
+            return "already linked"
+        created_cr = await cr_category(ctx, cr_id)
+        # Cloud Retailer's echo (its category.created webhook) must not write Magento again.
+        await Fingerprints(ctx.redis, KIND).remember(cr_id, _update_payload(created_cr))
+        return outcome
+
+
+async def _under_root(ctx: HandlerContext, category: dict[str, Any], root: int) -> bool:
+    path = str(category.get("path") or "")
+    return str(root) in path.split("/") if path else True
+
+
+async def _cr_child_named(ctx: HandlerContext, parent_cr: str | None, name: str) -> str | None:
+    wanted = name.strip().casefold()
+    for category in await ctx.cr.categories():
+        if category.parent_id == parent_cr and category.name.strip().casefold() == wanted:
+            return category.id
+    return None
