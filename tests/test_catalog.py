@@ -279,7 +279,9 @@ async def test_a_product_moved_to_another_category_loses_the_old_link(stack: Sta
     # A link an admin made to a Magento-only category must survive.
     own = await stack.magento(
         # another root's tree, which the gateway does not sync: a Magento-only category
-        "POST", "categories", json={"category": {"parent_id": 1, "name": "Staff Picks", "is_active": True}}
+        "POST",
+        "categories",
+        json={"category": {"parent_id": 1, "name": "Staff Picks", "is_active": True}},
     )
     await settled(stack)
     await stack.magento(
