@@ -23,7 +23,7 @@ from tests.support.signing import ADMIN_TOKEN, CR_SECRET, MAGENTO_SECRET, SECRET
 from workers.registry import Registry
 from workers.worker import run_worker
 
-LOCAL_REDIS = "redis://127.0.0.1:6379/14"
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 
 
 def _answers(url: str) -> bool:
@@ -34,12 +34,28 @@ def _answers(url: str) -> bool:
         return False
 
 
+CLAIMS = "crmagento-tests:db:"
+
+
+def _claim_local_db() -> tuple[str, str] | None:
+    """A database of the local Redis that no other test run is using (tests FLUSHDB it): two runs at once
+    (a developer's and CI's, or parallel sessions) must not wipe each other's state. The claims live in
+    db 0, which the tests never flush."""
+    claims = redis_sync.Redis.from_url(LOCAL_REDIS, socket_connect_timeout=0.5, socket_timeout=0.5)
+    for db in range(14, 1, -1):
+        if claims.set(f"{CLAIMS}{db}", os.getpid(), nx=True, ex=3 * 3600):
+            return f"redis://127.0.0.1:6379/{db}", f"{CLAIMS}{db}"
+    return None
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url := os.environ.get("CRMAGENTO_TEST_REDIS_URL"):
         yield url
-    elif _answers(LOCAL_REDIS):
-        yield LOCAL_REDIS
+    elif _answers(LOCAL_REDIS) and (claimed := _claim_local_db()):
+        url, claim = claimed
+        yield url
+        redis_sync.Redis.from_url(LOCAL_REDIS).delete(claim)
     else:
         embedded = EmbeddedRedis(tmp_path_factory.mktemp("redis"), fsync="everysec")
         yield embedded.start()
