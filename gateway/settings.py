@@ -119,6 +119,17 @@ class Settings(BaseSettings):
         default=60, ge=1, description="/readyz fails when no worker heartbeat is younger than this."
     )
 
+    # --- inventory (on-hand stock, #5) -------------------------------------------------------------
+    reconcile_interval_minutes: int = Field(
+        default=30, ge=1, le=1440, description="Minutes between full inventory reconciliations."
+    )
+    inventory_batch_size: int = Field(
+        default=20, ge=1, le=300, description="Most source items per Magento write (Magento's input limit: 20)."
+    )
+    inventory_batch_wait_seconds: float = Field(
+        default=0.05, ge=0, le=5, description="Longest a stock change waits for others to share its Magento write."
+    )
+
     # --- Magento (the sandbox or a real store) -----------------------------------------------------
     magento_url: str | None = Field(default=None, description="Magento base URL, e.g. https://shop.example.com.")
     magento_token: SecretStr | None = Field(
@@ -131,6 +142,9 @@ class Settings(BaseSettings):
     magento_store_code: str = Field(default="default", description="Store view linked to Cloud Retailer.")
     magento_website_id: int = Field(default=1, ge=0, description="Website linked to Cloud Retailer.")
     magento_source_code: str = Field(default="default", description="MSI inventory source for on-hand stock.")
+    magento_customer_group_id: int = Field(
+        default=1, ge=1, description="Customer group of accounts the gateway creates in Magento (1: General)."
+    )
     magento_concurrency: int = Field(default=8, ge=1, description="Requests in flight to Magento at once.")
 
     # --- Cloud Retailer ---------------------------------------------------------------------------------
@@ -138,6 +152,17 @@ class Settings(BaseSettings):
     cr_api_key: SecretStr | None = Field(default=None, description="Cloud Retailer API key (Bearer).")
     cr_store_id: str | None = Field(default=None, description="Cloud Retailer store linked to Magento.")
     cr_concurrency: int = Field(default=8, ge=1, description="Requests in flight to Cloud Retailer at once.")
+
+    # --- orders (Magento -> Cloud Retailer sales) ---------------------------------------------------------
+    web_orders_tender: str = Field(
+        default="Web Orders", min_length=1, description="Cloud Retailer tender type imported orders are paid with."
+    )
+    order_poll_interval_minutes: int = Field(
+        default=5, ge=1, le=1440, description="How often Magento is polled for completed orders (the fallback)."
+    )
+    order_poll_overlap_seconds: int = Field(
+        default=120, ge=0, le=86_400, description="How far before its cursor each order poll looks again."
+    )
 
     # --- outbound HTTP ------------------------------------------------------------------------------------
     http_timeout_seconds: float = Field(default=30.0, gt=0, description="Timeout of one outbound API call.")
