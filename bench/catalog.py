@@ -1,0 +1,141 @@
+"""Catalog full sync against the sandbox Magento with injected latency, then a second full sync with nothing
+changed.
+
+    .venv/bin/python bench/catalog.py [--products 10000] [--latency-ms 50] [--workers-jobs 64]
+                                      [--magento-concurrency 32] [--redis URL]
+
+Everything runs in this one process on the real code paths: an embedded Redis (or --redis, a dedicated db
+that is FLUSHDB'd), both sandboxes, the gateway and one worker with the shipped catalog rules. The sandbox
+Magento answers every /rest call after `--latency-ms`. Prints, for the first sync and the no-op resync:
+wall time, products/s, Magento calls and writes per product, image uploads, and the peak RSS of the whole
+process (sandboxes included, so it overstates the worker's). Writes JSON to bench/results/.
+
+Targets (issue #4): a second full sync with nothing changed makes 0 Magento writes and 0 image uploads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gateway.embedded_redis import EmbeddedRedis  # noqa: E402
+from tests.support.stack import Stack, full_stack  # noqa: E402
+from workers import sync  # noqa: E402
+from workers.registry import Registry  # noqa: E402
+
+WRITE_METHODS = ("POST ", "PUT ", "DELETE ")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def magento_stats(stack: Stack, reset: bool = False) -> dict[str, int]:
+    method = stack.magento_api.delete if reset else stack.magento_api.get
+    async with method(f"{stack.magento_url}/_sandbox/stats") as resp:
+        return (await resp.json())["calls"]
+
+
+async def run_sync(stack: Stack, label: str, products: int) -> dict[str, Any]:
+    await magento_stats(stack, reset=True)
+    started = time.perf_counter()
+    status, body = await stack.admin("POST", "/admin/resync/products", json={})
+    assert status == 202, body
+    last = -1
+    while True:
+        _, job = await stack.admin("GET", body["href"])
+        progress = job["progress"]
+        settled = progress["done"] + progress["failed"]
+        if job["status"] in ("done", "failed") and job["result"] is not None and settled >= (progress["total"] or 0):
+            break
+        if settled != last and settled % 500 < 50:
+            print(f"  {label}: {settled}/{progress['total']} settled", file=sys.stderr)
+            last = settled
+        await asyncio.sleep(0.25)
+    wall = time.perf_counter() - started
+    calls = await magento_stats(stack)
+    total = sum(calls.values())
+    writes = sum(v for k, v in calls.items() if k.startswith(WRITE_METHODS))
+    uploads = sum(v for k, v in calls.items() if k.startswith("POST ") and k.endswith("/media"))
+    return {
+        "sync": label,
+        "products": products,
+        "synced": progress["done"],
+        "failed": progress["failed"],
+        "wall_s": round(wall, 2),
+        "products_per_s": round(products / wall, 1),
+        "magento_calls": total,
+        "calls_per_product": round(total / products, 2),
+        "magento_writes": writes,
+        "writes_per_product": round(writes / products, 2),
+        "image_uploads": uploads,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="crm-bench-catalog-") as tmp:
+        embedded = None
+        url = args.redis
+        if url is None:
+            embedded = EmbeddedRedis(Path(tmp), fsync="everysec")
+            url = embedded.start()
+        try:
+            registry = Registry()
+            sync.catalog.register(registry)
+            latency = [{"match": "* /rest/*", "latency_ms": args.latency_ms}]
+            async with full_stack(
+                url,
+                products=args.products,
+                customers=0,
+                magento_config={"faults": latency},
+                worker_max_jobs=args.worker_jobs,
+                magento_concurrency=args.magento_concurrency,
+                cr_concurrency=args.magento_concurrency,
+                log_level="WARNING",
+                job_timeout_seconds=600,
+            ) as stack:
+                await stack.start_worker(registry)
+                rows = [await run_sync(stack, "first", args.products)]
+                rows.append(await run_sync(stack, "no-op", args.products))
+                return rows
+        finally:
+            if embedded is not None:
+                embedded.stop()
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    cols = list(rows[0])
+    print("  ".join(f"{c:>18}" for c in cols))
+    for row in rows:
+        print("  ".join(f"{row[c]!s:>18}" for c in cols))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--products", type=int, default=10_000)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--worker-jobs", type=int, default=64, help="CRMAGENTO_WORKER_MAX_JOBS of the worker")
+    parser.add_argument("--magento-concurrency", type=int, default=32)
+    parser.add_argument("--redis", default=None, help="redis://host:port/db (FLUSHDB'd); default: embedded")
+    args = parser.parse_args()
+    rows = asyncio.run(main(args))
+    print_table(rows)
+    noop = rows[1]
+    verdict = "MET" if noop["magento_writes"] == 0 and noop["image_uploads"] == 0 else "NOT MET"
+    print(f"target (no-op resync: 0 writes, 0 uploads): {verdict}")
+    out = ROOT / "bench" / "results" / f"catalog-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
+    print(f"wrote {out.relative_to(ROOT)}")
