@@ -424,6 +424,9 @@ async def test_every_route_answers_in_the_2_4_9_shapes(start: Start, auth: str) 
         customerId=customer["id"],
         body={"customer": {"email": "ava@example.com", "firstname": "Ava", "lastname": "Jones", "website_id": 1}},
     )
+    assert any(c["id"] == "US" for c in await api.get("/V1/directory/countries"))
+    texas = await api.get("/V1/directory/countries/{countryId}", countryId="US")
+    assert {"id": "57", "code": "TX", "name": "Texas"} in texas["available_regions"]
 
     order = await api.post(
         "/V1/orders",

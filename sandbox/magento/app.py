@@ -13,6 +13,7 @@ from sandbox.faults import Faults
 from sandbox.magento import (
     attributes,
     categories,
+    countries,
     customers,
     inventory,
     media,
@@ -66,6 +67,7 @@ def create_app(config: MagentoSandboxConfig) -> web.Application:
     if config.msi:
         inventory.register_msi(routes)
     customers.register(routes)
+    countries.register(routes)
     orders.register(routes)
 
     sandbox_routes.register(app)

@@ -1,0 +1,88 @@
+"""POST /admin/resync/customers: feed customers through the same queue and handlers as webhooks.
+
+With `customer_ids` (Cloud Retailer ids): those customers. Without: every account of the linked Magento
+website that no binding names, as the `customer.created` callback that was lost (its job links it by email or
+creates it in Cloud Retailer), then every Cloud Retailer customer. Progress counts the fed changes as they
+settle (gateway/jobrecords.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from gateway.events import CustomerEvent, EventData, MagentoCustomerEvent, Source
+from gateway.jobrecords import feed_origin
+from workers.binder import Binder
+from workers.clients.errors import NotFound
+from workers.clients.search_criteria import SearchCriteria
+from workers.feed import feed
+from workers.registry import HandlerContext, Progress
+from workers.sync.customers.importer import KIND
+
+CHUNK = 500
+LOOKUPS_AT_ONCE = 16
+Change = tuple[Source, str, EventData]
+
+
+def _cr_change(customer_id: str) -> Change:
+    # `updated`, not `created`: a created signal for a linked customer is skipped as the echo of a creation.
+    return Source.CLOUDRETAILER, "customer.updated", CustomerEvent(customer_id=customer_id)
+
+
+async def _existing(ctx: HandlerContext, ids: list[str], missing: list[str]) -> list[str]:
+    """The ids Cloud Retailer has (an unknown id is reported, not dead-lettered)."""
+    found: list[str] = []
+    for start in range(0, len(ids), LOOKUPS_AT_ONCE):
+        batch = ids[start : start + LOOKUPS_AT_ONCE]
+        results = await asyncio.gather(*(ctx.cr.get_customer(i) for i in batch), return_exceptions=True)
+        for customer_id, result in zip(batch, results, strict=True):
+            if isinstance(result, NotFound):
+                missing.append(customer_id)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                found.append(customer_id)
+    return found
+
+
+async def _unlinked_magento(ctx: HandlerContext) -> AsyncIterator[int]:
+    binder = Binder(ctx.redis)
+    criteria = SearchCriteria(page_size=200).where("website_id", ctx.settings.magento_website_id).order_by("entity_id")
+    async for account in ctx.magento.iter_search("customers/search", criteria):
+        if await binder.cr_id(KIND, account["id"]) is None:
+            yield int(account["id"])
+
+
+async def resync_customers(ctx: HandlerContext, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    origin = feed_origin(ctx.job_id)
+    counts = {"fed": 0, "queued": 0, "cloud_retailer": 0, "magento_unlinked": 0}
+    chunk: list[Change] = []
+
+    async def flush() -> None:
+        counts["queued"] += await feed(ctx.redis, ctx.settings, origin, chunk, start=counts["fed"])
+        counts["fed"] += len(chunk)
+        chunk.clear()
+        await progress(0, counts["fed"])
+
+    async def add(change: Change, counter: str) -> None:
+        chunk.append(change)
+        counts[counter] += 1
+        if len(chunk) >= CHUNK:
+            await flush()
+
+    missing: list[str] = []
+    wanted = list(dict.fromkeys(params.get("customer_ids") or []))
+    if wanted:
+        for customer_id in await _existing(ctx, wanted, missing):
+            await add(_cr_change(customer_id), "cloud_retailer")
+    else:
+        # Magento's unlinked accounts first, while no job of this resync has linked any of them yet.
+        async for magento_id in _unlinked_magento(ctx):
+            event = MagentoCustomerEvent(customer_id=magento_id)
+            await add((Source.MAGENTO, "customer.created", event), "magento_unlinked")
+        async for customer in ctx.cr.customers():
+            await add(_cr_change(customer.id), "cloud_retailer")
+    await flush()
+    return {**counts, "not_in_cloud_retailer": missing}
