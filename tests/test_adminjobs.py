@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.events import AcceptedEvent, ProductEvent, Source
-from gateway.jobrecords import feed_origin
+from gateway.jobrecords import feed_origin, job_key
 from tests.conftest import wait_for
 from tests.support.signing import ADMIN_TOKEN
 from workers.binder import Binder
@@ -38,15 +38,21 @@ async def _finished(gateway: TestClient, job_id: str) -> dict[str, Any]:
     return await wait_for(done, within=15)
 
 
+async def _settled(redis: Redis, job_id: str, count: int) -> bool:
+    return int(await redis.hget(job_key(job_id), "done") or 0) >= count
+
+
 async def test_resync_job_feeds_changes_through_the_handlers_with_progress(gateway, redis, settings, start_worker):
     seen: list[list[str]] = []
 
     async def resync_products(ctx: HandlerContext, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
         ids = params["product_ids"]
-        await progress(0, len(ids))
         changes = [(Source.CLOUDRETAILER, "product.updated", ProductEvent(product_id=i, sku=f"S-{i}")) for i in ids]
         queued = await feed(ctx.redis, ctx.settings, feed_origin(ctx.job_id), changes)
-        await progress(0, queued)
+        # Let the workers settle every change before reporting the total: a progress call must never undo
+        # the counts the workers made (a fast fan-out settles changes while it is still feeding).
+        await wait_for(lambda: _settled(ctx.redis, ctx.job_id, queued))
+        await progress(total=queued)
         return {"queued": queued}
 
     async def on_product(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:

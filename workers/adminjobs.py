@@ -30,11 +30,14 @@ async def run_admin_job(ctx: dict[str, Any], job_id: str) -> str:
         return "failed"
     await jobrecords.update(redis, job_id, status="running", started=jobrecords.now_iso(), done=0)
 
-    async def progress(done: int, total: int | None = None) -> None:
-        fields: dict[str, Any] = {"done": done}
+    async def progress(done: int | None = None, total: int | None = None) -> None:
+        fields: dict[str, Any] = {}
+        if done is not None:
+            fields["done"] = done
         if total is not None:
             fields["total"] = total
-        await jobrecords.update(redis, job_id, **fields)
+        if fields:
+            await jobrecords.update(redis, job_id, **fields)
 
     services: Services = ctx["services"]
     hctx = HandlerContext(redis=redis, settings=ctx["settings"], job_id=job_id, attempt=1, services=services)

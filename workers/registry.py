@@ -37,7 +37,10 @@ class HandlerContext:
 
 
 class Progress(Protocol):
-    async def __call__(self, done: int, total: int | None = None) -> None: ...
+    """Record an admin job's progress. A job that fans changes out to the entity queue (workers/feed.py with
+    `feed_origin(job id)`) sets only `total`: the workers count `done`/`failed` as the changes settle."""
+
+    async def __call__(self, done: int | None = None, total: int | None = None) -> None: ...
 
 
 # An admin job (force resync, reconciliation): gets the job's validated params and a progress callback,

@@ -29,11 +29,11 @@ async def _feed_chunks(
             queued += await feed(ctx.redis, ctx.settings, origin, chunk, start=fed)
             fed += len(chunk)
             chunk = []
-            await progress(0, fed)
+            await progress(total=fed)
     if chunk:
         queued += await feed(ctx.redis, ctx.settings, origin, chunk, start=fed)
         fed += len(chunk)
-    await progress(0, fed)
+    await progress(total=fed)
     return {"fed": fed, "queued": queued}
 
 

@@ -64,7 +64,7 @@ async def resync_customers(ctx: HandlerContext, params: dict[str, Any], progress
         counts["queued"] += await feed(ctx.redis, ctx.settings, origin, chunk, start=counts["fed"])
         counts["fed"] += len(chunk)
         chunk.clear()
-        await progress(0, counts["fed"])
+        await progress(total=counts["fed"])
 
     async def add(change: Change, counter: str) -> None:
         chunk.append(change)
