@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from sandbox.magento.routing import STATE
 from tests.conftest import wait_for
 from tests.support.stack import Stack, full_stack
 from workers import sync
@@ -85,6 +86,11 @@ async def writes(stack: Stack) -> dict[str, int]:
 async def reset_stats(stack: Stack) -> None:
     async with stack.magento_api.delete(f"{stack.magento_url}/_sandbox/stats"):
         pass
+
+
+def is_shoes(product: dict[str, Any]) -> bool:
+    """Products whose primary attribute set Magento lacks (they fail by design)."""
+    return any(s["primary"] and s["name"] == "Shoes" for s in product["attribute_sets"])
 
 
 async def cr_products(stack: Stack) -> list[dict[str, Any]]:
@@ -403,3 +409,41 @@ async def test_a_magento_outage_mid_resync_loses_no_product(redis_url: str) -> N
         }
         found = await stack.magento("GET", "products", params={"searchCriteria[pageSize]": "100"})
         assert {p["sku"] for p in found["items"]} == expected
+
+
+async def test_a_missing_select_option_is_created_and_sent_as_its_id(stack: Stack) -> None:
+    product = next(p for p in await cr_products(stack) if not is_shoes(p) and "color" in p["attributes"])
+    label = product["attributes"]["color"]
+    # An admin deleted that option in Magento (the sandbox has no REST route for it: change its state).
+    color = stack.magento_app[STATE].attributes["color"]
+    color.options = [o for o in color.options if o.label != label]
+    await stack.admin("POST", "/admin/resync/products", json={"skus": [product["sku"]]})
+    await settled(stack)
+    options = {o["label"]: o["value"] for o in await stack.magento("GET", "products/attributes/color/options")}
+    assert label in options
+    assert attrs(await magento_product(stack, product["sku"]))["color"] == options[label]
+
+
+async def test_losing_every_mapping_and_hash_in_redis_rebuilds_without_duplicates(stack: Stack) -> None:
+    await full_resync(stack)
+    categories_before = (await stack.magento("GET", "categories/list", params={"searchCriteria[pageSize]": "500"}))[
+        "total_count"
+    ]
+    media_before = {
+        p["sku"]: sorted(e["file"] for e in (await magento_product(stack, p["sku"]))["media_gallery_entries"])
+        for p in await cr_products(stack)
+        if not is_shoes(p)
+    }
+    lost = [k async for k in stack.redis.scan_iter("crm:fp:*")] + [k async for k in stack.redis.scan_iter("crm:bind:*")]
+    assert lost
+    await stack.redis.delete(*lost)
+
+    await reset_stats(stack)
+    await full_resync(stack)
+    after = (await stack.magento("GET", "categories/list", params={"searchCriteria[pageSize]": "500"}))["total_count"]
+    assert after == categories_before, "categories are linked again by their path of names, not created twice"
+    for sku, files in media_before.items():
+        now = sorted(e["file"] for e in (await magento_product(stack, sku))["media_gallery_entries"])
+        assert now == files, "images are recognised by their content name, not uploaded again"
+    done = await writes(stack)
+    assert not any(k.endswith("/media") for k in done), done
