@@ -109,6 +109,76 @@ def demo(
     sys.exit(asyncio.run(run_demo(settings, keep_running=keep_running, data_dir=data_dir)))
 
 
+class _OneLineUsageErrors(typer.core.TyperCommand):
+    """A bad option is one line on stderr and exit 2 (typer would draw a multi-line panel)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except typer.TyperException as exc:
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            typer.echo(f"crmagento {self.name}: {' '.join(message.split())}", err=True)
+            raise typer.Exit(2) from None
+
+
+@app.command(cls=_OneLineUsageErrors)
+def sandbox(
+    magento_port: Annotated[
+        int, typer.Option("--magento-port", min=0, max=65535, help="Sandbox Magento port (0: any).")
+    ],
+    cr_port: Annotated[int, typer.Option("--cr-port", min=0, max=65535, help="Sandbox Cloud Retailer port (0: any).")],
+    gateway_url: Annotated[
+        str,
+        typer.Option(
+            "--gateway-url",
+            help="Gateway base URL: webhooks go to URL/webhooks/cloudretailer, callbacks to URL/webhooks/magento.",
+        ),
+    ],
+    products: Annotated[int, typer.Option(min=0, max=1_000_000, help="Products in Cloud Retailer.")] = 200,
+    seed: Annotated[int, typer.Option(help="Same seed, same catalog.")] = 1,
+    customers: Annotated[int, typer.Option(min=0, max=1_000_000, help="Customers in Cloud Retailer.")] = 50,
+    magento_products: Annotated[
+        int, typer.Option(min=0, help="First N catalog products pre-loaded in Magento as if synced (default: empty).")
+    ] = 0,
+    faults: Annotated[
+        Path | None,
+        typer.Option(help='JSON fault rules from the start: a list, or {"magento": [...], "cloudretailer": [...]}.'),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Listen address of both.")] = "127.0.0.1",
+) -> None:
+    """The sandbox Magento and Cloud Retailer servers, seeded, using the gateway's CRMAGENTO_ credentials."""
+    from crmagento.sandboxes import (
+        ListenError,
+        SandboxError,
+        configs_from_settings,
+        load_fault_plan,
+        run_until_stopped,
+    )
+
+    settings = _settings()
+    try:
+        configs = configs_from_settings(
+            settings,
+            gateway_url=gateway_url,
+            products=products,
+            customers=customers,
+            seed=seed,
+            magento_products=magento_products,
+            faults=load_fault_plan(faults) if faults else None,
+        )
+        asyncio.run(
+            run_until_stopped(
+                configs, host=host, magento_port=magento_port, cloudretailer_port=cr_port, echo=typer.echo
+            )
+        )
+    except ListenError as exc:
+        typer.echo(f"crmagento sandbox: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except SandboxError as exc:
+        typer.echo(f"crmagento sandbox: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def main() -> None:
     app()
 

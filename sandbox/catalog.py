@@ -2,15 +2,19 @@
 attribute sets and customers in Cloud Retailer and (where seeded) in Magento.
 
 Everything is derived from (seed, index): product i is the same whatever N is. Generating 100k products
-takes a few seconds on a small machine and little memory (plain dataclasses with slots).
+takes about a second on a small machine and little memory (plain dataclasses with slots); the output for a
+given seed is pinned by content hashes in tests/test_sandbox_cli.py.
 """
 
 from __future__ import annotations
 
 import _random
+import gc
 import random
 import struct
 import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 DEPARTMENTS: dict[str, list[str]] = {
@@ -156,17 +160,30 @@ _MATERIALS = SHARED_ATTRIBUTES["material"] or []
 _STORE_IDS = [str(store["id"]) for store in STORES]
 
 
+def _product_seed(i: int, seed: int) -> int:
+    return seed * 1_000_003 + i
+
+
 def product(i: int, seed: int = 1) -> ProductSpec:
-    return _product(i, seed, _random.Random())
+    return _product(i, _random.Random(_product_seed(i, seed)))
+
+
+def iter_products(n: int, seed: int = 1) -> Iterator[ProductSpec]:
+    """Products 1..n one at a time (a seeder converting each one need not hold all the specs at once)."""
+    # One generator re-seeded per product: the same stream as a fresh one, without the allocation.
+    rng = _random.Random(seed)
+    for i in range(1, n + 1):
+        rng.seed(_product_seed(i, seed))
+        yield _product(i, rng)
 
 
 def products(n: int, seed: int = 1) -> list[ProductSpec]:
-    rng = _random.Random()  # one generator re-seeded per product: same stream, no allocation each time
-    return [_product(i, seed, rng) for i in range(1, n + 1)]
+    with gc_paused():
+        return list(iter_products(n, seed))
 
 
-def _product(i: int, seed: int, rng: _random.Random) -> ProductSpec:
-    """Product i of `seed`: the same values, drawn in the same order, as this straightforward code would:
+def _product(i: int, rng: _random.Random) -> ProductSpec:
+    """Product i, drawn from `rng` seeded with _product_seed(i, seed): the same values in the same order as
 
         rng = random.Random(seed * 1_000_003 + i)
         name = f"{rng.choice(_ADJECTIVES)} {noun} {i}"; brand = rng.choice(_BRANDS)
@@ -177,10 +194,9 @@ def _product(i: int, seed: int, rng: _random.Random) -> ProductSpec:
 
     It uses the C generator underneath random.Random directly, and spells out what random.Random does for
     choice/randrange (`_randbelow`: draw n.bit_length() bits, retry while >= n) and uniform (a + (b-a) *
-    random()): the Python-level wrappers were most of the 40-60 us a product used to cost. tests pin the
-    output (tests/test_sandbox_cli.py), so a change here that alters any value fails there.
+    random()): the Python-level wrappers were most of what a product used to cost. The tests pin the output
+    (tests/test_sandbox_cli.py), so a change here that alters any value fails there.
     """
-    rng.seed(seed * 1_000_003 + i)
     bits = rng.getrandbits
     leaf = _LEAF_INFO[i % len(_LEAF_INFO)]
     while (r := bits(4)) >= 10:  # choice of 10 adjectives
@@ -199,14 +215,10 @@ def _product(i: int, seed: int, rng: _random.Random) -> ProductSpec:
     while (r := bits(3)) >= 5:  # 5 materials
         pass
     material = attrs["material"] = _MATERIALS[r]
-    images = []
-    for n in range(1 + i % 2):
-        rgb = []
-        for _ in range(3):
-            while (r := bits(9)) >= 256:  # randrange(256): 256.bit_length() is 9
-                pass
-            rgb.append(r)
-        images.append(ImageSpec(f"IMG-{i}-{n}", n, n == 0, (rgb[0], rgb[1], rgb[2])))
+    # Tuple items are evaluated left to right: red, green, blue, as the original generator expression drew them.
+    images = [ImageSpec(f"IMG-{i}-0", 0, True, (_byte(bits), _byte(bits), _byte(bits)))]
+    if i % 2:
+        images.append(ImageSpec(f"IMG-{i}-1", 1, False, (_byte(bits), _byte(bits), _byte(bits))))
     price = round(5 + 245 * rng.random(), 2)
     weight = round(0.1 + (5.0 - 0.1) * rng.random(), 2)
     on_hand = {}
@@ -231,6 +243,13 @@ def _product(i: int, seed: int, rng: _random.Random) -> ProductSpec:
         images=images,
         on_hand=on_hand,
     )
+
+
+def _byte(bits: Callable[[int], int]) -> int:
+    """randrange(256): 256.bit_length() is 9 bits, drawn again while >= 256."""
+    while (r := bits(9)) >= 256:
+        pass
+    return r
 
 
 def customer(i: int, seed: int = 1) -> CustomerSpec:
@@ -258,7 +277,21 @@ def customer(i: int, seed: int = 1) -> CustomerSpec:
 
 
 def customers(n: int, seed: int = 1) -> list[CustomerSpec]:
-    return [customer(i, seed) for i in range(1, n + 1)]
+    with gc_paused():
+        return [customer(i, seed) for i in range(1, n + 1)]
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic collector while a seeder allocates: a 100k catalog is about a million objects, none of
+    them garbage, and the collector would rescan them over and over (roughly as long as generating them)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def png_bytes(color: tuple[int, int, int], size: int = 8) -> bytes:
