@@ -1,0 +1,147 @@
+"""The inventory sync's parts on their own: the write batcher, the quantity rules, SKU lookups, the run lock
+and the report's bounds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+from redis.asyncio import Redis
+
+from workers.errors import TransientError
+from workers.sync.inventory import reconcile as rec
+from workers.sync.inventory import stock as st
+from workers.sync.inventory.batcher import Batcher
+from workers.sync.inventory.stock import Outcome, Target
+
+
+class Recorder:
+    def __init__(self, delay: float = 0.0, fail: dict[str, BaseException] | None = None) -> None:
+        self.batches: list[list[str]] = []
+        self.delay = delay
+        self.fail = fail or {}
+
+    async def __call__(self, targets: Sequence[Target]) -> dict[str, Outcome | BaseException]:
+        self.batches.append([t.sku for t in targets])
+        await asyncio.sleep(self.delay)
+        return {t.sku: self.fail.get(t.sku, Outcome.WRITTEN) for t in targets}
+
+
+async def test_a_full_batch_goes_at_once_and_the_rest_after_the_wait() -> None:
+    apply = Recorder()
+    batcher = Batcher(apply, size=3, wait_seconds=0.2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    first = await asyncio.gather(*(batcher.submit(Target(f"S{i}", i)) for i in range(3)))
+    assert first == [Outcome.WRITTEN] * 3
+    assert loop.time() - started < 0.1  # did not wait: the batch was full
+    rest = await asyncio.gather(*(batcher.submit(Target(f"T{i}", i)) for i in range(4)))
+    assert rest == [Outcome.WRITTEN] * 4
+    assert apply.batches == [["S0", "S1", "S2"], ["T0", "T1", "T2"], ["T3"]]
+    assert loop.time() - started >= 0.2  # T3 waited for company, then went alone
+
+
+async def test_one_sku_twice_is_written_once_with_the_later_count() -> None:
+    seen: list[list[tuple[str, float]]] = []
+
+    async def apply(targets: Sequence[Target]) -> dict[str, Outcome | BaseException]:
+        seen.append([(t.sku, t.quantity) for t in targets])
+        return dict.fromkeys((t.sku for t in targets), Outcome.WRITTEN)
+
+    batcher = Batcher(apply, size=10, wait_seconds=0.05)
+    results = await asyncio.gather(batcher.submit(Target("A-1", 1)), batcher.submit(Target("a-1", 2)))
+    assert results == [Outcome.WRITTEN, Outcome.WRITTEN]
+    assert seen == [[("a-1", 2)]]
+
+
+async def test_each_job_gets_its_own_skus_outcome_or_error() -> None:
+    refused = ValueError("quantity refused")
+    batcher = Batcher(Recorder(fail={"B": refused}), size=3, wait_seconds=0.01)
+    results = await asyncio.gather(
+        batcher.submit(Target("A", 1)), batcher.submit(Target("B", 1)), return_exceptions=True
+    )
+    assert results == [Outcome.WRITTEN, refused]
+
+
+async def test_a_failed_batch_fails_every_job_in_it() -> None:
+    async def down(targets: Sequence[Target]) -> dict[str, Outcome | BaseException]:
+        raise TransientError("magento 503")
+
+    batcher = Batcher(down, size=5, wait_seconds=0.01)
+    results = await asyncio.gather(*(batcher.submit(Target(s, 1)) for s in "XYZ"), return_exceptions=True)
+    assert all(isinstance(r, TransientError) for r in results)
+
+
+async def test_a_cancelled_job_does_not_break_its_batch() -> None:
+    apply = Recorder(delay=0.1)
+    batcher = Batcher(apply, size=5, wait_seconds=0.01)
+    waiting = asyncio.create_task(batcher.submit(Target("A", 1)))
+    other = asyncio.create_task(batcher.submit(Target("B", 1)))
+    await asyncio.sleep(0.05)  # the batch is in flight
+    waiting.cancel()
+    assert await other == Outcome.WRITTEN
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await batcher.close()
+
+
+@pytest.mark.parametrize(
+    ("on_hand", "quantity", "status"), [(5, 5, 1), (0, 0, 0), (-3, 0, 0), (2.5, 2.5, 1), (0.0004, 0.0004, 1)]
+)
+def test_quantity_and_status_from_on_hand(on_hand: float, quantity: float, status: int) -> None:
+    assert st.target_quantity(on_hand) == quantity
+    assert Target("S", st.target_quantity(on_hand)).status == status
+
+
+def test_same_stock_compares_quantity_and_status() -> None:
+    assert st.same_stock(5.0, 1, 5)
+    assert not st.same_stock(5.0, 0, 5)  # in stock by count, marked out of stock by hand
+    assert not st.same_stock(4.0, 1, 5)
+    assert st.same_stock(0, 0, 0.0)
+
+
+def test_sku_lookups_are_chunked_and_a_sku_with_a_comma_goes_alone() -> None:
+    skus = [f"S{i}" for i in range(250)] + ["A,B", "S1"]
+    chunks = st._sku_chunks(skus)
+    assert [len(c) for c in chunks] == [100, 100, 50, 1]
+    assert chunks[-1] == ["A,B"]
+
+
+async def test_the_run_lock_is_held_renewed_and_released(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rec, "RENEW_S", 0.05)
+    monkeypatch.setattr(rec, "LEASE_MS", 300)
+    first, second = rec.RunLock(redis, "run-1"), rec.RunLock(redis, "run-2")
+    assert await first.acquire()
+    assert not await second.acquire()
+    assert await second.holder() == "run-1"
+    async with first.kept():
+        await asyncio.sleep(0.6)  # twice the lease: renewals kept it
+        assert await redis.get(rec.LOCK_KEY) == b"run-1"
+    await second.release()  # not its lock: nothing happens
+    assert await redis.get(rec.LOCK_KEY) == b"run-1"
+    await first.release()
+    assert await second.acquire()
+
+
+async def test_a_run_that_loses_its_lock_stops(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rec, "RENEW_S", 0.05)
+    lock = rec.RunLock(redis, "run-1")
+    assert await lock.acquire()
+    with pytest.raises(rec.LockLost):
+        async with lock.kept():
+            await redis.set(rec.LOCK_KEY, "someone-else")
+            await asyncio.sleep(1)
+    assert lock.lost
+
+
+def test_report_lists_are_bounded_but_counts_are_exact() -> None:
+    report = rec.Report(run_id="r", trigger="test", dry_run=False, store_id="W-1", source_code="default")
+    for i in range(rec.SAMPLE + 10):
+        report.missing_in_magento.add(f"S{i}")
+    for i in range(30):
+        report.error("boom", [f"S{i}"])
+    body = report.as_dict()
+    assert body["missing_in_magento"]["count"] == rec.SAMPLE + 10
+    assert len(body["missing_in_magento"]["skus"]) == rec.SAMPLE
+    assert body["error_count"] == 30 and len(body["errors"]) == 20

@@ -1,0 +1,120 @@
+"""Inventory sync (issue #5): on-hand at the linked Cloud Retailer store is the truth for the configured
+Magento inventory source.
+
+    stock       the Magento side: MSI source items or legacy stock items, found at start; read, compare, write
+    batcher     changes to many SKUs that arrive together share one source-items call
+    reconcile   the full comparison every CRMAGENTO_RECONCILE_INTERVAL_MINUTES, and on demand
+
+`inventory.updated` carries the SKU, the store and an `on_hand` that is never trusted: the handler reads
+the SKU's current on-hand from Cloud Retailer, hands it to the worker's batcher, and is settled once the
+write carrying it returned (or Magento already had it). It then reads Cloud Retailer once more and writes
+again if the count moved meanwhile (see reconcile.py, "Races").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+import structlog
+
+from gateway.events import AcceptedEvent, InventoryEvent, Source
+from gateway.settings import Settings
+from workers.clients.cloudretailer_models import InventoryLevel
+from workers.clients.errors import NotFound
+from workers.errors import PermanentError, Skip
+from workers.feed import feed
+from workers.registry import HandlerContext, Registry
+from workers.sync.inventory import stock as st
+from workers.sync.inventory.batcher import Batcher
+from workers.sync.inventory.reconcile import reconcile_cron, reconcile_job, run_reconciliation
+from workers.sync.inventory.stock import Outcome, StockSetup, Target
+
+__all__ = ["feed_stock", "on_inventory_updated", "register", "run_reconciliation", "stock_setup"]
+
+log = structlog.get_logger(__name__)
+
+CR = Source.CLOUDRETAILER
+PUSH_ROUNDS = 3  # writes of one change at most, when Cloud Retailer keeps moving while we write
+_SETUP_LOCK = "inventory-setup-lock"
+
+
+async def stock_setup(ctx: HandlerContext) -> StockSetup:
+    """This worker's inventory mode and batcher, found on first use (one GET /V1/inventory/sources) and kept;
+    a reconciliation finds the mode again and drops this, so a store that gained or lost MSI is followed."""
+    caches = ctx.services.caches
+    setup: StockSetup | None = caches.get(st.CACHE_KEY)
+    if setup is not None:
+        return setup
+    lock: asyncio.Lock = caches.setdefault(_SETUP_LOCK, asyncio.Lock())
+    async with lock:
+        setup = caches.get(st.CACHE_KEY)
+        if setup is None:
+            settings = ctx.settings
+            mode, sources = await st.detect_mode(ctx.magento, settings.magento_source_code)
+            adapter = st.adapter(
+                mode,
+                ctx.magento,
+                settings.magento_source_code,
+                settings.inventory_batch_size,
+                settings.magento_concurrency,
+            )
+            setup = StockSetup(
+                mode,
+                sources,
+                Batcher(adapter.apply, settings.inventory_batch_size, settings.inventory_batch_wait_seconds),
+            )
+            caches[st.CACHE_KEY] = setup
+            log.info("inventory_mode", mode=mode.value, source=settings.magento_source_code)
+    return setup
+
+
+async def on_inventory_updated(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
+    store_id = ctx.settings.cr_store_id
+    if not store_id:
+        raise PermanentError("CRMAGENTO_CR_STORE_ID is not set: the Cloud Retailer store linked to Magento")
+    data = events[-1].data
+    if str(data["store_id"]) != store_id:
+        raise Skip(f"store {data['store_id']} is not the store linked to Magento ({store_id})")
+    sku = str(data["sku"])
+    setup = await stock_setup(ctx)
+    level = await _on_hand(ctx, sku, store_id)
+    for _ in range(PUSH_ROUNDS):
+        quantity = st.target_quantity(level.on_hand)
+        outcome = await setup.batcher.submit(Target(sku, quantity))
+        if outcome is Outcome.MISSING:
+            raise Skip(
+                f"SKU {sku} has no product in Magento: left for the catalog sync (its stock follows with the "
+                "next reconciliation)"
+            )
+        # Written (or already right). If Cloud Retailer moved on meanwhile, a reconciliation may have written
+        # an older count after ours, or ours may be the older one: write the newer count.
+        again = await _on_hand(ctx, sku, store_id)
+        if again.updated_at == level.updated_at or st.target_quantity(again.on_hand) == quantity:
+            return
+        log.info("inventory_changed_while_writing", sku=sku)
+        level = again
+
+
+async def _on_hand(ctx: HandlerContext, sku: str, store_id: str) -> InventoryLevel:
+    try:
+        return await ctx.cr.inventory_level(sku, store_id)
+    except NotFound as exc:
+        raise Skip(f"Cloud Retailer has no on-hand for SKU {sku} at store {store_id}: {exc.message}") from None
+
+
+async def feed_stock(ctx: HandlerContext, skus: Iterable[str], origin: str | None = None) -> int:
+    """Queue an on-hand push for these SKUs through the same handler (e.g. after the catalog sync created
+    their products, so they need not wait for the next reconciliation). Returns how many were queued."""
+    store_id = ctx.settings.cr_store_id
+    if not store_id:
+        return 0
+    changes = [(CR, "inventory.updated", InventoryEvent(sku=sku, store_id=store_id)) for sku in skus]
+    # Not a `job:` origin: that prefix counts settled changes on an admin job's record.
+    return await feed(ctx.redis, ctx.settings, origin or f"stock:{ctx.job_id}", changes)
+
+
+def register(registry: Registry, settings: Settings | None = None) -> None:
+    registry.register(CR, "inventory.updated", on_inventory_updated)
+    registry.register_job("reconcile-inventory", reconcile_job)
+    registry.register_cron(reconcile_cron())

@@ -1,0 +1,640 @@
+"""The inventory reconciliation: Cloud Retailer's on-hand at the linked store against Magento's source,
+fixing only what differs. The fallback for every lost or failed `inventory.updated`.
+
+One run:
+1. finds the store's inventory API (MSI or legacy), as a worker does at start;
+2. streams Cloud Retailer's rows for the store (cursor pages of 1,000), keeping SKU -> quantity and the
+   newest `updated_at` seen (the high-water mark);
+3. streams Magento's source items of the source (pages of 300 by SKU, several in flight) and compares each
+   with Cloud Retailer's quantity as it arrives; a Cloud Retailer SKU with no source item is looked up
+   among the products (a product gets its first source item; no product is reported, never created);
+4. reads what changed in Cloud Retailer since the high-water mark and uses those newer counts;
+5. writes only the SKUs that differ, CRMAGENTO_INVENTORY_BATCH_SIZE per call, then reads the changes since
+   again: a SKU that changed while it was being written gets the newer count (see "Races" below);
+6. records the report in `crm:reports` ("reconcile-inventory", shown by GET /admin/status) and returns it
+   as the admin job's result. A dry run does steps 1-4 and writes nothing.
+
+Races with the change handler. Cloud Retailer gives every write an `updated_at` later than any before, and
+a listing with `updated_since=T` returns every row changed at or after T. Both writers check after writing:
+the handler re-reads its SKU, the reconciliation reads everything changed since its high-water mark, and
+either one writes again when Cloud Retailer moved on meanwhile. The last write to a SKU is therefore always
+followed by a read of Cloud Retailer by the same writer, which corrects it if it was stale; whatever changes
+later sends a new webhook. So a push and a reconciliation touching the same SKU end with the newest count.
+
+Once per interval however many workers run: an arq cron ticks every minute on every worker (one job per
+tick, arq's unique cron job id), and a tick runs the reconciliation only if it claims the due time in Redis
+(one Lua script: due, then moved one interval on). The run itself holds a lease lock (renewed while it runs,
+freed at the end), so a run still going when the next one is due, or an admin run meanwhile, is not
+started twice: the later one is skipped and says which run holds the lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import structlog
+from arq.cron import CronJob, cron
+from redis.asyncio import Redis
+
+from gateway import jobrecords
+from gateway.entityqueue import PREFIX, REPORTS
+from workers.errors import PermanentError
+from workers.registry import HandlerContext, Progress
+from workers.sync.inventory import stock as st
+from workers.sync.inventory.stock import LegacyStock, Mode, MsiStock, Outcome, Target
+
+log = structlog.get_logger(__name__)
+
+REPORT_NAME = "reconcile-inventory"
+LOCK_KEY = f"{PREFIX}lock:reconcile-inventory"
+NEXT_KEY = f"{PREFIX}reconcile-inventory:next"  # when the next cron run is due (epoch seconds)
+CLAIM_KEY = f"{PREFIX}reconcile-inventory:claimed-by"  # the cron job running it (a retry goes on)
+RUNS_KEY = f"{PREFIX}reconcile-inventory:runs"  # the newest runs (id, trigger, started, finished, status)
+RUNS_KEPT = 50
+LEASE_MS = 60_000
+RENEW_S = 15.0
+CR_PAGE = 1000
+SAMPLE = 50  # SKUs listed per category in a report (the counts are exact)
+VERIFY_ROUNDS = 3
+PROGRESS_EVERY_S = 1.0
+
+_RENEW_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class ReconcileFailed(PermanentError):
+    """The run stopped (Magento or Cloud Retailer unreachable after retries...); the report says where."""
+
+
+class LockLost(Exception):
+    pass
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_run_id() -> str:
+    return f"rec-{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
+
+
+# --- the run lock -----------------------------------------------------------------------------------------
+
+
+class RunLock:
+    """`SET NX PX` with the run id as value, renewed every RENEW_S while the run goes on; a worker that dies
+    leaves it to expire within LEASE_MS. If the lease is ever lost (Redis lost it, another run took it) the
+    run is cancelled rather than continue unguarded."""
+
+    def __init__(self, redis: Redis, run_id: str, key: str = LOCK_KEY) -> None:
+        self.redis, self.run_id, self.key = redis, run_id, key
+        self.lost = False
+
+    async def acquire(self) -> bool:
+        return bool(await self.redis.set(self.key, self.run_id, nx=True, px=LEASE_MS))
+
+    async def holder(self) -> str | None:
+        value = await self.redis.get(self.key)
+        return value.decode() if value is not None else None
+
+    async def release(self) -> None:
+        await self.redis.eval(_RELEASE_LUA, 1, self.key, self.run_id)
+
+    @contextlib.asynccontextmanager
+    async def kept(self) -> AsyncIterator[None]:
+        main = asyncio.current_task()
+        assert main is not None
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(RENEW_S)
+                try:
+                    ok = await self.redis.eval(_RENEW_LUA, 1, self.key, self.run_id, LEASE_MS)
+                except Exception as exc:  # a Redis blip: try again next time, the lease has slack
+                    log.warning("reconcile_lock_renew_failed", error=str(exc)[:200])
+                    continue
+                if not ok:
+                    self.lost = True
+                    main.cancel()
+                    return
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        except asyncio.CancelledError:
+            if self.lost:
+                main.uncancel()  # our own cancel, turned into this error
+                raise LockLost("the run lock expired or was taken by another run; stopped") from None
+            raise
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+# --- the report ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Listed:
+    """A count and the first SAMPLE SKUs."""
+
+    count: int = 0
+    skus: list[str] = field(default_factory=list)
+
+    def add(self, sku: str) -> None:
+        self.count += 1
+        if len(self.skus) < SAMPLE:
+            self.skus.append(sku)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "skus": self.skus}
+
+
+@dataclass
+class Report:
+    run_id: str
+    trigger: str
+    dry_run: bool
+    store_id: str
+    source_code: str
+    admin_job: str | None = None
+    mode: str | None = None
+    started: str = field(default_factory=now_iso)
+    finished: str | None = None
+    seconds: float | None = None
+    status: str = "running"
+    cr_skus: int = 0
+    magento_skus: int = 0
+    compared: int = 0
+    drift_found: int = 0
+    drift_fixed: int = 0
+    drift: list[dict[str, Any]] = field(default_factory=list)
+    missing_in_magento: Listed = field(default_factory=Listed)
+    missing_in_cr: Listed = field(default_factory=Listed)
+    changed_during_run: int = 0
+    error_count: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    magento_reads: int = 0
+    magento_writes: int = 0
+    items_written: int = 0
+    cr_reads: int = 0
+
+    def error(self, message: str, skus: list[str] | None = None) -> None:
+        self.error_count += 1
+        if len(self.errors) < 20:
+            entry: dict[str, Any] = {"error": message[:500]}
+            if skus:
+                entry["skus"] = skus[:SAMPLE]
+            self.errors.append(entry)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if not isinstance(v, Listed)}
+        out["missing_in_magento"] = self.missing_in_magento.as_dict()
+        out["missing_in_cr"] = self.missing_in_cr.as_dict()
+        return out
+
+
+# --- the run ------------------------------------------------------------------------------------------
+
+_SEEN = object()  # a Cloud Retailer SKU already matched with its Magento row
+
+
+class Reconciliation:
+    def __init__(self, ctx: HandlerContext, report: Report, progress: Progress | None) -> None:
+        self.ctx = ctx
+        self.report = report
+        self.progress = progress
+        self.settings = ctx.settings
+        self.concurrency = max(1, self.settings.magento_concurrency)
+        self._progress_at = 0.0
+
+    async def run(self) -> None:
+        r = self.report
+        magento, cr = self.ctx.magento, self.ctx.cr
+        mode, _ = await st.detect_mode(magento, self.settings.magento_source_code)
+        r.magento_reads += 1
+        r.mode = mode.value
+        cached = self.ctx.services.caches.get(st.CACHE_KEY)
+        if cached is not None and cached.mode is not mode:
+            self.ctx.services.caches.pop(st.CACHE_KEY, None)  # this worker's handlers follow the change
+        stock: MsiStock | LegacyStock
+        if mode is Mode.MSI:
+            stock = MsiStock(magento, self.settings.magento_source_code, self.settings.inventory_batch_size)
+        else:
+            stock = LegacyStock(magento, self.concurrency)
+        self.stock = stock
+
+        levels, high_water = await self._read_cr(cr)
+        r.cr_skus = len(levels)
+        await self._report_progress(0, force=True)
+        if isinstance(stock, MsiStock):
+            drift = await self._compare_msi(stock, levels)
+        else:
+            drift = await self._compare_legacy(stock, levels)
+        del levels
+        # Counts that changed in Cloud Retailer while the two sides were read: write the newer ones.
+        changed, high_water = await self._changes_since(cr, high_water)
+        for key, quantity in changed.items():
+            if key in drift:
+                drift[key] = Target(drift[key].sku, quantity, drift[key].legacy_item_id)
+        r.drift_found = len(drift)
+        self._sample_drift(drift)
+        if r.dry_run or not drift:
+            return
+        written = await self._write(stock, list(drift.values()))
+        await self._recheck(cr, stock, written, high_water)
+        r.drift_fixed = len(written)
+
+    # --- Cloud Retailer ---------------------------------------------------------------------------------
+    async def _read_cr(self, cr: Any) -> tuple[dict[str, tuple[str, float]], str]:
+        """lower-case SKU -> (SKU, target quantity). A row changed while paging comes again later with its new
+        count (keyset paging on updated_at), and the later one wins."""
+        levels: dict[str, tuple[str, float]] = {}
+        high_water = ""
+        params = {"store_id": self._store_id()}
+        rows = 0
+        async for item in cr.iter_pages("inventory", params, limit=CR_PAGE):
+            sku = str(item["sku"])
+            levels[sku.lower()] = (sku, st.target_quantity(item.get("on_hand") or 0))
+            updated = item.get("updated_at") or ""
+            if updated > high_water:
+                high_water = updated
+            rows += 1
+        self.report.cr_reads += rows // CR_PAGE + 1
+        return levels, high_water
+
+    async def _changes_since(self, cr: Any, since: str) -> tuple[dict[str, float], str]:
+        if not since:
+            return {}, since
+        changed: dict[str, float] = {}
+        high_water = since
+        rows = 0
+        async for item in cr.iter_pages(
+            "inventory", {"store_id": self._store_id(), "updated_since": since}, limit=CR_PAGE
+        ):
+            updated = item.get("updated_at") or ""
+            changed[str(item["sku"]).lower()] = st.target_quantity(item.get("on_hand") or 0)
+            high_water = max(high_water, updated)
+            rows += 1
+        self.report.cr_reads += rows // CR_PAGE + 1
+        # `updated_since` is inclusive: the row at the mark itself comes back unchanged; it is harmless.
+        return changed, high_water
+
+    def _store_id(self) -> str:
+        store_id = self.settings.cr_store_id
+        if not store_id:
+            raise PermanentError("CRMAGENTO_CR_STORE_ID is not set: the Cloud Retailer store linked to Magento")
+        return store_id
+
+    # --- comparing ------------------------------------------------------------------------------------
+    async def _compare_msi(self, stock: MsiStock, levels: dict[str, Any]) -> dict[str, Target]:
+        r = self.report
+        source = stock.source_code
+        drift: dict[str, Target] = {}
+        self._before: dict[str, float | None] = {}
+        extra_seen: set[str] = set()
+        async for page in stock.pages(self.concurrency):
+            for item in page:
+                if item.get("source_code") != source:
+                    continue
+                sku = str(item["sku"])
+                key = sku.lower()
+                entry = levels.get(key)
+                if entry is None:
+                    if key not in extra_seen:  # a repeated last page lists it twice
+                        extra_seen.add(key)
+                        r.magento_skus += 1
+                        r.missing_in_cr.add(sku)
+                    continue
+                if entry is _SEEN:
+                    continue
+                levels[key] = _SEEN
+                r.magento_skus += 1
+                r.compared += 1
+                quantity = entry[1]
+                if not st.same_stock(item.get("quantity") or 0, item.get("status") or 0, quantity):
+                    drift[key] = Target(sku, quantity)
+                    if len(self._before) < SAMPLE:
+                        self._before[key] = float(item.get("quantity") or 0)
+            await self._report_progress(r.compared)
+        # Cloud Retailer SKUs with no source item here: a product gets one, a SKU without product is reported.
+        unmatched = [entry for entry in levels.values() if entry is not _SEEN]
+        if unmatched:
+            products = await st.existing_products(stock.magento, [sku for sku, _ in unmatched], stock.counts)
+            for sku, quantity in unmatched:
+                magento_sku = products.get(sku.lower())
+                if magento_sku is None:
+                    r.missing_in_magento.add(sku)
+                    continue
+                r.compared += 1
+                drift[sku.lower()] = Target(magento_sku, quantity)
+                if len(self._before) < SAMPLE:
+                    self._before[sku.lower()] = None
+        self._sync_counts()
+        return drift
+
+    async def _compare_legacy(self, stock: LegacyStock, levels: dict[str, Any]) -> dict[str, Target]:
+        """Without MSI there is no list of stock items by SKU: the products are listed, and each one that
+        Cloud Retailer also has is read (one call per SKU, `concurrency` at a time)."""
+        r = self.report
+        drift: dict[str, Target] = {}
+        self._before = {}
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def check(sku: str, quantity: float) -> None:
+            async with limit:
+                try:
+                    item = await stock.stock_item(sku)
+                except Exception as exc:
+                    r.error(f"{type(exc).__name__}: {exc}", [sku])
+                    return
+            if item is None:  # deleted since it was listed
+                r.missing_in_magento.add(sku)
+                return
+            r.compared += 1
+            if not st.same_stock(item.get("qty") or 0, item.get("is_in_stock") or 0, quantity):
+                drift[sku.lower()] = Target(sku, quantity, int(item["item_id"]))
+                if len(self._before) < SAMPLE:
+                    self._before[sku.lower()] = float(item.get("qty") or 0)
+
+        async for page in st.product_pages(stock.magento, stock.counts, self.concurrency):
+            checks = []
+            for product in page:
+                sku = str(product["sku"])
+                key = sku.lower()
+                entry = levels.get(key)
+                if entry is None:
+                    r.magento_skus += 1
+                    r.missing_in_cr.add(sku)
+                    continue
+                if entry is _SEEN:
+                    continue
+                levels[key] = _SEEN
+                r.magento_skus += 1
+                checks.append(check(sku, entry[1]))
+            await asyncio.gather(*checks)
+            await self._report_progress(r.compared)
+        for entry in levels.values():
+            if entry is not _SEEN:
+                r.missing_in_magento.add(entry[0])
+        self._sync_counts()
+        return drift
+
+    def _sample_drift(self, drift: dict[str, Target]) -> None:
+        self.report.drift = [
+            {"sku": t.sku, "magento": self._before.get(key), "cloud_retailer": t.quantity}
+            for key, t in list(drift.items())[:SAMPLE]
+        ]
+
+    # --- writing ----------------------------------------------------------------------------------------
+    async def _write(self, stock: MsiStock | LegacyStock, targets: list[Target]) -> dict[str, Target]:
+        """Batches of CRMAGENTO_INVENTORY_BATCH_SIZE, `concurrency` in flight. Returns what was written, by
+        lower-case SKU. A batch that fails after the client's retries is reported and left for the next run."""
+        size = self.settings.inventory_batch_size
+        written: dict[str, Target] = {}
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def send(batch: list[Target]) -> None:
+            async with limit:
+                try:
+                    outcomes = await stock.write(batch)
+                except Exception as exc:
+                    self.report.error(f"{type(exc).__name__}: {exc}", [t.sku for t in batch])
+                    return
+            for t in batch:
+                outcome = outcomes.get(t.sku)
+                if outcome is Outcome.WRITTEN:
+                    written[t.sku.lower()] = t
+                elif isinstance(outcome, BaseException):
+                    self.report.error(f"{type(outcome).__name__}: {outcome}", [t.sku])
+            await self._report_progress(self.report.compared)
+
+        await asyncio.gather(*(send(targets[i : i + size]) for i in range(0, len(targets), size)))
+        self._sync_counts()
+        return written
+
+    async def _recheck(
+        self, cr: Any, stock: MsiStock | LegacyStock, written: dict[str, Target], high_water: str
+    ) -> None:
+        """SKUs whose count changed in Cloud Retailer while we wrote them get the newer count."""
+        for _ in range(VERIFY_ROUNDS):
+            changed, high_water = await self._changes_since(cr, high_water)
+            again = [
+                Target(written[key].sku, quantity, written[key].legacy_item_id)
+                for key, quantity in changed.items()
+                if key in written and abs(written[key].quantity - quantity) > 1e-6
+            ]
+            if not again:
+                return
+            self.report.changed_during_run += len(again)
+            log.info("reconcile_rewrite_changed", skus=len(again))
+            written.update(await self._write(stock, again))
+
+    def _sync_counts(self) -> None:
+        counts = self.stock.counts
+        self.report.magento_reads = 1 + counts.reads
+        self.report.magento_writes = counts.writes
+        self.report.items_written = counts.items_written
+
+    async def _report_progress(self, done: int, *, force: bool = False) -> None:
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._progress_at < PROGRESS_EVERY_S:
+            return
+        self._progress_at = now
+        await self.progress(min(done, self.report.cr_skus), self.report.cr_skus)
+
+
+async def run_reconciliation(
+    ctx: HandlerContext,
+    *,
+    dry_run: bool,
+    trigger: str,
+    progress: Progress | None = None,
+    admin_job: str | None = None,
+) -> dict[str, Any]:
+    """One reconciliation under the run lock. Returns its report (also stored in crm:reports), or a
+    `skipped` answer naming the run still going."""
+    run_id = new_run_id()
+    lock = RunLock(ctx.redis, run_id)
+    if not await lock.acquire():
+        holder = await lock.holder()
+        log.info("reconcile_skipped", trigger=trigger, running=holder)
+        return {
+            "run_id": None,
+            "status": "skipped",
+            "reason": f"reconciliation {holder or '(just finishing)'} is still running",
+            "running": holder,
+            "trigger": trigger,
+            "dry_run": dry_run,
+        }
+    report = Report(
+        run_id=run_id,
+        trigger=trigger,
+        dry_run=dry_run,
+        store_id=ctx.settings.cr_store_id or "",
+        source_code=ctx.settings.magento_source_code,
+        admin_job=admin_job,
+    )
+    structlog.contextvars.bind_contextvars(run_id=run_id)
+    started = time.monotonic()
+    log.info("reconcile_started", trigger=trigger, dry_run=dry_run)
+    await _record_run(ctx.redis, report)
+    failure: BaseException | None = None
+    job = Reconciliation(ctx, report, progress)
+    try:
+        async with lock.kept():
+            await job.run()
+    except (Exception, asyncio.CancelledError) as exc:
+        failure = exc
+        report.error(f"{type(exc).__name__}: {exc}")
+    finally:
+        with contextlib.suppress(Exception):
+            await lock.release()
+        if hasattr(job, "stock"):
+            job._sync_counts()
+        report.finished = now_iso()
+        report.seconds = round(time.monotonic() - started, 3)
+        if failure is not None:
+            report.status = "failed"
+        elif report.error_count:
+            report.status = "partial"
+        else:
+            report.status = "ok"
+        body = report.as_dict()
+        with contextlib.suppress(Exception):
+            await ctx.redis.hset(REPORTS, REPORT_NAME, orjson.dumps(body))
+            await _record_run(ctx.redis, report)
+        log.info(
+            "reconcile_finished",
+            status=report.status,
+            compared=report.compared,
+            drift_found=report.drift_found,
+            drift_fixed=report.drift_fixed,
+            errors=report.error_count,
+            seconds=report.seconds,
+        )
+        structlog.contextvars.unbind_contextvars("run_id")
+    if isinstance(failure, asyncio.CancelledError):
+        raise failure
+    if failure is not None:
+        if progress is not None and admin_job is not None:
+            await jobrecords.update(ctx.redis, admin_job, result=body)
+        raise ReconcileFailed(f"reconciliation {run_id} failed: {type(failure).__name__}: {failure}") from failure
+    if progress is not None:
+        await progress(report.cr_skus, report.cr_skus)
+    return body
+
+
+async def _record_run(redis: Redis, report: Report) -> None:
+    """The recent runs, newest first, one entry per run (replaced when it finishes)."""
+    entry = orjson.dumps(
+        {
+            "run_id": report.run_id,
+            "trigger": report.trigger,
+            "dry_run": report.dry_run,
+            "started": report.started,
+            "finished": report.finished,
+            "status": report.status,
+        }
+    )
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(f"{RUNS_KEY}:entries", report.run_id, entry)
+        pipe.zadd(RUNS_KEY, {report.run_id: time.time()}, nx=True)
+        await pipe.execute()
+    stale = await redis.zrange(RUNS_KEY, 0, -RUNS_KEPT - 1)
+    if stale:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(RUNS_KEY, *stale)
+            pipe.hdel(f"{RUNS_KEY}:entries", *stale)
+            await pipe.execute()
+
+
+async def recent_runs(redis: Redis) -> list[dict[str, Any]]:
+    ids = await redis.zrevrange(RUNS_KEY, 0, -1)
+    if not ids:
+        return []
+    raw = await redis.hmget(f"{RUNS_KEY}:entries", ids)
+    return [orjson.loads(v) for v in raw if v is not None]
+
+
+# --- admin job and cron --------------------------------------------------------------------------------
+
+
+async def reconcile_job(ctx: HandlerContext, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """POST /admin/reconcile/inventory[?dry_run=true]."""
+    return await run_reconciliation(
+        ctx, dry_run=bool(params.get("dry_run")), trigger="admin", progress=progress, admin_job=ctx.job_id
+    )
+
+
+Tick = Callable[[dict[str, Any]], Awaitable[str]]
+
+# KEYS[1] next due time (epoch seconds), KEYS[2] the tick that claimed the current run.
+# ARGV: now, interval, this tick's job id. The first tick ever only sets the cadence: the first run comes
+# one interval after the workers first ran (and a test suite whose workers live for seconds never runs one).
+_CLAIM_LUA = """
+local now, interval = tonumber(ARGV[1]), tonumber(ARGV[2])
+local due = tonumber(redis.call('GET', KEYS[1]))
+if not due then
+  redis.call('SET', KEYS[1], tostring(now + interval))
+  return 'scheduled'
+end
+if redis.call('GET', KEYS[2]) == ARGV[3] then return 'run' end
+if now < due then return 'not-due' end
+local nxt = due + interval
+if nxt <= now then nxt = now + interval end
+redis.call('SET', KEYS[1], tostring(nxt))
+redis.call('SET', KEYS[2], ARGV[3], 'EX', math.max(60, math.ceil(interval * 2)))
+return 'run'
+"""
+
+
+def make_tick(interval_seconds: float | None = None) -> Tick:
+    """The cron body. `interval_seconds` overrides CRMAGENTO_RECONCILE_INTERVAL_MINUTES (tests)."""
+
+    async def reconcile_inventory_tick(ctx: dict[str, Any]) -> str:
+        settings = ctx["settings"]
+        if not (settings.magento_url and settings.cr_url and settings.cr_store_id):
+            return "not-configured"
+        interval = interval_seconds or settings.reconcile_interval_minutes * 60
+        job_id = str(ctx.get("job_id") or "")
+        redis: Redis = ctx["redis"]
+        claim = await redis.eval(_CLAIM_LUA, 2, NEXT_KEY, CLAIM_KEY, repr(time.time()), repr(float(interval)), job_id)
+        claim = claim.decode() if isinstance(claim, bytes) else str(claim)
+        if claim != "run":  # another worker's tick ran this interval, or it is not due yet
+            return claim
+        hctx = HandlerContext(redis=redis, settings=settings, job_id=job_id, attempt=1, services=ctx["services"])
+        result = await run_reconciliation(hctx, dry_run=False, trigger="cron")
+        return str(result["status"])
+
+    return reconcile_inventory_tick
+
+
+def reconcile_cron(interval_seconds: float | None = None, **schedule: Any) -> CronJob:
+    """Ticks every minute (second 0) unless `schedule` says otherwise; a tick runs the reconciliation when
+    it is due. Two tries: a worker that dies during a run has it re-run (arq crons default to one try)."""
+    schedule.setdefault("second", {0})
+    return cron(
+        make_tick(interval_seconds),
+        name="cron:reconcile-inventory",
+        max_tries=2,
+        keep_result=0,
+        **schedule,
+    )
