@@ -53,6 +53,18 @@ def _listening(main: Coroutine[Any, Any, None], host: str, port: int) -> None:
         raise typer.Exit(1) from None
 
 
+def _require_sync(settings: Settings, handlers_module: str | None) -> None:
+    """A worker with the shipped rules and no way to reach Magento or Cloud Retailer would dead-letter every
+    event: refuse to start instead. (`--handlers-module` builds, used by tests, bring their own needs.)"""
+    if handlers_module is not None:
+        return
+    try:
+        settings.require_sync()
+    except ConfigError as exc:
+        typer.echo(f"crmagento: configuration error\n{exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _registry(handlers_module: str | None) -> Registry:
     registry = default_registry()
     if handlers_module:
@@ -74,6 +86,7 @@ def run(host: HostOpt = None, port: PortOpt = None, handlers_module: HandlersOpt
     from crmagento.runtime import redis_for, run_all
 
     settings = _settings(*WEB_REQUIRED, host=host, port=port)
+    _require_sync(settings, handlers_module)
     registry = _registry(handlers_module)
     with redis_for(settings) as ready:
         _listening(run_all(ready, ready.host, ready.port, registry), ready.host, ready.port)
@@ -94,6 +107,7 @@ def worker(handlers_module: HandlersOpt = None) -> None:
     from crmagento.runtime import worker_forever
 
     settings = _settings("redis_url")
+    _require_sync(settings, handlers_module)
     asyncio.run(worker_forever(settings, _registry(handlers_module)))
 
 

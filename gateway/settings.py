@@ -203,10 +203,24 @@ class Settings(BaseSettings):
         return value
 
     def require(self, *fields: str) -> None:
-        """Fail with a message naming the first unset variable among `fields`."""
+        """Fail with a message naming every unset variable among `fields`."""
         missing = [env_name(f) for f in fields if not getattr(self, f)]
         if missing:
             raise ConfigError(f"{', '.join(missing)}: required for this command but not set")
+
+    def require_sync(self) -> None:
+        """What the sync rules need: both systems' addresses and credentials, and the linked store."""
+        self.require("magento_url", "cr_url", "cr_api_key", "cr_store_id")
+        oauth = (
+            self.magento_consumer_key,
+            self.magento_consumer_secret,
+            self.magento_access_token,
+            self.magento_access_token_secret,
+        )
+        if self.magento_token is None and not all(oauth):
+            oauth_fields = ("magento_consumer_key", "magento_consumer_secret", "magento_access_token")
+            names = ", ".join(env_name(f) for f in (*oauth_fields, "magento_access_token_secret"))
+            raise ConfigError(f"{names} (OAuth 1.0a) or {env_name('magento_token')}: required to call Magento")
 
 
 def load_settings(**overrides: object) -> Settings:

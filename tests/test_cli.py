@@ -43,6 +43,16 @@ def web_env(**extra: str) -> dict[str, str]:
     return clean_env(**{**valid, **extra})
 
 
+# Where the shipped sync rules would send calls: a closed loopback port (nothing is contacted in these tests).
+SYNC_ENV = {
+    "CRMAGENTO_MAGENTO_URL": "http://127.0.0.1:9",
+    "CRMAGENTO_MAGENTO_TOKEN": "magento-token-for-tests",
+    "CRMAGENTO_CR_URL": "http://127.0.0.1:9/api/v1",
+    "CRMAGENTO_CR_API_KEY": "cr-key-for-tests",
+    "CRMAGENTO_CR_STORE_ID": "W-1",
+}
+
+
 def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
@@ -189,6 +199,26 @@ def test_malformed_value_in_dotenv_of_the_working_directory(tmp_path: Path) -> N
     assert "CRMAGENTO_MAGENTO_WEBHOOK_SECRETS" in result.stderr and "dotenv-hunter2" not in result.stderr
 
 
+@pytest.mark.parametrize("command", ["run", "worker"])
+def test_the_sync_rules_refuse_to_start_without_magento_and_cloud_retailer(command: str, tmp_path: Path) -> None:
+    env = web_env(CRMAGENTO_REDIS_URL="redis://127.0.0.1:9/0", CRMAGENTO_MAGENTO_TOKEN="s3cret-token")
+    result = run_cli([command], env, tmp_path)
+    assert result.returncode == 2, result.stderr
+    for variable in ("CRMAGENTO_MAGENTO_URL", "CRMAGENTO_CR_URL", "CRMAGENTO_CR_API_KEY", "CRMAGENTO_CR_STORE_ID"):
+        assert variable in result.stderr
+    assert "Traceback" not in result.stderr and "s3cret-token" not in result.stderr
+
+
+def test_magento_needs_a_token_or_the_four_oauth_values(tmp_path: Path) -> None:
+    env = web_env(CRMAGENTO_REDIS_URL="redis://127.0.0.1:9/0", **SYNC_ENV)
+    del env["CRMAGENTO_MAGENTO_TOKEN"]
+    env["CRMAGENTO_MAGENTO_CONSUMER_KEY"] = "only-one-of-four"
+    result = run_cli(["worker"], env, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "CRMAGENTO_MAGENTO_ACCESS_TOKEN_SECRET" in result.stderr and "CRMAGENTO_MAGENTO_TOKEN" in result.stderr
+    assert "only-one-of-four" not in result.stderr
+
+
 def test_worker_without_redis_url_exits_2(tmp_path: Path) -> None:
     result = run_cli(["worker"], clean_env(), tmp_path)
     assert result.returncode == 2, result.stderr
@@ -208,7 +238,7 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", ["serve", pytest.param("run", marks=pytest.mark.slow)])
 def test_port_in_use_exits_1_with_one_line(tmp_path: Path, redis_url: str, command: str) -> None:
     data_dir = tmp_path / "data"
-    env = web_env(CRMAGENTO_DATA_DIR=str(data_dir))
+    env = web_env(CRMAGENTO_DATA_DIR=str(data_dir), **SYNC_ENV)
     if command == "serve":
         env["CRMAGENTO_REDIS_URL"] = redis_url
     with socket.socket() as taken:
@@ -254,7 +284,7 @@ def test_serve_accepts_a_signed_webhook_and_stops_on_sigterm(
 @pytest.mark.slow
 def test_run_with_embedded_redis(start_cli: Callable[..., Running], tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    env = web_env(CRMAGENTO_DATA_DIR=str(data_dir), CRMAGENTO_WORKER_HEARTBEAT_SECONDS="0.5")
+    env = web_env(CRMAGENTO_DATA_DIR=str(data_dir), CRMAGENTO_WORKER_HEARTBEAT_SECONDS="0.5", **SYNC_ENV)
     assert "CRMAGENTO_REDIS_URL" not in env
     app = start_cli(["run"], env, free_port())
     app.wait_healthy(within=30)
