@@ -12,12 +12,14 @@ from typing import Annotated, Any
 
 import typer
 
+from crmagento import admin_cli
 from gateway.logs import configure_logging
 from gateway.settings import ConfigError, Settings, load_settings
 from workers.registry import Registry, default_registry
 
 app = typer.Typer(
     help="Keeps a Magento 2 store in step with Cloud Retailer.",
+    epilog=admin_cli.EXIT_CODES_HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -115,12 +117,13 @@ def worker(handlers_module: HandlersOpt = None) -> None:
 def demo(
     keep_running: Annotated[bool, typer.Option("--keep-running", help="Leave everything up afterwards.")] = False,
     data_dir: Annotated[Path | None, typer.Option(help="Where the embedded Redis keeps its files.")] = None,
+    products: Annotated[int, typer.Option(min=20, max=5000, hidden=True, help="Products in Cloud Retailer.")] = 300,
 ) -> None:
-    """Everything on embedded defaults, then a scripted scenario of signed webhooks."""
+    """Embedded Redis, both sandboxes, gateway and worker, then a narrated sync scenario with a summary."""
     from crmagento.demo import run_demo
 
     settings = _settings()
-    sys.exit(asyncio.run(run_demo(settings, keep_running=keep_running, data_dir=data_dir)))
+    sys.exit(asyncio.run(run_demo(settings, keep_running=keep_running, data_dir=data_dir, products=products)))
 
 
 class _OneLineUsageErrors(typer.core.TyperCommand):
@@ -191,6 +194,120 @@ def sandbox(
     except SandboxError as exc:
         typer.echo(f"crmagento sandbox: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+# ---- admin verbs on the gateway's admin API: declarations only, the logic is in crmagento/admin_cli.py ----
+
+ADMIN = "Admin (the gateway at CRMAGENTO_ADMIN_URL, token from CRMAGENTO_ADMIN_TOKEN)"
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer, for scripts.")]
+WaitOpt = Annotated[
+    bool, typer.Option("--wait/--no-wait", help="Follow the job with a progress bar until it ends, or return its id.")
+]
+
+events_app = typer.Typer(help="The event log (kept 7 days).", no_args_is_help=True)
+dead_letters_app = typer.Typer(help="Events the workers gave up on; replay them once fixed.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Admin jobs: force resyncs and reconciliations.", no_args_is_help=True)
+reconcile_app = typer.Typer(help="Compare and repair now instead of waiting for the cron.", no_args_is_help=True)
+app.add_typer(events_app, name="events", rich_help_panel=ADMIN)
+app.add_typer(dead_letters_app, name="dead-letters", rich_help_panel=ADMIN)
+app.add_typer(jobs_app, name="jobs", rich_help_panel=ADMIN)
+app.add_typer(reconcile_app, name="reconcile", rich_help_panel=ADMIN)
+
+
+@app.command("status", rich_help_panel=ADMIN)
+def status_(as_json: JsonOpt = False) -> None:
+    """Redis, queue depth, workers and their heartbeat, dead letters, the last reconciliation and poll reports."""
+    admin_cli.status(as_json=as_json)
+
+
+@app.command(rich_help_panel=ADMIN)
+def resync(
+    kind: Annotated[admin_cli.ResyncKind, typer.Argument(help="What to resync.")],
+    ids: Annotated[
+        list[str] | None,
+        typer.Argument(help="SKUs (products), category, customer or order ids; none: every record of that kind."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Orders only: completed since this ISO 8601 time (e.g. 2026-01-31T00:00:00Z).")
+    ] = None,
+    wait: WaitOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Force a resync of products, categories, customers or orders (all, or the ids given)."""
+    admin_cli.resync(kind.value, ids or [], since=since, wait=wait, as_json=as_json)
+
+
+@reconcile_app.command("inventory")
+def reconcile_inventory(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report the drift, write nothing.")] = False,
+    wait: WaitOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reconcile Magento's stock with Cloud Retailer's on-hand now."""
+    admin_cli.reconcile_inventory(dry_run=dry_run, wait=wait, as_json=as_json)
+
+
+@events_app.command("list")
+def events_list(
+    status: Annotated[
+        admin_cli.EventStatus | None, typer.Option("--status", help="Only events in this status.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many at most.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recent events, newest first."""
+    admin_cli.events_list(status_filter=status.value if status else None, limit=limit, as_json=as_json)
+
+
+@events_app.command("show")
+def events_show(
+    event_id: Annotated[str, typer.Argument(metavar="ID", help="The webhook-id the event was delivered with.")],
+    source: Annotated[
+        admin_cli.EventSource | None,
+        typer.Option("--source", help="Whose id it is; needed only when both sources used it."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One event's record: status, attempts, last error, data."""
+    admin_cli.events_show(event_id, source=source.value if source else None, as_json=as_json)
+
+
+@dead_letters_app.command("list")
+def dead_letters_list(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many at most.")] = 100,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many (newest first).")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Dead letters, newest first, with the reason."""
+    admin_cli.dead_letters_list(limit=limit, offset=offset, as_json=as_json)
+
+
+@dead_letters_app.command("show")
+def dead_letters_show(dl_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOpt = False) -> None:
+    """One dead letter."""
+    admin_cli.dead_letters_show(dl_id, as_json=as_json)
+
+
+@dead_letters_app.command("replay")
+def dead_letters_replay(dl_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOpt = False) -> None:
+    """Put a dead letter's events back on their entity's queue."""
+    admin_cli.dead_letters_replay(dl_id, as_json=as_json)
+
+
+@jobs_app.command("show")
+def jobs_show(
+    job_id: Annotated[str, typer.Argument(metavar="ID")],
+    wait: Annotated[bool, typer.Option("--wait", help="Follow it with a progress bar until it ends.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """One admin job: status, progress, result (exit 1 when it failed)."""
+    admin_cli.jobs_show(job_id, wait=wait, as_json=as_json)
+
+
+@jobs_app.command("list")
+def jobs_list(as_json: JsonOpt = False) -> None:
+    """The most recent admin jobs."""
+    admin_cli.jobs_list(as_json=as_json)
 
 
 def main() -> None:

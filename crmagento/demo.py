@@ -1,7 +1,9 @@
-"""`crmagento demo`: embedded Redis, gateway and worker, then a narrated run of signed webhooks.
+"""`crmagento demo`: the whole product on one machine, then a narrated scenario (crmagento/demo_scenario.py).
 
-Until the sandboxes and sync rules land (#3-#7) the scenario shows the webhook edge: accepted, duplicates
-suppressed (also 50 at once), unknown types ignored, bad deliveries refused, and the event log.
+An embedded Redis, both sandboxes (Magento starts empty, Cloud Retailer seeded with a few hundred products,
+a category tree, stock and customers), the gateway and one worker with every shipped sync rule. All
+credentials are fresh random values shared between the sandboxes and the gateway, so the user's own
+CRMAGENTO_* settings for a real store are never used or touched.
 """
 
 from __future__ import annotations
@@ -9,208 +11,196 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import logging
 import secrets
 import shutil
 import socket
 import time
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
-import orjson
 from pydantic import SecretStr
-from rich.console import Console
-from rich.table import Table
 
-from crmagento.runtime import bound_port, gateway_running
+from crmagento.demo_calls import DemoCalls, Endpoints, until
+from crmagento.demo_report import console, print_started, print_summary, print_urls
+from crmagento.demo_scenario import run_scenario
+from crmagento.demo_support import Demo
+from crmagento.runtime import bound_port, gateway_running, stop_on_signals
+from crmagento.sandboxes import Sandboxes, configs_from_settings, sandboxes_running
 from gateway.embedded_redis import EmbeddedRedis
+from gateway.logs import configure_logging
 from gateway.settings import Settings
-from gateway.signatures import signed_headers
+from sandbox.catalog import LINKED_STORE_ID
 from workers.worker import run_worker
 
-console = Console()
+T = TypeVar("T")
 
 
-def _new_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _envelope(event_type: str, data: dict[str, Any]) -> bytes:
-    return orjson.dumps({"type": event_type, "timestamp": datetime.now(UTC).isoformat(), "data": data})
-
-
-class _Sender:
-    def __init__(self, http: aiohttp.ClientSession, base: str, secrets_by_source: dict[str, str]) -> None:
-        self.http, self.base, self.secrets = http, base, secrets_by_source
-
-    async def send(self, source: str, msg_id: str, body: bytes, *, secret: str | None = None) -> tuple[int, dict]:
-        headers = signed_headers(secret or self.secrets[source], msg_id, body)
-        async with self.http.post(f"{self.base}/webhooks/{source}", data=body, headers=headers) as resp:
-            return resp.status, await resp.json(content_type=None)
-
-
-async def run_demo(settings: Settings, *, keep_running: bool = False, data_dir: Path | None = None) -> int:
-    started = time.monotonic()
-    data_dir = (data_dir or settings.data_dir / "demo").resolve()
-    shutil.rmtree(data_dir, ignore_errors=True)
-    cr_secret, magento_secret, token = _new_secret(), _new_secret(), secrets.token_urlsafe(24)
-    embedded = EmbeddedRedis(data_dir)
-    console.rule("[bold]cr-magento-gateway demo")
-    console.print(f"Starting an embedded Redis (append-only) in [cyan]{data_dir}[/]")
-    url = await asyncio.to_thread(embedded.start)
-    port = settings.port if settings.port else _free_port()
-    demo_settings = settings.model_copy(
+def demo_settings(settings: Settings, redis_url: str) -> Settings:
+    """The user's settings (ports, data dir, tuning) with everything that names a system replaced."""
+    return settings.model_copy(
         update={
-            "redis_url": SecretStr(url),
-            "cr_webhook_secrets": [SecretStr(cr_secret)],
-            "magento_webhook_secrets": [SecretStr(magento_secret)],
-            "admin_tokens": [SecretStr(token)],
+            "redis_url": SecretStr(redis_url),
+            "cr_webhook_secrets": [SecretStr(_new_webhook_secret())],
+            "magento_webhook_secrets": [SecretStr(_new_webhook_secret())],
+            "admin_tokens": [SecretStr(secrets.token_urlsafe(24))],
+            "admin_token": None,
+            # Bearer only: the sandbox accepts this token, and the client uses OAuth only when all four are set.
+            "magento_token": SecretStr(secrets.token_urlsafe(24)),
+            "magento_consumer_key": None,
+            "magento_consumer_secret": None,
+            "magento_access_token": None,
+            "magento_access_token_secret": None,
+            "magento_store_code": "default",
+            "magento_website_id": 1,
+            "magento_source_code": "default",
+            "cr_api_key": SecretStr(secrets.token_urlsafe(24)),
+            "cr_store_id": LINKED_STORE_ID,
+            # Each step triggers what it shows; a catch-up run falling due mid-demo (minutes 0 and 30) would heal
+            # the lost webhook of step 6 before the reconciliation gets to.
+            "catchup_interval_minutes": 1440,
+            "worker_shutdown_grace_seconds": 2,
             "log_level": "WARNING",
         }
     )
-    stop = asyncio.Event()
+
+
+def _new_webhook_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+@contextlib.contextmanager
+def _logs_to(path: Path) -> Iterator[None]:
+    """Warnings of the gateway and worker go to a file: the console is the narration's."""
+    configure_logging("WARNING", "json")
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    with path.open("a", encoding="utf-8") as stream:
+        old = handler.setStream(stream)
+        try:
+            yield
+        finally:
+            handler.setStream(old)
+
+
+def _gateway_port(host: str, port: int) -> int:
+    """CRMAGENTO_PORT (8080 by default) when it is free, else any free port: the demo should not fail on it."""
+    if port == 0:
+        return 0
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the gateway's own listener does
+        try:
+            probe.bind((host, port))
+        except OSError:
+            console.print(f"[yellow]Port {port} is taken; the gateway takes a free one.[/]")
+            return 0
+    return port
+
+
+def _connect_host(host: str) -> str:
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104 (mapping a wildcard, not binding)
+
+
+async def run_demo(
+    settings: Settings,
+    *,
+    keep_running: bool = False,
+    data_dir: Path | None = None,
+    products: int = 300,
+    customers: int = 50,
+) -> int:
+    """0 when every step met its expectation, 1 when one did not, 130 when interrupted."""
+    started = time.monotonic()
+    stop = stop_on_signals()  # Ctrl-C or SIGTERM at any point: everything stops cleanly, no traceback
+    data_dir = (data_dir or settings.data_dir / "demo").resolve()
+    shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir.mkdir(parents=True)
+    log_file = data_dir / "demo.log"
+    console.rule("[bold]cr-magento-gateway demo")
+    embedded = EmbeddedRedis(data_dir)
+    console.print(f"Embedded Redis (append-only) in [cyan]{data_dir}[/]; gateway and worker logs: [cyan]{log_file}[/]")
+    redis_url = await asyncio.to_thread(embedded.start)
     try:
-        async with gateway_running(demo_settings, "127.0.0.1", port) as runner:
-            base = f"http://127.0.0.1:{bound_port(runner)}"
-            worker = asyncio.create_task(run_worker(demo_settings, stop))
-            console.print(f"Gateway on [cyan]{base}[/], worker started\n")
-            async with aiohttp.ClientSession() as http:
-                sender = _Sender(http, base, {"cloudretailer": cr_secret, "magento": magento_secret})
-                ok = await _scenario(sender)
-                await _show_event_log(http, base, token)
-                console.print(f"\nDemo finished in {time.monotonic() - started:.1f} s.")
-                _print_urls(base, token, reveal=keep_running)
+        with _logs_to(log_file):
+            async with contextlib.AsyncExitStack() as stack:
+                calls, boxes = await _start(stack, demo_settings(settings, redis_url), products, customers)
+                results = await _unless_stopped(stop, run_scenario(Demo(calls, console, LINKED_STORE_ID)))
+                if results is None:
+                    console.print("\n[yellow]Interrupted.[/]")
+                    return 130
+                print_summary(results, time.monotonic() - started)
+                await print_urls(calls, boxes, log_file, reveal=keep_running)
                 if keep_running:
-                    console.print("[bold]--keep-running[/]: everything stays up; Ctrl-C to stop.")
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asyncio.Event().wait()
-            stop.set()
-            await worker
+                    console.print("\n[bold]--keep-running[/]: everything stays up; Ctrl-C stops it.")
+                    await stop.wait()
+    finally:
+        await asyncio.to_thread(embedded.stop)
+    return 0 if all(r.ok for r in results) else 1
+
+
+async def _start(
+    stack: contextlib.AsyncExitStack, base: Settings, products: int, customers: int
+) -> tuple[DemoCalls, Sandboxes]:
+    """Gateway first (the sandboxes need its URL for their webhooks), then both sandboxes, then the worker
+    (it needs theirs)."""
+    runner = await stack.enter_async_context(gateway_running(base, base.host, _gateway_port(base.host, base.port)))
+    gateway_url = f"http://{_connect_host(base.host)}:{bound_port(runner)}"
+    configs = configs_from_settings(base, gateway_url=gateway_url, products=products, customers=customers)
+    boxes = await stack.enter_async_context(sandboxes_running(configs, host=base.host))
+    settings = base.model_copy(update={"magento_url": boxes.magento_url, "cr_url": boxes.cloudretailer_url})
+    print_started(gateway_url, boxes, products, customers)
+    http = await stack.enter_async_context(aiohttp.ClientSession())
+    calls = DemoCalls(http, _endpoints(settings, gateway_url, boxes))
+    await stack.enter_async_context(_worker(settings, calls))
+    return calls, boxes
+
+
+async def _unless_stopped(stop: asyncio.Event, work: Coroutine[Any, Any, T]) -> T | None:
+    """The result of `work`, or None when `stop` is set first (then `work` is cancelled)."""
+    task = asyncio.create_task(work)
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None
+
+
+def _endpoints(settings: Settings, gateway_url: str, boxes: Sandboxes) -> Endpoints:
+    def secret(value: SecretStr | None) -> str:
+        assert value is not None
+        return value.get_secret_value()
+
+    return Endpoints(
+        gateway=gateway_url,
+        magento=boxes.magento_url,
+        cloudretailer=boxes.cloudretailer_url,
+        admin_token=secret(settings.admin_tokens[0]),
+        magento_token=secret(settings.magento_token),
+        cr_api_key=secret(settings.cr_api_key),
+        cr_webhook_secret=secret(settings.cr_webhook_secrets[0]),
+    )
+
+
+@contextlib.asynccontextmanager
+async def _worker(settings: Settings, calls: DemoCalls) -> AsyncIterator[None]:
+    """One worker with the default registry (every shipped rule), up once its heartbeat shows."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(settings, stop))
+
+    async def beating() -> bool:
+        return bool((await calls.admin("GET", "/admin/status"))["workers"])
+
+    try:
+        await until(beating, 15, "the worker's heartbeat")
+        console.print("Worker up with every shipped sync rule (GET /admin/status lists its heartbeat).")
+        yield
     finally:
         stop.set()
-        await asyncio.to_thread(embedded.stop)
-    return 0 if ok else 1
-
-
-async def _scenario(sender: _Sender) -> bool:
-    table = Table(title="Webhooks sent", show_lines=False)
-    for col in ("#", "what", "source", "type", "answer", "expected"):
-        table.add_column(col)
-    run = secrets.token_hex(3)
-    product = _envelope("product.updated", {"product_id": "P-1001", "sku": "TEE-RED-M"})
-    steps: list[tuple[str, str, str, str, bytes, dict[str, Any], str]] = [
-        ("a price change", "cloudretailer", "product.updated", f"msg_{run}_1", product, {}, "202 queued"),
-        ("the same delivery again", "cloudretailer", "product.updated", f"msg_{run}_1", product, {}, "200 duplicate"),
-        (
-            "a stock change",
-            "cloudretailer",
-            "inventory.updated",
-            f"msg_{run}_2",
-            _envelope("inventory.updated", {"sku": "TEE-RED-M", "store_id": "S-1", "on_hand": 7}),
-            {},
-            "202 queued",
-        ),
-        (
-            "an order completed in Magento",
-            "magento",
-            "order.completed",
-            f"msg_{run}_3",
-            _envelope("order.completed", {"order_id": 42, "increment_id": "000000042"}),
-            {},
-            "202 queued",
-        ),
-        (
-            "an event type we do not handle",
-            "cloudretailer",
-            "product.tagged",
-            f"msg_{run}_4",
-            _envelope("product.tagged", {"product_id": "P-1001"}),
-            {},
-            "202 ignored",
-        ),
-        (
-            "signed with the wrong secret",
-            "cloudretailer",
-            "product.updated",
-            f"msg_{run}_5",
-            product,
-            {"secret": _new_secret()},
-            "401",
-        ),
-        (
-            "a stock change without its SKU",
-            "cloudretailer",
-            "inventory.updated",
-            f"msg_{run}_6",
-            _envelope("inventory.updated", {"store_id": "S-1"}),
-            {},
-            "422",
-        ),
-    ]
-    all_ok = True
-    for i, (what, source, etype, msg_id, body, kw, expected) in enumerate(steps, 1):
-        status, answer = await sender.send(source, msg_id, body, **kw)
-        shown = f"{status} {answer.get('status') or answer.get('detail', '')}"
-        good = shown.startswith(expected)
-        all_ok &= good
-        table.add_row(str(i), what, source, etype, f"[{'green' if good else 'red'}]{shown}[/]", expected)
-    console.print(table)
-
-    burst_id = f"msg_{run}_burst"
-    body = _envelope("customer.updated", {"customer_id": "C-77"})
-    answers = await asyncio.gather(*(sender.send("cloudretailer", burst_id, body) for _ in range(50)))
-    queued = sum(1 for s, a in answers if s == 202 and a["status"] == "queued")
-    dupes = sum(1 for s, a in answers if s == 200 and a["status"] == "duplicate")
-    good = queued == 1 and dupes == 49
-    all_ok &= good
-    colour = "green" if good else "red"
-    console.print(
-        f"50 identical deliveries at once: [{colour}]{queued} queued, {dupes} answered duplicate[/] (expected 1 and 49)"
-    )
-    return all_ok
-
-
-async def _show_event_log(http: aiohttp.ClientSession, base: str, token: str) -> None:
-    auth = {"Authorization": f"Bearer {token}"}
-    deadline = time.monotonic() + 10
-    items: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        async with http.get(f"{base}/admin/events?limit=20", headers=auth) as resp:
-            items = (await resp.json())["items"]
-        if items and all(i["status"] not in ("queued", "processing") for i in items):
-            break
-        await asyncio.sleep(0.2)
-    table = Table(title="Event log (GET /admin/events)")
-    for col in ("webhook-id", "source", "type", "entity", "status", "note"):
-        table.add_column(col)
-    for item in reversed(items):
-        table.add_row(
-            item["id"], item["source"], item["type"], item["entity"], item["status"], item["last_error"] or ""
-        )
-    console.print(table)
-    console.print(
-        "[dim]Status 'skipped': the sync rules that act on these events land with issues #4-#7; "
-        "the edge, queue, coalescing and event log are live.[/]"
-    )
-    async with http.get(f"{base}/admin/status", headers=auth) as resp:
-        status = await resp.json()
-    console.print(
-        f"Queue depth {status['queue_depth']}, workers {len(status['workers'])}, "
-        f"dead letters {status['dead_letters']}, job outcomes {status['jobs']}"
-    )
-
-
-def _print_urls(base: str, token: str, *, reveal: bool) -> None:
-    table = Table(title="Look at", show_header=False)
-    table.add_row("health", f"{base}/healthz  {base}/readyz")
-    table.add_row("metrics", f"{base}/metrics")
-    table.add_row("admin status", f"curl -H 'Authorization: Bearer <token>' {base}/admin/status")
-    table.add_row("admin token", token if reveal else f"{token[:4]}… (shown in full with --keep-running)")
-    console.print(table)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

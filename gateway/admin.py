@@ -31,9 +31,15 @@ def authorized(request: web.Request) -> bool:
     return ok
 
 
+def _public(path: str) -> bool:
+    """The dashboard's own files (gateway/dashboard.py) hold no data and must load before the page can ask for
+    a token; every API call the page makes is still checked here."""
+    return path == "/admin/ui" or path.startswith("/admin/ui/")
+
+
 @web.middleware
 async def admin_auth(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
-    if request.path.startswith("/admin/") and not authorized(request):
+    if request.path.startswith("/admin/") and not _public(request.path) and not authorized(request):
         return problem(
             401,
             "unauthorized",

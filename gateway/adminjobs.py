@@ -44,11 +44,16 @@ class OrdersResync(_Body):
     since: datetime | None = None
 
 
+class CatchupRun(_Body):
+    """A catch-up run now (workers/sync/catchup): it reads from its own cursors, so it takes no parameters."""
+
+
 RESYNC_KINDS: dict[str, type[_Body]] = {
     "products": ProductsResync,
     "categories": CategoriesResync,
     "customers": CustomersResync,
     "orders": OrdersResync,
+    "catchup": CatchupRun,
 }
 
 

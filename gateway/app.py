@@ -8,7 +8,7 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from gateway import admin, adminjobs, health, webhooks
+from gateway import admin, adminjobs, dashboard, health, webhooks
 from gateway.appkeys import ADMIN_TOKENS, INGESTOR, METRICS, QUEUE, REDIS, SETTINGS, VERIFIERS
 from gateway.entityqueue import EntityQueue
 from gateway.events import Source
@@ -93,4 +93,5 @@ def create_app(settings: Settings, *, redis: object | None = None) -> web.Applic
     admin.add_routes(app)
     adminjobs.add_routes(app)
     health.add_routes(app)
+    dashboard.add_routes(app)
     return app

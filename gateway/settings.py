@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     admin_tokens: CsvSecrets = Field(
         default_factory=list, description="Comma-separated bearer tokens for the admin API."
     )
+    # Read by the admin CLI verbs (`crmagento status`, `resync`, ...), not by the gateway.
+    admin_url: str = Field(default="http://127.0.0.1:8080", description="Gateway base URL the admin CLI verbs talk to.")
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token the admin CLI verbs send (unset: the first of the admin tokens)."
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest webhook body accepted.")
     webhook_tolerance_seconds: int = Field(
         default=300, ge=1, description="Allowed clock skew of webhook-timestamp, both ways."
@@ -162,6 +167,14 @@ class Settings(BaseSettings):
     )
     order_poll_overlap_seconds: int = Field(
         default=120, ge=0, le=86_400, description="How far before its cursor each order poll looks again."
+    )
+
+    # --- catch-up (changes whose webhook was lost, #10) ------------------------------------------------------
+    catchup_interval_minutes: int = Field(
+        default=30, ge=1, le=1440, description="Minutes between catch-up runs (changes whose webhook was lost)."
+    )
+    catchup_overlap_seconds: int = Field(
+        default=120, ge=0, le=86_400, description="How far before its cursors each catch-up run looks again."
     )
 
     # --- outbound HTTP ------------------------------------------------------------------------------------

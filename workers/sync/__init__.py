@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from gateway.settings import Settings
 from workers.registry import Registry
-from workers.sync import catalog, customers, inventory, orders
+from workers.sync import catalog, catchup, customers, inventory, orders
 
-DOMAINS = (catalog, inventory, orders, customers)
+DOMAINS = (catalog, inventory, orders, customers, catchup)
 
 
 def register_all(registry: Registry, settings: Settings | None = None) -> None:
