@@ -447,3 +447,29 @@ async def test_losing_every_mapping_and_hash_in_redis_rebuilds_without_duplicate
         assert now == files, "images are recognised by their content name, not uploaded again"
     done = await writes(stack)
     assert not any(k.endswith("/media") for k in done), done
+
+
+async def test_a_product_new_to_magento_gets_its_stock_without_waiting_for_reconciliation(redis_url: str) -> None:
+    registry = catalog_rules()
+    sync.inventory.register(registry)
+    async with full_stack(redis_url, products=3) as stack:
+        await stack.start_worker(registry)
+        product = next(p for p in await cr_products(stack) if not is_shoes(p))
+        # A quantity Magento cannot have by accident (a new product's default source item holds 0).
+        level = await stack.cr(
+            "PUT", f"/inventory/{stack.settings.cr_store_id}/{product['sku']}", json={"on_hand": 37}, headers=SUPPRESS
+        )
+        await stack.admin("POST", "/admin/resync/products", json={"skus": [product["sku"]]})
+
+        async def pushed() -> list[dict[str, Any]]:
+            items = await stack.magento(
+                "GET",
+                "inventory/source-items",
+                params={
+                    "searchCriteria[filterGroups][0][filters][0][field]": "sku",
+                    "searchCriteria[filterGroups][0][filters][0][value]": product["sku"],
+                },
+            )
+            return [i for i in items["items"] if i["quantity"] == level["on_hand"]]
+
+        assert await wait_for(pushed, within=20)

@@ -26,6 +26,9 @@ class Fingerprints:
         stored = await self.redis.hget(self.key, record_key)
         return stored is not None and stored.decode() == fingerprint(payload)
 
+    async def known(self, record_key: str) -> bool:
+        return bool(await self.redis.hexists(self.key, record_key))
+
     async def remember(self, record_key: str, payload: Any) -> None:
         await self.redis.hset(self.key, record_key, fingerprint(payload))
 

@@ -12,6 +12,7 @@ from workers.clients.cloudretailer_models import Product
 from workers.clients.errors import NotFound, PermanentApiError
 from workers.errors import PermanentError
 from workers.registry import HandlerContext
+from workers.sync import inventory
 from workers.sync.catalog import categories, product_mapper
 from workers.sync.catalog.fingerprints import Fingerprints
 from workers.sync.catalog.images import sync_images
@@ -55,11 +56,16 @@ async def sync_product(ctx: HandlerContext, product_id: str, sku_hint: str) -> s
     if await fingerprints.unchanged(product.sku, state):
         return "unchanged"
 
+    first_write = not await fingerprints.known(product.sku)
     saved = await _save(ctx, product, payload, category_ids)
     await _unlink_old_categories(ctx, product.sku, saved, category_ids)
     images = await sync_images(ctx, product)
     await Binder(ctx.redis).bind(KIND, product.id, product.sku)
     await fingerprints.remember(product.sku, state)
+    if first_write:
+        # A product new to Magento has no stock there yet: push its on-hand now instead of leaving it for the
+        # next reconciliation (harmless when it already has the right quantity: nothing is written then).
+        await inventory.feed_stock(ctx, [product.sku])
     log.info("product_synced", sku=product.sku, status=payload["status"], categories=len(category_ids), **images)
     return "written"
 
