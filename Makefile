@@ -34,6 +34,7 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || { echo "bench/ingest.py needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/python bench/ingest.py --connections 32,128 --repeat 3 $(ARGS)
 	$(BIN)/python bench/catalog.py --products 2000
+	$(BIN)/python bench/reconcile.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info
