@@ -15,7 +15,7 @@ from gateway.events import Source
 from gateway.problems import problem
 
 
-def _json(body: object, status_code: int = 200) -> web.Response:
+def json_answer(body: object, status_code: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status_code, content_type="application/json")
 
 
@@ -76,8 +76,8 @@ async def get_status(request: web.Request) -> web.Response:
     try:
         snap = await status.snapshot(request.app[REDIS], settings.queue_name)
     except (RedisError, OSError):
-        return _json({"redis": "unavailable", "queue_depth": None, "workers": [], "dead_letters": None}, 503)
-    return _json({"redis": "ok", **snap})
+        return json_answer({"redis": "unavailable", "queue_depth": None, "workers": [], "dead_letters": None}, 503)
+    return json_answer({"redis": "ok", **snap})
 
 
 async def list_events(request: web.Request) -> web.Response:
@@ -89,7 +89,7 @@ async def list_events(request: web.Request) -> web.Response:
     if wanted is not None and wanted not in eventlog.STATUSES:
         return _BadParam("status", f"must be one of {', '.join(eventlog.STATUSES)}").response()
     items = await eventlog.recent_events(request.app[REDIS], limit=limit, status=wanted)
-    return _json({"items": items})
+    return json_answer({"items": items})
 
 
 async def get_event(request: web.Request) -> web.Response:
@@ -109,7 +109,7 @@ async def get_event(request: web.Request) -> web.Response:
             "both sources sent an event with this webhook-id; add ?source=",
             id=event_id,
         )
-    return _json(found[0])
+    return json_answer(found[0])
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:
@@ -119,14 +119,14 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     except _BadParam as exc:
         return exc.response()
     total, items = await deadletters.list_deadletters(request.app[REDIS], limit=limit, offset=offset)
-    return _json({"total": total, "items": items})
+    return json_answer({"total": total, "items": items})
 
 
 async def get_dead_letter(request: web.Request) -> web.Response:
     dl = await deadletters.get_deadletter(request.app[REDIS], request.match_info["dl_id"])
     if dl is None:
         return problem(404, "dead-letter-not-found", "no dead letter with this id (replayed already?)")
-    return _json(dl)
+    return json_answer(dl)
 
 
 async def replay_dead_letter(request: web.Request) -> web.Response:
@@ -136,7 +136,7 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
     )
     if dl is None:
         return problem(404, "dead-letter-not-found", "no dead letter with this id (replayed already?)")
-    return _json({"id": dl["id"], "status": "requeued", "event_ids": dl["event_ids"]}, 202)
+    return json_answer({"id": dl["id"], "status": "requeued", "event_ids": dl["event_ids"]}, 202)
 
 
 def add_routes(app: web.Application) -> None:

@@ -15,6 +15,7 @@ from arq.connections import ArqRedis
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from gateway import jobrecords
+from gateway.admin import json_answer as _json
 from gateway.appkeys import REDIS, SETTINGS
 from gateway.problems import field_errors, problem
 
@@ -55,10 +56,6 @@ RESYNC_KINDS: dict[str, type[_Body]] = {
     "orders": OrdersResync,
     "catchup": CatchupRun,
 }
-
-
-def _json(body: object, status_code: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status_code, content_type="application/json")
 
 
 async def _enqueue(request: web.Request, kind: str, params: dict[str, Any]) -> web.Response:

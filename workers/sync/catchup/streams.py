@@ -33,12 +33,11 @@ from gateway.events import (
 )
 from workers.binder import Binder
 from workers.clients.search_criteria import Filter, SearchCriteria
-from workers.errors import TransientError
 from workers.registry import HandlerContext
 from workers.sync.catalog.categories import KIND as CATEGORY
 from workers.sync.catchup.clock import CLOUDRETAILER, MAGENTO, Clock
 from workers.sync.customers.importer import KIND as CUSTOMER
-from workers.sync.orders.search import magento_time, parse_time
+from workers.sync.orders.search import keyset_pages, magento_time, parse_time
 
 CR, MG = Source.CLOUDRETAILER, Source.MAGENTO
 PAGE = 200
@@ -128,24 +127,16 @@ def _created_criteria(since: str, after: tuple[str, int] | None, where: list[Fil
     return criteria.order_by("created_at").order_by("entity_id")
 
 
-async def created_since(
+def created_since(
     ctx: HandlerContext, path: str, since: str, where: list[Filter], *, page_size: int = PAGE
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """Pages of the records of a Magento search created at or after `since`, oldest first. Each answer's
-    total_count counts the matches from the key on, so the last page is the one that holds them all."""
-    after: tuple[str, int] | None = None
-    while True:
-        page = await ctx.magento.search(path, _created_criteria(since, after, where, page_size))
-        items = page.items
-        if not items:
-            return
-        yield items
-        if len(items) >= page.total_count or len(items) < page_size:
-            return
-        last = (magento_time(parse_time(str(items[-1]["created_at"]))), int(items[-1]["id"]))
-        if after is not None and last <= after:
-            raise TransientError(f"Magento answered {path} after {after} with {last} again")
-        after = last
+    """Pages of the records of a Magento search created at or after `since`, oldest first."""
+    return keyset_pages(
+        ctx.magento,
+        path,
+        lambda after: _created_criteria(since, after, where, page_size),
+        lambda item: (magento_time(parse_time(str(item["created_at"]))), int(item["id"])),
+    )
 
 
 def _magento_stream(

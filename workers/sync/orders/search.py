@@ -10,7 +10,7 @@ the key on, so the search stops when what matched fits in the page it got.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -73,21 +73,39 @@ def _criteria(
     return criteria.order_by("updated_at").order_by("entity_id")
 
 
-async def completed_orders(
-    magento: MagentoClient, *, since: str, store_ids: frozenset[int] | None = None, page_size: int = 100
+async def keyset_pages(
+    magento: MagentoClient,
+    path: str,
+    criteria: Callable[[tuple[str, int] | None], SearchCriteria],
+    key: Callable[[dict[str, Any]], tuple[str, int]],
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """Pages of complete orders updated at or after `since` (Magento time), oldest first."""
+    """Pages of a Magento search ordered by a (time, id) key, always asking for page 1 of what comes after the
+    last key seen: numbered pages shift when a record changes while we read. `criteria(after)` filters past
+    `after`; each answer's total_count counts the matches from the key on, so the last page holds them all."""
     after: tuple[str, int] | None = None
     while True:
-        page = await magento.search("orders", _criteria(page_size, since, after, store_ids))
+        asked = criteria(after)
+        page = await magento.search(path, asked)
         items = page.items
         if not items:
             return
         yield items
-        if len(items) >= page.total_count or len(items) < page_size:
+        if len(items) >= page.total_count or len(items) < asked.page_size:
             return
-        last = (magento_time(parse_time(str(items[-1]["updated_at"]))), int(items[-1]["entity_id"]))
+        last = key(items[-1])
         if after is not None and last <= after:
             # the server ignored the key filter: stop instead of reading the same page forever
-            raise TransientError(f"Magento answered the orders after {after} with {last} again")
+            raise TransientError(f"Magento answered {path} after {after} with {last} again")
         after = last
+
+
+def completed_orders(
+    magento: MagentoClient, *, since: str, store_ids: frozenset[int] | None = None, page_size: int = 100
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Pages of complete orders updated at or after `since` (Magento time), oldest first."""
+    return keyset_pages(
+        magento,
+        "orders",
+        lambda after: _criteria(page_size, since, after, store_ids),
+        lambda order: (magento_time(parse_time(str(order["updated_at"]))), int(order["entity_id"])),
+    )
