@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +31,11 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 bench: $(STAMP)
-	@command -v wrk >/dev/null || { echo "bench/ingest.py needs wrk: apt-get install wrk"; exit 1; }
-	$(BIN)/python bench/ingest.py --connections 32,128 --repeat 3 $(ARGS)
-	$(BIN)/python bench/catalog.py --products 2000
-	$(BIN)/python bench/reconcile.py
+	$(BIN)/python bench/suite.py $(ARGS)
+
+# Fault tests at full size (CI runs the same scenarios small, inside `make test`).
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos $(ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info
