@@ -5,6 +5,10 @@
 #   docker build -t crmagento .
 #   docker run -p 8080:8080 -v crmagento-data:/data --env-file crmagento.env crmagento
 #   docker run ... crmagento crmagento worker      # other commands: serve, worker, sandbox, ...
+#   docker run --rm -it -p 8080:8080 crmagento crmagento demo --keep-running   # what `make demo` runs
+#
+# tests/test_dockerfile.py replays the builder's COPY + `pip install .` outside Docker and runs that install's
+# `crmagento demo` and this HEALTHCHECK; `make lint` runs hadolint on this file.
 
 # ---- builder: install the project and its dependencies into a self-contained venv ------------------------
 FROM python:3.11-slim AS builder
