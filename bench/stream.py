@@ -459,13 +459,6 @@ class Stack:
             "cr": (await self.sandbox("cr", "GET", "/_sandbox/stats"))["calls"],
         }
 
-
-def worker_calls(stats: dict[str, dict[str, int]]) -> dict[str, int]:
-    """Calls the gateway's workers made: all of Magento's, Cloud Retailer's minus the bench's own PUTs."""
-    magento = sum(stats["magento"].values())
-    cr = sum(n for call, n in stats["cr"].items() if not call.startswith("PUT /api/v1/"))
-    return {"magento": magento, "cr": cr, "total": magento + cr}
-
     async def webhooks_delivered(self) -> int:
         return int((await self.sandbox("cr", "GET", "/_sandbox/health"))["webhooks"]["delivered"])
 
@@ -716,6 +709,13 @@ class Tracker:
             span = times[-1] - times[0]
             out["rate_per_s"] = round((len(times) - 1) / span, 2) if span > 0 else None
         return out
+
+
+def worker_calls(stats: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Calls the gateway's workers made: all of Magento's, Cloud Retailer's minus the bench's own PUTs."""
+    magento = sum(stats["magento"].values())
+    cr = sum(n for call, n in stats["cr"].items() if not call.startswith("PUT /api/v1/"))
+    return {"magento": magento, "cr": cr, "total": magento + cr}
 
 
 def percentiles(values: list[float]) -> dict[str, float | int | None]:
