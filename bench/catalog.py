@@ -129,13 +129,15 @@ if __name__ == "__main__":
     parser.add_argument("--worker-jobs", type=int, default=64, help="CRMAGENTO_WORKER_MAX_JOBS of the worker")
     parser.add_argument("--magento-concurrency", type=int, default=32)
     parser.add_argument("--redis", default=None, help="redis://host:port/db (FLUSHDB'd); default: embedded")
+    parser.add_argument("--json", default=None, help="write the JSON here (default bench/results/catalog-<stamp>.json)")
     args = parser.parse_args()
     rows = asyncio.run(main(args))
     print_table(rows)
     noop = rows[1]
     verdict = "MET" if noop["magento_writes"] == 0 and noop["image_uploads"] == 0 else "NOT MET"
     print(f"target (no-op resync: 0 writes, 0 uploads): {verdict}")
-    out = ROOT / "bench" / "results" / f"catalog-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
+    stamp = f"{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    out = Path(args.json) if args.json else ROOT / "bench" / "results" / f"catalog-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
-    print(f"wrote {out.relative_to(ROOT)}")
+    print(f"wrote {out}")

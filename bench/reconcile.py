@@ -254,6 +254,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8, help="CRMAGENTO_MAGENTO_CONCURRENCY")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--redis", default="embedded", help="embedded, or a redis:// URL naming a spare database")
+    parser.add_argument("--json", default=None, help="JSON output (default bench/results/reconcile-<stamp>.json)")
     parser.add_argument("--serve-sandboxes", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_sandboxes:
@@ -296,11 +297,11 @@ def main() -> int:
     for name, ok, detail in verdict(result):
         failed |= not ok
         print(f"  [{'ok' if ok else 'MISS'}] {name}: {detail}")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"reconcile-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
+    out = Path(args.json) if args.json else RESULTS / f"reconcile-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     result["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"  written to {out.relative_to(ROOT)}")
+    print(f"  written to {out}")
     return 1 if failed else 0
 
 
