@@ -84,7 +84,7 @@ HandlersOpt = Annotated[
 
 @app.command()
 def run(host: HostOpt = None, port: PortOpt = None, handlers_module: HandlersOpt = None) -> None:
-    """Gateway and worker in one process; starts an embedded Redis when CRMAGENTO_REDIS_URL is unset."""
+    """Gateway and worker in one process; starts an embedded Redis when no Redis (URL or Sentinels) is set."""
     from crmagento.runtime import redis_for, run_all
 
     settings = _settings(*WEB_REQUIRED, host=host, port=port)
@@ -96,7 +96,7 @@ def run(host: HostOpt = None, port: PortOpt = None, handlers_module: HandlersOpt
 
 @app.command()
 def serve(host: HostOpt = None, port: PortOpt = None) -> None:
-    """Gateway only (webhooks, admin API, health). Needs CRMAGENTO_REDIS_URL."""
+    """Gateway only (webhooks, admin API, health). Needs CRMAGENTO_REDIS_URL or CRMAGENTO_REDIS_SENTINELS."""
     from crmagento.runtime import serve_forever
 
     settings = _settings("redis_url", *WEB_REQUIRED, host=host, port=port)
@@ -105,7 +105,7 @@ def serve(host: HostOpt = None, port: PortOpt = None) -> None:
 
 @app.command()
 def worker(handlers_module: HandlersOpt = None) -> None:
-    """Worker only (sync rules and crons). Needs CRMAGENTO_REDIS_URL."""
+    """Worker only (sync rules and crons). Needs CRMAGENTO_REDIS_URL or CRMAGENTO_REDIS_SENTINELS."""
     from crmagento.runtime import worker_forever
 
     settings = _settings("redis_url")

@@ -43,6 +43,10 @@ def demo_settings(settings: Settings, redis_url: str) -> Settings:
     return settings.model_copy(
         update={
             "redis_url": SecretStr(redis_url),
+            # The demo's own embedded Redis, never Sentinels of the environment (they would win over the URL).
+            "redis_sentinels": [],
+            "redis_sentinel_master": None,
+            "redis_sentinel_password": None,
             "cr_webhook_secrets": [SecretStr(_new_webhook_secret())],
             "magento_webhook_secrets": [SecretStr(_new_webhook_secret())],
             "admin_tokens": [SecretStr(secrets.token_urlsafe(24))],

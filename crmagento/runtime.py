@@ -14,7 +14,8 @@ from pydantic import SecretStr
 
 from gateway.app import create_app
 from gateway.embedded_redis import EmbeddedRedis
-from gateway.redis_conn import redacted
+from gateway.gc_tuning import freeze_startup_heap
+from gateway.redis_conn import describe
 from gateway.settings import Settings
 from workers.registry import Registry
 from workers.worker import run_worker
@@ -24,9 +25,10 @@ log = structlog.get_logger(__name__)
 
 @contextlib.contextmanager
 def redis_for(settings: Settings, data_dir: Path | None = None) -> Iterator[Settings]:
-    """Yield settings with a Redis URL: the configured one, or an embedded Redis started for the duration."""
-    if settings.redis_url is not None:
-        log.info("redis_external", url=redacted(settings.redis_url.get_secret_value()))
+    """Yield settings with a Redis: the configured one (URL or Sentinels), or an embedded Redis started for the
+    duration."""
+    if settings.redis_configured:
+        log.info("redis_external", **describe(settings))
         yield settings
         return
     embedded = EmbeddedRedis(data_dir or settings.data_dir)
@@ -71,16 +73,19 @@ def stop_on_signals() -> asyncio.Event:
 async def serve_forever(settings: Settings, host: str, port: int) -> None:
     stop = stop_on_signals()
     async with gateway_running(settings, host, port):
+        freeze_startup_heap()
         await stop.wait()
     log.info("gateway_stopped")
 
 
 async def worker_forever(settings: Settings, registry: Registry | None = None) -> None:
+    freeze_startup_heap()
     await run_worker(settings, stop_on_signals(), registry)
 
 
 async def run_all(settings: Settings, host: str, port: int, registry: Registry | None = None) -> None:
     stop = stop_on_signals()
     async with gateway_running(settings, host, port):
+        freeze_startup_heap()
         await run_worker(settings, stop, registry)
     log.info("stopped")

@@ -15,7 +15,7 @@ from gateway.events import Source
 from gateway.ingest import Ingestor
 from gateway.metrics import Metrics
 from gateway.problems import problem
-from gateway.redis_conn import create_redis
+from gateway.redis_conn import redis_from_settings
 from gateway.settings import Settings
 from gateway.signatures import Verifier
 
@@ -47,9 +47,7 @@ async def problems_middleware(request: web.Request, handler: web.RequestHandler)
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     if REDIS not in app:
-        url = app[SETTINGS].redis_url
-        assert url is not None, "serve needs CRMAGENTO_REDIS_URL"
-        app[REDIS] = create_redis(url.get_secret_value())
+        app[REDIS] = redis_from_settings(app[SETTINGS])  # the URL's Redis, or the master Sentinels name
         owned = True
     else:
         owned = False

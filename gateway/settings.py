@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "CRMAGENTO_"
@@ -47,6 +47,16 @@ def decode_webhook_secret(secret: str) -> bytes:
 
 
 CsvSecrets = Annotated[list[SecretStr], NoDecode]
+CsvStrings = Annotated[list[str], NoDecode]
+
+
+def parse_host_port(entry: str) -> tuple[str, int]:
+    """`host:port` or `[v6]:port` -> (host, port); ValueError (without the value) otherwise."""
+    host, sep, port = entry.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("each entry must be host:port, e.g. 10.0.0.5:26379")
+    return host, int(port)
 
 
 class Settings(BaseSettings):
@@ -62,6 +72,17 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = Field(
         default=None,
         description="redis://, rediss:// or unix:// URL. Unset: `run` and `demo` start an embedded Redis.",
+    )
+    redis_sentinels: CsvStrings = Field(
+        default_factory=list,
+        description="Comma-separated host:port of Redis Sentinels; the master is asked of them, and "
+        "CRMAGENTO_REDIS_URL (optional then) gives only password, database and TLS.",
+    )
+    redis_sentinel_master: str | None = Field(
+        default=None, description="Name the Sentinels monitor the master under (required with the Sentinels)."
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        default=None, description="Password of the Sentinels themselves (their requirepass), if they have one."
     )
     data_dir: Path = Field(default=Path("var"), description="Embedded Redis data (append-only file).")
     host: str = Field(default="127.0.0.1", description="Address the gateway listens on.")
@@ -185,10 +206,23 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     log_format: Literal["json", "console"] = Field(default="json", description="json for machines.")
 
-    @field_validator("cr_webhook_secrets", "magento_webhook_secrets", "admin_tokens", mode="before")
+    @field_validator("cr_webhook_secrets", "magento_webhook_secrets", "admin_tokens", "redis_sentinels", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinels(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            parse_host_port(entry)
+        return value
+
+    @field_validator("redis_sentinel_master", "redis_sentinel_password", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # An empty variable (a template's `X=`) means unset, as for CRMAGENTO_REDIS_URL.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("cr_webhook_secrets", "magento_webhook_secrets")
     @classmethod
@@ -215,9 +249,48 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
+    @model_validator(mode="after")
+    def _sentinel_consistency(self) -> Settings:
+        # Errors raised here carry no field location, so each message names its variables itself.
+        sentinels, master, url = env_name("redis_sentinels"), env_name("redis_sentinel_master"), env_name("redis_url")
+        if not self.redis_sentinels:
+            extra = [f for f in ("redis_sentinel_master", "redis_sentinel_password") if getattr(self, f) is not None]
+            if extra:
+                names = ", ".join(env_name(f) for f in extra)
+                raise ValueError(f"{names}: set without {sentinels} (the Sentinels to ask)")
+            return self
+        if self.redis_sentinel_master is None:
+            raise ValueError(f"{master}: required with {sentinels} (the name the Sentinels monitor the master under)")
+        if self.redis_url is not None:
+            parts = urlsplit(self.redis_url.get_secret_value())
+            # The Sentinels say where the master is; a host in the URL too would be a second, stale answer.
+            if parts.scheme == "unix" or parts.hostname or parts.port:
+                raise ValueError(
+                    f"{url}: with {sentinels} it gives only password, database and TLS, without a host "
+                    "(e.g. redis://:password@/0 or rediss:///0)"
+                )
+        return self
+
+    @property
+    def redis_configured(self) -> bool:
+        """A Redis to use was given: a URL, or Sentinels (which then need no URL)."""
+        return self.redis_url is not None or bool(self.redis_sentinels)
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        return [parse_host_port(entry) for entry in self.redis_sentinels]
+
     def require(self, *fields: str) -> None:
-        """Fail with a message naming every unset variable among `fields`."""
-        missing = [env_name(f) for f in fields if not getattr(self, f)]
+        """Fail with a message naming every unset variable among `fields`.
+
+        `redis_url` stands for "a Redis": Sentinels satisfy it too, and its message names both ways."""
+        missing = []
+        for f in fields:
+            if f == "redis_url":
+                if not self.redis_configured:
+                    missing.append(f"{env_name(f)} (or {env_name('redis_sentinels')})")
+            elif not getattr(self, f):
+                missing.append(env_name(f))
         if missing:
             raise ConfigError(f"{', '.join(missing)}: required for this command but not set")
 
@@ -243,7 +316,7 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors(include_input=False, include_url=False):
-            field = str(err["loc"][0]) if err["loc"] else "?"
             msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"{env_name(field)}: {msg}")
+            # A check across variables (model validator) has no location; its message names them itself.
+            lines.append(f"{env_name(str(err['loc'][0]))}: {msg}" if err["loc"] else msg)
         raise ConfigError("\n".join(lines)) from None

@@ -286,3 +286,91 @@ def test_require_passes_when_everything_is_set(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("CRMAGENTO_MAGENTO_WEBHOOK_SECRETS", MAGENTO_SECRET)
     monkeypatch.setenv("CRMAGENTO_ADMIN_TOKENS", ADMIN_TOKEN)
     load_settings().require("redis_url", "cr_webhook_secrets", "magento_webhook_secrets", "admin_tokens")
+
+
+# --- Redis Sentinel -------------------------------------------------------------------------------------------
+
+
+def test_sentinels_with_a_master_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMAGENTO_REDIS_SENTINELS", " 10.0.0.5:26379, sentinel-b.internal:26380 ,[::1]:26381")
+    monkeypatch.setenv("CRMAGENTO_REDIS_SENTINEL_MASTER", "crm")
+    monkeypatch.setenv("CRMAGENTO_REDIS_SENTINEL_PASSWORD", "sentinel-pw-hunter2")
+    settings = load_settings()
+    assert settings.sentinel_addresses == [("10.0.0.5", 26379), ("sentinel-b.internal", 26380), ("::1", 26381)]
+    assert settings.redis_sentinel_master == "crm" and settings.redis_url is None
+    assert settings.redis_configured
+    settings.require("redis_url")  # serve and worker need a Redis: the Sentinels are one
+    assert "sentinel-pw-hunter2" not in repr(settings)
+
+
+def test_sentinels_with_a_url_for_password_database_and_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMAGENTO_REDIS_SENTINELS", "10.0.0.5:26379")
+    monkeypatch.setenv("CRMAGENTO_REDIS_SENTINEL_MASTER", "crm")
+    for url in ("redis://:pw@/3", "rediss://user:pw@/0", "redis:///2"):
+        monkeypatch.setenv("CRMAGENTO_REDIS_URL", url)
+        assert load_settings().redis_url is not None
+
+
+def test_no_redis_at_all_names_both_ways() -> None:
+    with pytest.raises(ConfigError, match=r"CRMAGENTO_REDIS_URL \(or CRMAGENTO_REDIS_SENTINELS\)"):
+        load_settings().require("redis_url")
+
+
+@pytest.mark.parametrize(
+    ("variables", "names", "needle"),
+    [
+        ({"CRMAGENTO_REDIS_SENTINELS": "10.0.0.5:26379"}, ["CRMAGENTO_REDIS_SENTINEL_MASTER"], "required with"),
+        ({"CRMAGENTO_REDIS_SENTINEL_MASTER": "crm"}, ["CRMAGENTO_REDIS_SENTINEL_MASTER"], "without"),
+        ({"CRMAGENTO_REDIS_SENTINEL_PASSWORD": "hunter2-pw"}, ["CRMAGENTO_REDIS_SENTINEL_PASSWORD"], "without"),
+        ({"CRMAGENTO_REDIS_SENTINELS": "hunter2-host"}, ["CRMAGENTO_REDIS_SENTINELS"], "host:port"),
+        ({"CRMAGENTO_REDIS_SENTINELS": "a:1,hunter2:port"}, ["CRMAGENTO_REDIS_SENTINELS"], "host:port"),
+        ({"CRMAGENTO_REDIS_SENTINELS": "hunter2:70000"}, ["CRMAGENTO_REDIS_SENTINELS"], "host:port"),
+        (
+            {
+                "CRMAGENTO_REDIS_SENTINELS": "10.0.0.5:26379",
+                "CRMAGENTO_REDIS_SENTINEL_MASTER": "crm",
+                "CRMAGENTO_REDIS_URL": "redis://:hunter2@old-master.internal:6379/0",
+            },
+            ["CRMAGENTO_REDIS_URL", "CRMAGENTO_REDIS_SENTINELS"],
+            "without a host",
+        ),
+        (
+            {
+                "CRMAGENTO_REDIS_SENTINELS": "10.0.0.5:26379",
+                "CRMAGENTO_REDIS_SENTINEL_MASTER": "crm",
+                "CRMAGENTO_REDIS_URL": "unix:///run/hunter2.sock",
+            },
+            ["CRMAGENTO_REDIS_URL"],
+            "without a host",
+        ),
+    ],
+    ids=[
+        "no-master",
+        "master-alone",
+        "password-alone",
+        "no-port",
+        "port-not-int",
+        "port-out-of-range",
+        "url-with-host",
+        "url-unix",
+    ],
+)
+def test_sentinel_settings_that_do_not_fit(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], names: list[str], needle: str
+) -> None:
+    for variable, value in variables.items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith(f"{names[0]}: "), message
+    assert all(name in message for name in names) and needle in message
+    assert "hunter2" not in message and "Traceback" not in message and len(message.splitlines()) == 1
+
+
+def test_blank_sentinel_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMAGENTO_REDIS_SENTINELS", " ")
+    monkeypatch.setenv("CRMAGENTO_REDIS_SENTINEL_MASTER", "")
+    monkeypatch.setenv("CRMAGENTO_REDIS_SENTINEL_PASSWORD", "")
+    settings = load_settings()
+    assert settings.redis_sentinels == [] and not settings.redis_configured

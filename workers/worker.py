@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from gateway.entityqueue import PROCESS_ENTITY
 from gateway.jobrecords import RUN_ADMIN_JOB, long_queue_name
-from gateway.redis_conn import arq_redis_settings
+from gateway.redis_conn import arq_worker_redis
 from gateway.settings import Settings
 from workers import serializer
 from workers.adminjobs import run_admin_job
@@ -59,7 +59,6 @@ async def housekeeping(ctx: dict[str, Any]) -> int:
 def build_worker(settings: Settings, registry: Registry, worker_id: str, services: Services | None = None) -> Worker:
     """The entity worker: short per-entity jobs, whose lease (and so the restart of a dead worker's job)
     follows the handler timeout."""
-    assert settings.redis_url is not None
     services = services or Services()
     holder: dict[str, Worker] = {}
 
@@ -86,7 +85,9 @@ def build_worker(settings: Settings, registry: Registry, worker_id: str, service
             )
         ],
         cron_jobs=[cron(housekeeping, name="housekeeping", second={0}, max_tries=2, keep_result=0)],
-        redis_settings=arq_redis_settings(settings.redis_url.get_secret_value()),
+        **arq_worker_redis(
+            settings, queue_name=settings.queue_name, serializer=serializer.dumps, deserializer=serializer.loads
+        ),
         queue_name=settings.queue_name,
         max_jobs=settings.worker_max_jobs,
         poll_delay=settings.worker_poll_delay_seconds,
@@ -107,12 +108,16 @@ def build_long_worker(settings: Settings, registry: Registry, services: Services
     """Admin jobs and the sync crons (reconciliation, polling) on their own queue. arq leases every job of a
     worker for its longest function timeout, so hour-long jobs beside the entity jobs would hold a dead
     worker's entity job for an hour."""
-    assert settings.redis_url is not None
     ctx: dict[str, Any] = {"services": services or Services(), "settings": settings, "registry": registry}
     return Worker(
         functions=[func(run_admin_job, name=RUN_ADMIN_JOB, timeout=settings.admin_job_timeout_seconds, max_tries=3)],
         cron_jobs=registry.cron_jobs,
-        redis_settings=arq_redis_settings(settings.redis_url.get_secret_value()),
+        **arq_worker_redis(
+            settings,
+            queue_name=long_queue_name(settings.queue_name),
+            serializer=serializer.dumps,
+            deserializer=serializer.loads,
+        ),
         queue_name=long_queue_name(settings.queue_name),
         max_jobs=4,
         poll_delay=max(settings.worker_poll_delay_seconds, 0.2),
