@@ -1,0 +1,232 @@
+"""The five faults of issue #9, each injected while the stream flows, and the sizes they run at.
+
+- worker-kill: (a) SIGKILL a worker while it runs jobs and start a replacement; the dead worker's jobs run
+  again once arq's lease on them expires.
+- redis-restart: (b) SIGKILL Redis (append-only, fsync always) and start it again on the same data; the
+  gateway answers 503 meanwhile and the senders retry.
+- magento-outage: (c) every call to Magento answers 503 for a while (2 minutes at full size), then it recovers.
+- rate-limit-storm: (d) 429 with Retry-After on most Magento calls and many Cloud Retailer calls.
+- duplicate-shuffle: (e) every webhook delivered twice, in shuffled order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+from sandbox.catalog import products as catalog_products
+from tests.chaos.stack import CR_API_KEY, MAGENTO_TOKEN, ChaosStack
+from tests.chaos.stream import Stream
+from tests.chaos.verify import Verdict, settle, verify
+
+
+@dataclass(frozen=True)
+class Size:
+    name: str
+    products: int
+    rate: float  # stream operations per second
+    before_s: float  # stream running before the fault
+    after_s: float  # stream running after the fault is over
+    outage_s: float  # (c) Magento down
+    storm_s: float  # (d) 429 storm
+    redis_down_s: float  # (b) Redis down
+    settle_s: float  # longest wait for the system to come to rest afterwards
+    env: dict[str, str] = field(default_factory=dict)
+
+
+# Small: CI inside `make test` (tests/test_chaos.py). Worker timings are scaled down with the faults, keeping
+# the production ratio that matters: the retry budget (8 tries, backoff doubling to its ceiling) outlasts the
+# outage. The job timeout sets arq's lease on a dead worker's job (2 x timeout + 10 s): 3 s -> 16 s.
+SMALL = Size(
+    name="small",
+    products=30,
+    rate=8,
+    before_s=2.5,
+    after_s=1.5,
+    outage_s=6,
+    storm_s=5,
+    redis_down_s=2,
+    settle_s=60,
+    env={
+        "CRMAGENTO_JOB_TIMEOUT_SECONDS": "3",
+        "CRMAGENTO_JOB_RETRY_BASE_SECONDS": "0.5",
+        "CRMAGENTO_JOB_RETRY_MAX_SECONDS": "4",
+        "CRMAGENTO_JOB_MAX_ATTEMPTS": "8",
+        "CRMAGENTO_HTTP_RETRIES": "2",
+        "CRMAGENTO_RETRY_AFTER_SECONDS": "1",
+        "CRMAGENTO_WORKER_SHUTDOWN_GRACE_SECONDS": "2",
+    },
+)
+
+# Full: `make chaos`. The shipped retry settings (8 tries, 2 s base, 600 s ceiling, 4 HTTP retries); only
+# the job timeout is lowered from 120 s to 30 s, so a killed worker's jobs wait 70 s instead of 250 s.
+FULL = Size(
+    name="full",
+    products=500,
+    rate=15,
+    before_s=30,
+    after_s=30,
+    outage_s=120,
+    storm_s=60,
+    redis_down_s=10,
+    settle_s=420,
+    env={"CRMAGENTO_JOB_TIMEOUT_SECONDS": "30"},
+)
+
+SIZES = {s.name: s for s in (SMALL, FULL)}
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    size: str
+    ok: bool
+    seconds: float
+    settle_seconds: float
+    fault: dict[str, Any]
+    verdict: Verdict
+    run_dir: str
+
+
+Fault = Callable[[ChaosStack, Size, Stream], Awaitable[dict[str, Any]]]
+
+
+# --- the faults -------------------------------------------------------------------------------------------
+
+
+async def worker_kill(stack: ChaosStack, size: Size, stream: Stream) -> dict[str, Any]:
+    """(a) Magento made slower (150 ms a call) so jobs are long; SIGKILL a worker that reports running jobs."""
+    assert stack.procs is not None
+    await stack.faults("magento", [{"latency_ms": 150}])
+    mine = {p.pid: p for p in stack.procs.workers if p.alive()}
+    deadline = time.monotonic() + 30
+    victim = None
+    while victim is None:
+        _, snap = await stack.admin("GET", "/admin/status")
+        busy = [w for w in snap["workers"] if w["pid"] in mine and w["jobs_running"] > 0 and w["age_seconds"] < 1.5]
+        if busy:
+            victim = mine[busy[0]["pid"]]
+            running = busy[0]["jobs_running"]
+        elif time.monotonic() > deadline:
+            raise AssertionError("no worker ever reported a running job")
+        else:
+            await asyncio.sleep(0.1)
+    stack.procs.kill(victim)
+    killed_at = time.monotonic()
+    await stack.procs.start_worker()
+    # Jobs of the live workers finish within a second or two; what still says "processing" after that was
+    # cut short by the kill, and must end done once the lease runs out.
+    await asyncio.sleep(2.5)
+    _, listed = await stack.admin("GET", "/admin/events", params={"status": "processing", "limit": "500"})
+    orphaned = [e["id"] for e in listed["items"]]
+    await stack.faults("magento", [])
+    return {
+        "killed_pid": victim.pid,
+        "jobs_running_at_kill": running,
+        "events_left_processing": len(orphaned),
+        "lease_seconds": 2 * int(stack.procs.env.get("CRMAGENTO_JOB_TIMEOUT_SECONDS", "120")) + 10,
+        "since_kill_s": round(time.monotonic() - killed_at, 1),
+    }
+
+
+async def redis_restart(stack: ChaosStack, size: Size, stream: Stream) -> dict[str, Any]:
+    """(b) SIGKILL Redis mid-stream, keep it down, start it again on the same append-only file."""
+    assert stack.relay is not None
+    acknowledged_before = len(stack.relay.acknowledged)
+    stack.redis.kill()
+    await asyncio.sleep(size.redis_down_s)
+    await stack.redis.start()
+    return {
+        "down_s": size.redis_down_s,
+        "acknowledged_before_kill": acknowledged_before,
+        "appendfsync": "always",
+    }
+
+
+async def magento_outage(stack: ChaosStack, size: Size, stream: Stream) -> dict[str, Any]:
+    """(c) every Magento call answers 503 for `outage_s`, then Magento recovers."""
+    await stack.faults("magento", [{"error_rate": 1, "error_status": 503}])
+    await asyncio.sleep(size.outage_s)
+    await stack.faults("magento", [])
+    return {"outage_s": size.outage_s, "error_status": 503}
+
+
+async def rate_limit_storm(stack: ChaosStack, size: Size, stream: Stream) -> dict[str, Any]:
+    """(d) 429 + Retry-After: 60% of Magento calls and 30% of Cloud Retailer calls for `storm_s`."""
+    magento = {"rate_limit_rate": 0.6, "retry_after_seconds": 1}
+    cr = {"rate_limit_rate": 0.3, "retry_after_seconds": 1}
+    await stack.faults("magento", [magento])
+    await stack.faults("cloudretailer", [cr])
+    await asyncio.sleep(size.storm_s)
+    await stack.faults("magento", [])
+    await stack.faults("cloudretailer", [])
+    return {"storm_s": size.storm_s, "magento": magento, "cloudretailer": cr}
+
+
+async def duplicate_shuffle(stack: ChaosStack, size: Size, stream: Stream) -> dict[str, Any]:
+    """(e) the relay switched to shuffle mode from the start (see `run_scenario`); the fault is the stream."""
+    await asyncio.sleep(size.storm_s)
+    return {"window_s": 0.5, "copies": 2, "held_back": "1/5 of each window's copies"}
+
+
+SCENARIOS: dict[str, Fault] = {
+    "worker-kill": worker_kill,
+    "redis-restart": redis_restart,
+    "magento-outage": magento_outage,
+    "rate-limit-storm": rate_limit_storm,
+    "duplicate-shuffle": duplicate_shuffle,
+}
+
+
+# --- running one ------------------------------------------------------------------------------------------
+
+
+async def run_scenario(name: str, size: Size, run_dir: Path) -> Outcome:
+    fault = SCENARIOS[name]
+    started = time.monotonic()
+    specs = catalog_products(size.products)
+    async with ChaosStack(run_dir, products=size.products, workers=2, env=size.env) as stack:
+        assert stack.relay is not None
+        if name == "duplicate-shuffle":
+            stack.relay.mode = "shuffle"
+        stream = Stream(
+            cr_url=stack.cr_url,
+            cr_key=CR_API_KEY,
+            magento_url=stack.magento_url,
+            magento_token=MAGENTO_TOKEN,
+            products=specs,
+            rate=size.rate,
+        )
+        redis = Redis.from_url(stack.redis.url)
+        try:
+            async with stream:
+                stop = asyncio.Event()
+                flowing = asyncio.create_task(stream.run(stop))
+                await asyncio.sleep(size.before_s)
+                info = await fault(stack, size, stream)
+                await asyncio.sleep(size.after_s)
+                stop.set()
+                await flowing
+                await stream.finish_orders(within=size.settle_s)
+            settle_s, still = await settle(stack, redis, size.settle_s)
+            verdict = await verify(stack, redis, stream)
+            if still:
+                verdict.add("settled before the deadline", still)
+        finally:
+            await redis.aclose()
+    return Outcome(
+        scenario=name,
+        size=size.name,
+        ok=verdict.ok,
+        seconds=round(time.monotonic() - started, 1),
+        settle_seconds=round(settle_s, 1),
+        fault=info,
+        verdict=verdict,
+        run_dir=str(run_dir),
+    )
