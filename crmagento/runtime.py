@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from gateway.app import create_app
 from gateway.embedded_redis import EmbeddedRedis
+from gateway.gc_tuning import freeze_startup_heap
 from gateway.redis_conn import describe
 from gateway.settings import Settings
 from workers.registry import Registry
@@ -72,16 +73,19 @@ def stop_on_signals() -> asyncio.Event:
 async def serve_forever(settings: Settings, host: str, port: int) -> None:
     stop = stop_on_signals()
     async with gateway_running(settings, host, port):
+        freeze_startup_heap()
         await stop.wait()
     log.info("gateway_stopped")
 
 
 async def worker_forever(settings: Settings, registry: Registry | None = None) -> None:
+    freeze_startup_heap()
     await run_worker(settings, stop_on_signals(), registry)
 
 
 async def run_all(settings: Settings, host: str, port: int, registry: Registry | None = None) -> None:
     stop = stop_on_signals()
     async with gateway_running(settings, host, port):
+        freeze_startup_heap()
         await run_worker(settings, stop, registry)
     log.info("stopped")
