@@ -1,0 +1,52 @@
+"""Smoke test of the end-to-end benches: tiny runs of bench/e2e_latency.py and bench/worker_throughput.py as
+`make bench` runs them (subprocesses: embedded Redis, `crmagento serve`, `crmagento worker`, both sandboxes),
+so a change to the gateway, the workers or the sandboxes that breaks the benches fails here, not on the day
+someone needs the figures. Each asserts the JSON carries the figures and that no change was lost."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def _run(script: str, args: list[str], out: Path) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args, "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(out.read_text())  # type: ignore[no-any-return]
+
+
+def test_e2e_latency_small_run(tmp_path: Path) -> None:
+    args = ["--rate", "10", "--duration", "3", "--warmup", "0.5", "--products", "120", "--magento-latency-ms", "5"]
+    result = _run("e2e_latency.py", args, tmp_path / "e2e.json")
+    measured = result["measured"]
+    assert measured["changes"] >= 25
+    assert measured["written"] + measured["superseded"] == measured["changes"]
+    assert measured["lost"] == 0 and result["whole_run"]["final_state_wrong"] == 0
+    latency = measured["latency_ms"]
+    assert latency["n"] == measured["written"]
+    assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
+    assert result["send_failures"] == 0 and result["dead_letters"] == 0
+
+
+def test_worker_throughput_small_run(tmp_path: Path) -> None:
+    args = ["--jobs", "50", "--products", "120", "--magento-latency-ms", "5"]
+    result = _run("worker_throughput.py", args, tmp_path / "throughput.json")
+    (row,) = result["rows"]
+    assert row["written"] == row["jobs"] == 50 and row["lost"] == 0
+    assert row["jobs_per_s"] > 0 and row["calls_per_job"] > 0
+    assert row["job_outcomes"].get("done", 0) >= 50
