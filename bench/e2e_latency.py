@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/e2e_latency.py [--rate 50] [--duration 60] [--warmup 5] [--products 1000]
                                           [--magento-latency-ms 50] [--stock-share 0.5] [--max-jobs 20]
-                                          [--redis-fsync always|everysec] [--json PATH]
+                                          [--redis-fsync always|everysec] [--env CRMAGENTO_X=Y ...] [--json PATH]
 
 The real product as separate processes (bench/stream.py `Stack`): an embedded Redis, `crmagento serve`, one
 `crmagento worker` (`--max-jobs` = CRMAGENTO_WORKER_MAX_JOBS) and both sandboxes in a child process. Cloud
@@ -51,7 +51,8 @@ from stream import (
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    options = StackOptions(products=args.products, seed=args.seed, redis_fsync=args.redis_fsync)
+    env = dict(item.split("=", 1) for item in args.env)
+    options = StackOptions(products=args.products, seed=args.seed, redis_fsync=args.redis_fsync, env=env)
     async with running_stack(options) as stack:
         await stack.start_workers(1, args.max_jobs)
         t0 = time.perf_counter()
@@ -164,8 +165,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--redis-fsync", choices=("always", "everysec"), default="always")
     p.add_argument("--drain-timeout", type=float, default=60.0, help="seconds to wait for the last writes")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--env", action="append", default=[], metavar="CRMAGENTO_X=Y", help="extra gateway and worker setting"
+    )
     p.add_argument("--json", default=None, help="write the JSON here (default bench/results/e2e-latency-<stamp>.json)")
     args = p.parse_args(argv)
+    for item in args.env:
+        if "=" not in item or not item.startswith("CRMAGENTO_"):
+            p.error(f"--env wants CRMAGENTO_NAME=VALUE, got {item!r}")
     if args.rate <= 0 or args.duration <= 0 or args.warmup < 0 or not 0 <= args.stock_share <= 1:
         p.error("--rate and --duration must be > 0, --warmup >= 0, --stock-share within 0..1")
     return args

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/soak.py [--minutes 10] [--rate 50] [--sample-seconds 10] [--warmup-minutes 1]
                                    [--products 1000] [--magento-latency-ms 50] [--max-jobs 20]
-                                   [--flat-mb 20] [--flat-percent 10] [--json PATH]
+                                   [--flat-mb 20] [--flat-percent 10] [--env CRMAGENTO_X=Y ...] [--json PATH]
     make bench ARGS=--soak        (the suite with the soak added)
 
 The same processes and stream as bench/e2e_latency.py (bench/stream.py): embedded Redis, `crmagento serve`,
@@ -86,7 +86,8 @@ def judge(samples: list[dict[str, Any]], name: str, args: argparse.Namespace) ->
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    options = StackOptions(products=args.products, seed=args.seed, redis_fsync=args.redis_fsync)
+    env = dict(item.split("=", 1) for item in args.env)
+    options = StackOptions(products=args.products, seed=args.seed, redis_fsync=args.redis_fsync, env=env)
     samples: list[dict[str, Any]] = []
     async with running_stack(options) as stack:
         await stack.start_workers(1, args.max_jobs)
@@ -201,8 +202,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--flat-percent", type=float, default=10.0, help="or this share of the baseline (default 10)")
     p.add_argument("--redis-fsync", choices=("always", "everysec"), default="always")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--env", action="append", default=[], metavar="CRMAGENTO_X=Y", help="extra gateway and worker setting"
+    )
     p.add_argument("--json", default=None, help="write the JSON here (default bench/results/soak-<stamp>.json)")
     args = p.parse_args(argv)
+    for item in args.env:
+        if "=" not in item or not item.startswith("CRMAGENTO_"):
+            p.error(f"--env wants CRMAGENTO_NAME=VALUE, got {item!r}")
     if args.minutes <= 0 or args.rate <= 0 or args.sample_seconds <= 0:
         p.error("--minutes, --rate and --sample-seconds must be > 0")
     return args
