@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     size = SIZES[args.size]
     names = args.scenario or list(SCENARIOS)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)
     base = Path(tempfile.mkdtemp(prefix="crmagento-chaos-"))
     console.print(f"chaos: size {size.name}, scenarios {', '.join(names)}; run directory {base}")
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
+from redis.asyncio import Redis
 
 from sandbox.catalog import LINKED_STORE_ID
 from sandbox.cloudretailer.app import create_app as create_cr
@@ -34,6 +36,7 @@ CR_API_KEY = "cr-sandbox-api-key-for-chaos-0001"
 MAGENTO_TOKEN = "sandboxaccesstoken00000000000001"  # the sandbox's integration access token, accepted as bearer
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 ONCE_A_DAY = "1440"
+_SERVER_LOG = logging.getLogger("aiohttp.server")
 
 
 class ChaosStack:
@@ -51,6 +54,8 @@ class ChaosStack:
         self.cr_url = ""
         self._runners: list[web.AppRunner] = []
         self._http: aiohttp.ClientSession | None = None
+        self._kv: Redis | None = None
+        self._server_log_level = logging.NOTSET
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
@@ -67,7 +72,13 @@ class ChaosStack:
 
     async def _start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # A killed worker drops its connections mid-request; aiohttp logs each as a traceback on the sandbox
+        # side. Expected here, and it would bury the report.
+        self._server_log_level = _SERVER_LOG.level
+        _SERVER_LOG.setLevel(logging.CRITICAL)
         redis_url = await self.redis.start()
+        # The run's own Redis, read directly only for what no API shows (arq leases, entity keys, job count).
+        self._kv = Redis.from_url(redis_url)
         self.procs = Processes(env={}, log_dir=self.run_dir)
         self.relay = Relay(self.procs.gateway_url)
         await self.relay.start()
@@ -136,7 +147,10 @@ class ChaosStack:
                 await runner.cleanup()
         if self._http is not None:
             await self._http.close()
+        if self._kv is not None:
+            await self._kv.aclose()
         self.redis.stop()
+        _SERVER_LOG.setLevel(self._server_log_level)
 
     # --- the gateway's public surfaces -------------------------------------------------------------------
 
@@ -144,6 +158,16 @@ class ChaosStack:
     def http(self) -> aiohttp.ClientSession:
         assert self._http is not None
         return self._http
+
+    @property
+    def kv(self) -> Redis:
+        assert self._kv is not None
+        return self._kv
+
+    async def leased_jobs(self) -> set[str]:
+        """Entity jobs some worker holds right now (arq's in-progress keys, deleted when a job ends). The crons
+        (housekeeping every minute, the schedule ticks) are leased briefly on the minute: not counted."""
+        return {k.decode() async for k in self.kv.scan_iter(match="arq:in-progress:crm:*", count=1000)}
 
     @property
     def gateway_url(self) -> str:
@@ -177,6 +201,25 @@ class ChaosStack:
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{n} workers did not report within {within} s: {body}")
+            await asyncio.sleep(0.2)
+
+    async def warm_up(self, within: float = 60.0) -> None:
+        """What an installation looks like after its initial sync: Magento has the products (seeded) and the
+        category tree, and the gateway knows which category is which. A category resync through the admin API
+        creates and binds the tree, so the stream's product changes never need to create a category.
+
+        Why it matters: creating a category takes a Redis lock (60 s) that a worker killed at that moment (or
+        Redis dying under it) leaves behind, stalling products of that category for up to a minute (see
+        docs/reliability.md). That is a first-sync-only window, not the steady state the scenarios test."""
+        status, job = await self.admin("POST", "/admin/resync/categories", json={})
+        assert status == 202, job
+        deadline = time.monotonic() + within
+        while True:
+            _, record = await self.admin("GET", f"/admin/jobs/{job['job_id']}")
+            if record["status"] == "done":
+                return
+            if record["status"] == "failed" or time.monotonic() > deadline:
+                raise RuntimeError(f"category resync did not finish: {record}")
             await asyncio.sleep(0.2)
 
     # --- the sandboxes' test surface ---------------------------------------------------------------------

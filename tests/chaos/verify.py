@@ -18,8 +18,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
-
 from gateway.entityqueue import JOB_SEQ, PREFIX
 from sandbox.catalog import LINKED_STORE_ID
 from tests.chaos.stack import CR_API_KEY, MAGENTO_TOKEN, ChaosStack
@@ -50,10 +48,35 @@ class Verdict:
         self.checks.append(Check(name, not problems, shown if problems else fine))
 
 
+@dataclass
+class Baseline:
+    """The counters after the warm-up (category tree synced): the scenario's counts are what came after."""
+
+    webhooks: dict[str, float] = field(default_factory=dict)
+    jobs: dict[str, float] = field(default_factory=dict)
+    minted: int = 0
+    received: int = 0
+    posts: int = 0
+    acknowledged: frozenset[str] = frozenset()
+
+
+async def baseline(stack: ChaosStack) -> Baseline:
+    assert stack.relay is not None
+    metrics = await stack.metrics()
+    return Baseline(
+        webhooks=metrics["webhooks"],
+        jobs=metrics["jobs"],
+        minted=int(await stack.kv.get(JOB_SEQ) or 0),
+        received=stack.relay.stats.received,
+        posts=stack.relay.stats.posts,
+        acknowledged=frozenset(stack.relay.acknowledged),
+    )
+
+
 # --- settling ---------------------------------------------------------------------------------------------
 
 
-async def busy(stack: ChaosStack, redis: Redis) -> list[str]:
+async def busy(stack: ChaosStack) -> list[str]:
     """What is still moving; empty when the system is at rest."""
     assert stack.relay is not None
     left: list[str] = []
@@ -64,16 +87,16 @@ async def busy(stack: ChaosStack, redis: Redis) -> list[str]:
         return [f"/admin/status answered {status}"]
     if snap["queue_depth"]:
         left.append(f"queue depth {snap['queue_depth']}")
-    entities = [k async for k in redis.scan_iter(match=f"{PREFIX}entity:*", count=1000)]
+    entities = [k async for k in stack.kv.scan_iter(match=f"{PREFIX}entity:*", count=1000)]
     if entities:
         left.append(f"{len(entities)} entity keys")
-    leased = [k async for k in redis.scan_iter(match="arq:in-progress:*", count=1000)]
+    leased = await stack.leased_jobs()
     if leased:
         left.append(f"{len(leased)} jobs leased")
     return left
 
 
-async def settle(stack: ChaosStack, redis: Redis, within: float) -> tuple[float, list[str]]:
+async def settle(stack: ChaosStack, within: float) -> tuple[float, list[str]]:
     """Wait until nothing moves. Returns (seconds it took, what was still moving at the deadline)."""
     started = time.monotonic()
     assert stack.relay is not None
@@ -81,7 +104,7 @@ async def settle(stack: ChaosStack, redis: Redis, within: float) -> tuple[float,
     await stack.relay.wait_idle(within)
     quiet_since: float | None = None
     while True:
-        left = await busy(stack, redis)
+        left = await busy(stack)
         now = time.monotonic()
         if not left:
             # At rest twice in a row, half a second apart: a release that mints a new job is not missed.
@@ -210,7 +233,7 @@ async def event_records(stack: ChaosStack, refs: set[str]) -> dict[str, dict[str
 # --- the verdict ------------------------------------------------------------------------------------------
 
 
-async def verify(stack: ChaosStack, redis: Redis, stream: Stream, *, converge_within: float = 10.0) -> Verdict:
+async def verify(stack: ChaosStack, stream: Stream, base: Baseline, *, converge_within: float = 10.0) -> Verdict:
     assert stack.relay is not None
     v = Verdict()
 
@@ -240,7 +263,7 @@ async def verify(stack: ChaosStack, redis: Redis, stream: Stream, *, converge_wi
     )
 
     # 4. Nothing stuck, nothing dead.
-    stuck = await busy(stack, redis)
+    stuck = await busy(stack)
     _, snap = await stack.admin("GET", "/admin/status")
     for state in ("queued", "processing", "failed"):
         _, listed = await stack.admin("GET", "/admin/events", params={"status": state, "limit": "500"})
@@ -256,42 +279,47 @@ async def verify(stack: ChaosStack, redis: Redis, stream: Stream, *, converge_wi
     v.add("converged by webhooks alone (no reconciliation, poll or catch-up ran)", ran, "none ran")
     v.add("the stream met no unexpected answer", stream.stats.errors, "none")
 
-    v.counts = await counts(stack, redis, stream, records, snap)
+    v.counts = await counts(stack, stream, base, records, snap)
     return v
 
 
 async def counts(
     stack: ChaosStack,
-    redis: Redis,
     stream: Stream,
+    base: Baseline,
     records: dict[str, dict[str, Any] | None],
     snap: dict[str, Any],
 ) -> dict[str, Any]:
     assert stack.relay is not None
     metrics = await stack.metrics()
+
+    def since(now: dict[str, float], before: dict[str, float], key: str) -> int:
+        return int(now.get(key, 0) - before.get(key, 0))
+
     hooks, jobs = metrics["webhooks"], metrics["jobs"]
-    accepted = int(hooks.get("queued", 0))
-    minted = int(await redis.get(JOB_SEQ) or 0)
+    accepted = since(hooks, base.webhooks, "queued")
+    minted = int(await stack.kv.get(JOB_SEQ) or 0) - base.minted
     relay = stack.relay.stats
-    settled = sum(int(jobs.get(k, 0)) for k in ("done", "skipped", "dead"))
-    from_webhooks = sum(1 for r in records.values() if r and r["status"] in (*TERMINAL, "dead"))
+    settled = sum(since(jobs, base.jobs, k) for k in ("done", "skipped", "dead"))
+    ours = {ref: r for ref, r in records.items() if ref not in base.acknowledged}
+    from_webhooks = sum(1 for r in ours.values() if r and r["status"] in (*TERMINAL, "dead"))
     # Changes the workers queued themselves (a product's first write queues its on-hand push): they go through
     # the same queue, so they count in `applied` and in the jobs run.
     follow_ups = max(0, settled - from_webhooks)
     return {
-        "sent": relay.received,
-        "deliveries": relay.posts,
+        "sent": relay.received - base.received,
+        "deliveries": relay.posts - base.posts,
         "accepted": accepted,
-        "duplicates": int(hooks.get("duplicate", 0)),
+        "duplicates": since(hooks, base.webhooks, "duplicate"),
         # Events that joined a job already waiting for their entity instead of getting a run of their own.
         "coalesced": max(0, accepted + follow_ups - minted),
-        "refused_503": int(hooks.get("unavailable", 0)),
-        "applied": int(jobs.get("done", 0)),
-        "skipped": int(jobs.get("skipped", 0)),
+        "refused_503": since(hooks, base.webhooks, "unavailable"),
+        "applied": since(jobs, base.jobs, "done"),
+        "skipped": since(jobs, base.jobs, "skipped"),
         "follow_ups": follow_ups,
-        "retried": int(jobs.get("failed", 0)),
-        "events_retried": sum(1 for r in records.values() if r and r["attempts"] > 1),
-        "dead_lettered": int(jobs.get("dead", 0)),
+        "retried": since(jobs, base.jobs, "failed"),
+        "events_retried": sum(1 for r in ours.values() if r and r["attempts"] > 1),
+        "dead_lettered": since(jobs, base.jobs, "dead"),
         "dead_letters_open": snap.get("dead_letters", 0),
         "entity_jobs": minted,
         "by_type": dict(relay.by_type),
