@@ -1,5 +1,6 @@
 """Redis Sentinel through settings: a gateway and a worker that know only the Sentinel find the master, a
-webhook goes through, an admin job too, and both keep working after a failover to the replica.
+webhook goes through, an admin job too, and both keep working after a failover to the replica, and again
+after that new primary is killed.
 
 Everything runs on a master, a replica and a Sentinel this test starts itself (with passwords on both the
 master and the Sentinel), never on the machine's shared Redis."""
@@ -186,6 +187,38 @@ async def test_gateway_and_worker_through_sentinel_survive_a_failover(replicated
             assert (await redis.connection_pool.get_master_address())[1] == replicated.replica.port
             assert await _seen(redis, first)
             assert await _wait(lambda: _ready(session, gateway), 20, "/readyz after the failover", procs)
+
+            # Now unplanned: the new primary dies (SIGKILL) and the Sentinel promotes the old one, which it
+            # turned into a replica of the new one above.
+            old_primary = replicated.master.client(PASSWORD)
+            await asyncio.to_thread(
+                _until,
+                lambda: old_primary.info("replication")["master_link_status"] == "up",
+                15,
+                "old primary replicating from the new one",
+            )
+            assert replicated.replica.process is not None
+            replicated.replica.process.kill()
+            await asyncio.to_thread(
+                _until,
+                lambda: (
+                    replicated.master_port() == replicated.master.port
+                    and replicated.role(replicated.master) == "master"
+                ),
+                30,
+                "sentinel promoting the old primary after the crash",
+            )
+            crashed: str | None = None
+
+            async def accepted_after_crash() -> bool:
+                nonlocal crashed
+                crashed = await _accepted(session, gateway, "C-after-crash")
+                return crashed is not None
+
+            await _wait(accepted_after_crash, 20, "gateway accepting after the crash", procs)
+            assert crashed is not None
+            await _wait(lambda: _seen(redis, crashed), 30, "worker handling after the crash", procs)
+            assert await _seen(redis, first) and await _seen(redis, after)
             assert gateway.process.poll() is None and worker.process.poll() is None
     finally:
         await redis.aclose()
