@@ -46,10 +46,10 @@ SMALL = Size(
     name="small",
     products=30,
     rate=8,
-    before_s=2.5,
-    after_s=1.5,
-    outage_s=6,
-    storm_s=5,
+    before_s=2,
+    after_s=1,
+    outage_s=5,
+    storm_s=4,
     redis_down_s=2,
     settle_s=60,
     env={
@@ -100,21 +100,21 @@ Fault = Callable[[ChaosStack, Size, Stream], Awaitable[dict[str, Any]]]
 
 
 async def worker_kill(stack: ChaosStack, size: Size, stream: Stream) -> dict[str, Any]:
-    """(a) Magento made slow (400 ms a call) so jobs last seconds; SIGKILL a worker that reports running jobs,
+    """(a) Magento made slow (600 ms a call) so jobs last seconds; SIGKILL a worker that reports running jobs,
     start a replacement, and make sure the kill really cut a job short: a lease that outlives every job the
     live workers were running. If the victim happened to be between jobs, kill another (at most 4 times)."""
     assert stack.procs is not None
     kills: list[dict[str, Any]] = []
     orphaned: set[str] = set()
     for _ in range(4):
-        await stack.faults("magento", [{"latency_ms": 400}])
+        await stack.faults("magento", [{"latency_ms": 600}])
         victim, running = await _busy_worker(stack)
         leased = await stack.leased_jobs()
         stack.procs.kill(victim)
         await stack.procs.start_worker()
         await stack.faults("magento", [])
         # Jobs of the live workers end within a second or two now; a lease older than that was the victim's.
-        await asyncio.sleep(4)
+        await asyncio.sleep(3)
         orphaned = leased & await stack.leased_jobs()
         kills.append({"pid": victim.pid, "jobs_running": running, "leases_orphaned": len(orphaned)})
         if orphaned:

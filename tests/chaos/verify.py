@@ -22,6 +22,7 @@ from gateway.entityqueue import JOB_SEQ, PREFIX
 from sandbox.catalog import LINKED_STORE_ID
 from tests.chaos.stack import CR_API_KEY, MAGENTO_TOKEN, ChaosStack
 from tests.chaos.stream import Stream
+from tests.support.signing import ADMIN_TOKEN, CR_SECRET, MAGENTO_SECRET
 
 TERMINAL = ("done", "skipped")
 FALLBACK_REPORTS = ("reconcile-inventory", "order-poll", "catchup")
@@ -230,6 +231,22 @@ async def event_records(stack: ChaosStack, refs: set[str]) -> dict[str, dict[str
     return dict(await asyncio.gather(*(one(r) for r in sorted(refs))))
 
 
+def leaked_secrets(stack: ChaosStack) -> list[str]:
+    """Every credential of the run, looked for in every process log (faults make the error paths log a lot)."""
+    secrets = {
+        "Cloud Retailer webhook secret": CR_SECRET.removeprefix("whsec_"),
+        "Magento webhook secret": MAGENTO_SECRET.removeprefix("whsec_"),
+        "admin token": ADMIN_TOKEN,
+        "Cloud Retailer API key": CR_API_KEY,
+        "Magento token": MAGENTO_TOKEN,
+    }
+    found = []
+    for log in sorted(stack.run_dir.glob("*.log")):
+        text = log.read_text(errors="replace")
+        found += [f"{what} in {log.name}" for what, value in secrets.items() if value in text]
+    return found
+
+
 # --- the verdict ------------------------------------------------------------------------------------------
 
 
@@ -278,6 +295,8 @@ async def verify(stack: ChaosStack, stream: Stream, base: Baseline, *, converge_
     ran = [name for name in FALLBACK_REPORTS if name in snap.get("reports", {})]
     v.add("converged by webhooks alone (no reconciliation, poll or catch-up ran)", ran, "none ran")
     v.add("the stream met no unexpected answer", stream.stats.errors, "none")
+    logs = sorted(p.name for p in stack.run_dir.glob("*.log"))
+    v.add("no secret in any process log", leaked_secrets(stack), f"{len(logs)} logs: {', '.join(logs)}")
 
     v.counts = await counts(stack, stream, base, records, snap)
     return v
