@@ -23,6 +23,7 @@ from tests.chaos.processes import Proc
 from tests.chaos.stack import CR_API_KEY, MAGENTO_TOKEN, ChaosStack
 from tests.chaos.stream import Stream
 from tests.chaos.verify import Verdict, baseline, settle, verify
+from workers.worker import arq_timeout
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ SMALL = Size(
 )
 
 # Full: `make chaos`. The shipped retry settings (8 tries, 2 s base, 600 s ceiling, 4 HTTP retries); only
-# the job timeout is lowered from 120 s to 30 s, so a killed worker's jobs wait 70 s instead of 250 s.
+# the job timeout is lowered from 120 s to 30 s, so a killed worker's jobs wait 70 s instead of 160 s.
 FULL = Size(
     name="full",
     products=500,
@@ -124,7 +125,8 @@ async def worker_kill(stack: ChaosStack, size: Size, stream: Stream) -> dict[str
     return {
         "kills": kills,
         "orphaned_jobs": sorted(j.removeprefix("arq:in-progress:") for j in orphaned),
-        "lease_seconds": 2 * int(stack.procs.env.get("CRMAGENTO_JOB_TIMEOUT_SECONDS", "120")) + 10,
+        # arq's lease on a job: its function timeout + 10 s (workers/worker.py arq_timeout).
+        "lease_seconds": arq_timeout(int(stack.procs.env.get("CRMAGENTO_JOB_TIMEOUT_SECONDS", "120"))) + 10,
     }
 
 
