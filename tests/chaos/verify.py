@@ -182,11 +182,13 @@ async def catalog_differences(stack: ChaosStack) -> list[str]:
             if have[key] != value:
                 out.append(f"{sku}.{key}: Magento {have[key]!r}, Cloud Retailer {value!r}")
         on_hand = float(cr_stock[sku]["on_hand"])
+        # The sync rule: a sale can take Cloud Retailer's count below zero, and Magento then holds 0.
+        wanted = max(on_hand, 0.0)
         item = m_stock.get(sku)
         if item is None:
             out.append(f"{sku}: no Magento source item")
             continue
-        if (float(item["quantity"]), int(item["status"])) != (on_hand, int(on_hand > 0)):
+        if (float(item["quantity"]), int(item["status"])) != (wanted, int(wanted > 0)):
             out.append(f"{sku}.qty: Magento {item['quantity']} (status {item['status']}), Cloud Retailer {on_hand}")
     return out
 
