@@ -16,11 +16,11 @@ from tests.conftest import wait_for
 from tests.support.stack import Stack, full_stack
 from workers import sync
 from workers.binder import Binder
+from workers.lease import Lease
 from workers.registry import Registry
 from workers.services import Services
 from workers.sync import catchup
 from workers.sync.catchup import clock, run
-from workers.sync.catchup.lease import Lease
 
 QUIET = {"X-Sandbox-Suppress-Webhook": "1"}
 WRITES = ("POST ", "PUT ", "DELETE ")

@@ -10,11 +10,11 @@ from tests.support.signing import ADMIN_TOKEN
 from tests.support.stack import full_stack
 from workers.binder import Binder
 from workers.clients.search_criteria import Filter
+from workers.lease import Lease
 from workers.registry import HandlerContext, Registry, default_registry
 from workers.services import Services
 from workers.sync import catchup
 from workers.sync.catchup import clock, run, streams
-from workers.sync.catchup.lease import Lease
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

@@ -22,6 +22,7 @@ from sandbox.magento.routing import STATE
 from sandbox.webhooks_out import SUPPRESS_HEADER
 from tests.conftest import post_event, wait_for
 from tests.support.stack import Stack, full_stack
+from workers.lease import Lease
 from workers.registry import HandlerContext, Registry, default_registry
 from workers.services import Services
 from workers.sync.inventory import reconcile as rec
@@ -278,8 +279,8 @@ async def _faults(stack: Stack, *rules: dict[str, Any]) -> None:
 async def test_a_run_still_going_is_not_started_twice(redis_url: str) -> None:
     async with full_stack(redis_url, products=5, magento_products=5) as stack:
         await stack.start_worker()
-        lock = rec.RunLock(stack.redis, "rec-held-by-another")
-        assert await lock.acquire()
+        lock = Lease(stack.redis, rec.LOCK_KEY, "rec-held-by-another")
+        assert await lock.take()
         job = await reconcile_now(stack)
         assert job["status"] == "done"
         assert job["result"]["status"] == "skipped" and job["result"]["running"] == "rec-held-by-another"
@@ -301,8 +302,8 @@ async def test_two_workers_running_the_cron_make_one_run_per_interval(redis_url:
         await asyncio.sleep(8.5)
         runs = await rec.recent_runs(stack.redis)
         # A run still going (its lock held) when the next one is due: the due ticks do not start another.
-        held = rec.RunLock(stack.redis, "rec-still-going")
-        await wait_for(held.acquire, within=5)
+        held = Lease(stack.redis, rec.LOCK_KEY, "rec-still-going")
+        await wait_for(held.take, within=5)
         await asyncio.sleep(4.5)
         assert await rec.recent_runs(stack.redis) == runs
         await held.release()

@@ -10,6 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from workers.errors import TransientError
+from workers.lease import Lease, LeaseLost
 from workers.sync.inventory import reconcile as rec
 from workers.sync.inventory import stock as st
 from workers.sync.inventory.batcher import Batcher
@@ -108,28 +109,25 @@ def test_sku_lookups_are_chunked_and_a_sku_with_a_comma_goes_alone() -> None:
     assert chunks[-1] == ["A,B"]
 
 
-async def test_the_run_lock_is_held_renewed_and_released(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rec, "RENEW_S", 0.05)
-    monkeypatch.setattr(rec, "LEASE_MS", 300)
-    first, second = rec.RunLock(redis, "run-1"), rec.RunLock(redis, "run-2")
-    assert await first.acquire()
-    assert not await second.acquire()
-    assert await second.holder() == "run-1"
-    async with first.kept():
+async def test_the_run_lock_is_held_renewed_and_released(redis: Redis) -> None:
+    first, second = Lease(redis, rec.LOCK_KEY, "run-1", 300), Lease(redis, rec.LOCK_KEY, "run-2", 300)
+    assert await first.take()
+    assert not await second.take()
+    assert await second.held_by() == "run-1"
+    async with first.kept(0.05, stop_on_loss=True):
         await asyncio.sleep(0.6)  # twice the lease: renewals kept it
         assert await redis.get(rec.LOCK_KEY) == b"run-1"
-    await second.release()  # not its lock: nothing happens
-    assert await redis.get(rec.LOCK_KEY) == b"run-1"
-    await first.release()
-    assert await second.acquire()
+        await second.release()  # not its lock: nothing happens
+        assert await redis.get(rec.LOCK_KEY) == b"run-1"
+    assert await redis.get(rec.LOCK_KEY) is None  # released when the run ends
+    assert await second.take()
 
 
-async def test_a_run_that_loses_its_lock_stops(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rec, "RENEW_S", 0.05)
-    lock = rec.RunLock(redis, "run-1")
-    assert await lock.acquire()
-    with pytest.raises(rec.LockLost):
-        async with lock.kept():
+async def test_a_run_that_loses_its_lock_stops(redis: Redis) -> None:
+    lock = Lease(redis, rec.LOCK_KEY, "run-1")
+    assert await lock.take()
+    with pytest.raises(LeaseLost):
+        async with lock.kept(0.05, stop_on_loss=True):
             await redis.set(rec.LOCK_KEY, "someone-else")
             await asyncio.sleep(1)
     assert lock.lost

@@ -33,10 +33,10 @@ from gateway.entityqueue import PREFIX, REPORTS
 from gateway.settings import Settings
 from workers.errors import PermanentError
 from workers.feed import feed
+from workers.lease import Lease, LeaseLost
 from workers.registry import HandlerContext, Progress
 from workers.services import Services
 from workers.sync.catchup import clock
-from workers.sync.catchup.lease import Lease
 from workers.sync.catchup.streams import STREAMS, Found, Stream
 
 log = structlog.get_logger(__name__)
@@ -47,10 +47,6 @@ CRON_KIND = "catchup"  # the job record of a cron run
 LOCK_KEY = f"{PREFIX}lock:catchup"
 SETTLE_MAX_S = 300.0
 SETTLE_POLL_S = 0.2
-
-
-class LeaseLost(Exception):
-    pass
 
 
 @dataclass

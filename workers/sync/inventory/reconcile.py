@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +47,7 @@ from redis.asyncio import Redis
 from gateway import jobrecords
 from gateway.entityqueue import PREFIX, REPORTS
 from workers.errors import PermanentError
+from workers.lease import Lease
 from workers.registry import HandlerContext, Progress
 from workers.sync.inventory import stock as st
 from workers.sync.inventory.stock import LegacyStock, Mode, MsiStock, Outcome, Target
@@ -59,29 +60,14 @@ NEXT_KEY = f"{PREFIX}reconcile-inventory:next"  # when the next cron run is due 
 CLAIM_KEY = f"{PREFIX}reconcile-inventory:claimed-by"  # the cron job running it (a retry goes on)
 RUNS_KEY = f"{PREFIX}reconcile-inventory:runs"  # the newest runs (id, trigger, started, finished, status)
 RUNS_KEPT = 50
-LEASE_MS = 60_000
-RENEW_S = 15.0
 CR_PAGE = 1000
 SAMPLE = 50  # SKUs listed per category in a report (the counts are exact)
 VERIFY_ROUNDS = 3
 PROGRESS_EVERY_S = 1.0
 
-_RENEW_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 
 class ReconcileFailed(PermanentError):
     """The run stopped (Magento or Cloud Retailer unreachable after retries...); the report says where."""
-
-
-class LockLost(Exception):
-    pass
 
 
 def now_iso() -> str:
@@ -90,60 +76,6 @@ def now_iso() -> str:
 
 def new_run_id() -> str:
     return f"rec-{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
-
-
-# --- the run lock -----------------------------------------------------------------------------------------
-
-
-class RunLock:
-    """`SET NX PX` with the run id as value, renewed every RENEW_S while the run goes on; a worker that dies
-    leaves it to expire within LEASE_MS. If the lease is ever lost (Redis lost it, another run took it) the
-    run is cancelled rather than continue unguarded."""
-
-    def __init__(self, redis: Redis, run_id: str, key: str = LOCK_KEY) -> None:
-        self.redis, self.run_id, self.key = redis, run_id, key
-        self.lost = False
-
-    async def acquire(self) -> bool:
-        return bool(await self.redis.set(self.key, self.run_id, nx=True, px=LEASE_MS))
-
-    async def holder(self) -> str | None:
-        value = await self.redis.get(self.key)
-        return value.decode() if value is not None else None
-
-    async def release(self) -> None:
-        await self.redis.eval(_RELEASE_LUA, 1, self.key, self.run_id)
-
-    @contextlib.asynccontextmanager
-    async def kept(self) -> AsyncIterator[None]:
-        main = asyncio.current_task()
-        assert main is not None
-
-        async def renew() -> None:
-            while True:
-                await asyncio.sleep(RENEW_S)
-                try:
-                    ok = await self.redis.eval(_RENEW_LUA, 1, self.key, self.run_id, LEASE_MS)
-                except Exception as exc:  # a Redis blip: try again next time, the lease has slack
-                    log.warning("reconcile_lock_renew_failed", error=str(exc)[:200])
-                    continue
-                if not ok:
-                    self.lost = True
-                    main.cancel()
-                    return
-
-        task = asyncio.create_task(renew())
-        try:
-            yield
-        except asyncio.CancelledError:
-            if self.lost:
-                main.uncancel()  # our own cancel, turned into this error
-                raise LockLost("the run lock expired or was taken by another run; stopped") from None
-            raise
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 # --- the report ---------------------------------------------------------------------------------------
@@ -472,9 +404,9 @@ async def run_reconciliation(
     """One reconciliation under the run lock. Returns its report (also stored in crm:reports), or a
     `skipped` answer naming the run still going."""
     run_id = new_run_id()
-    lock = RunLock(ctx.redis, run_id)
-    if not await lock.acquire():
-        holder = await lock.holder()
+    lock = Lease(ctx.redis, LOCK_KEY, run_id)
+    if not await lock.take():
+        holder = await lock.held_by()
         log.info("reconcile_skipped", trigger=trigger, running=holder)
         return {
             "run_id": None,
@@ -499,7 +431,7 @@ async def run_reconciliation(
     failure: BaseException | None = None
     job = Reconciliation(ctx, report, progress)
     try:
-        async with lock.kept():
+        async with lock.kept(stop_on_loss=True):
             await job.run()
     except (Exception, asyncio.CancelledError) as exc:
         failure = exc

@@ -1,4 +1,5 @@
-"""One catch-up at a time: a Redis lease named after the run holding it, renewed while the run goes on.
+"""One run at a time across all workers (reconciliation, catch-up): a Redis lease holding the run's id,
+renewed while the run goes on.
 
 A worker that dies leaves the lease to expire within LEASE_MS, so the next run is not blocked for long. The
 retry of a run (same run id, e.g. arq re-running the cron job of a dead worker) takes its own lease over.
@@ -33,6 +34,10 @@ return 0
 """
 
 
+class LeaseLost(Exception):
+    """The lease expired or another run took it: the run must not go on unguarded."""
+
+
 class Lease:
     def __init__(self, redis: Redis, key: str, holder: str, lease_ms: int = LEASE_MS) -> None:
         self.redis, self.key, self.holder, self.lease_ms = redis, key, holder, lease_ms
@@ -49,9 +54,13 @@ class Lease:
         await self.redis.eval(_RELEASE_LUA, 1, self.key, self.holder)
 
     @contextlib.asynccontextmanager
-    async def kept(self, every_s: float = RENEW_S) -> AsyncIterator[None]:
-        """Renew while the block runs. A lease lost meanwhile sets `lost`: the run stops at its next step
-        (cursors only move forward, so even a step taken after the loss cannot undo another run's work)."""
+    async def kept(self, every_s: float = RENEW_S, *, stop_on_loss: bool = False) -> AsyncIterator[None]:
+        """Renew while the block runs. A lease lost meanwhile sets `lost`; a run that checks it between steps
+        stops there (catch-up: its cursors only move forward, so a step taken after the loss cannot undo
+        another run's work). With `stop_on_loss` the block is cancelled at once and LeaseLost raised instead
+        (reconciliation: a write after the loss could race the run that took over)."""
+        main = asyncio.current_task()
+        assert main is not None
 
         async def renew() -> None:
             while not self.lost:
@@ -59,13 +68,22 @@ class Lease:
                 try:
                     self.lost = not await self.redis.eval(_RENEW_LUA, 1, self.key, self.holder, self.lease_ms)
                 except Exception as exc:  # a Redis blip: the lease has slack, try again next time
-                    log.warning("catchup_lease_renew_failed", error=str(exc)[:200])
+                    log.warning("lease_renew_failed", key=self.key, error=str(exc)[:200])
+                    continue
+                if self.lost and stop_on_loss:
+                    main.cancel()
 
         task = asyncio.create_task(renew())
         try:
             yield
+        except asyncio.CancelledError:
+            if self.lost and stop_on_loss:
+                main.uncancel()  # our own cancel, turned into this error
+                raise LeaseLost(f"the lease {self.key} expired or was taken by another run; stopped") from None
+            raise
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            await self.release()
+            with contextlib.suppress(Exception):  # Redis down: the lease expires on its own
+                await self.release()
