@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import signal
 import subprocess
@@ -21,6 +20,7 @@ from crmagento import demo_scenario
 from crmagento.demo_calls import StepTimeout
 from crmagento.demo_scenario import STEPS, run_scenario
 from crmagento.demo_support import Demo, verdict
+from tests.support.demo_process import demo_running, without_crmagento_env
 
 CLI = [str(Path(sys.executable).with_name("crmagento"))]
 BUDGET_S = 120
@@ -28,8 +28,7 @@ BUDGET_S = 120
 
 def clean_env() -> dict[str, str]:
     """No CRMAGENTO_* of the developer's shell; any free gateway port; a wide console, one line per table row."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRMAGENTO_")}
-    return {**env, "CRMAGENTO_PORT": "0", "COLUMNS": "220"}
+    return without_crmagento_env(CRMAGENTO_PORT="0", COLUMNS="220")
 
 
 def verdicts(out: str) -> list[str]:
@@ -65,21 +64,8 @@ def test_the_demo_meets_every_step_under_two_minutes(tmp_path: Path) -> None:
 
 def test_keep_running_leaves_everything_up_until_ctrl_c(tmp_path: Path) -> None:
     out_file = tmp_path / "demo.out"
-    with out_file.open("wb") as stdout:
-        process = subprocess.Popen(
-            [*CLI, "demo", "--keep-running", "--products", "60", "--data-dir", str(tmp_path / "data")],
-            env=clean_env(),
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + BUDGET_S
-        while "Ctrl-C stops it" not in (out := out_file.read_text(errors="replace")):
-            assert process.poll() is None, out
-            assert time.monotonic() < deadline, out
-            time.sleep(0.1)
+    command = [*CLI, "demo", "--keep-running", "--products", "60", "--data-dir", str(tmp_path / "data")]
+    with demo_running(command, env=clean_env(), cwd=tmp_path, out_file=out_file, budget_s=BUDGET_S) as (process, out):
         assert verdicts(out) == ["ok"] * len(STEPS), out
         gateway = re.search(r"health\s+│ (http://127\.0\.0\.1:\d+)/healthz", out)
         token = re.search(r"admin token\s+│ (\S+)", out)
@@ -92,10 +78,6 @@ def test_keep_running_leaves_everything_up_until_ctrl_c(tmp_path: Path) -> None:
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0, out_file.read_text(errors="replace")
-    finally:
-        if process.poll() is None:  # only the process this test started, by its own handle
-            process.kill()
-            process.wait(10)
 
 
 async def test_a_failing_step_is_reported_and_the_next_ones_still_run(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,17 +7,17 @@ itself in `make lint`."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.support.demo_process import demo_running, without_crmagento_env
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -82,8 +82,7 @@ def image_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_installed_image_runs_the_demo_and_passes_its_healthcheck(image_install: Path, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRMAGENTO_")}
-    env.update(runtime_env())
+    env = without_crmagento_env(**runtime_env())
     env.update(
         # Loopback and a free port instead of the image's 0.0.0.0:8080; the data dir a volume would be.
         CRMAGENTO_HOST="127.0.0.1",
@@ -105,22 +104,16 @@ def test_the_installed_image_runs_the_demo_and_passes_its_healthcheck(image_inst
     assert which.stdout.startswith(str(image_install)), which.stdout  # the wheel's copy, not the checkout
 
     out_file = tmp_path / "demo.out"
-    cli = [sys.executable, "-c", "from crmagento.cli import main; main()"]
-    with out_file.open("wb") as stdout:
-        process = subprocess.Popen(
-            [*cli, "demo", "--keep-running", "--products", "60"],
-            env=env,
-            cwd=app_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + BUDGET_S
-        while "Ctrl-C stops it" not in (out := out_file.read_text(errors="replace")):
-            assert process.poll() is None, out
-            assert time.monotonic() < deadline, out
-            time.sleep(0.1)
+    command = [
+        sys.executable,
+        "-c",
+        "from crmagento.cli import main; main()",
+        "demo",
+        "--keep-running",
+        "--products",
+        "60",
+    ]
+    with demo_running(command, env=env, cwd=app_dir, out_file=out_file, budget_s=BUDGET_S) as (process, out):
         assert re.search(r"(\d+)/\1 steps ok", out), out
         gateway = re.search(r"health\s+│ http://127\.0\.0\.1:(\d+)/healthz", out)
         assert gateway, out
@@ -138,7 +131,3 @@ def test_the_installed_image_runs_the_demo_and_passes_its_healthcheck(image_inst
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0, out_file.read_text(errors="replace")
-    finally:
-        if process.poll() is None:  # only the process this test started, by its own handle
-            process.kill()
-            process.wait(10)
