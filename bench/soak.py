@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,29 @@ from stream import (
 )
 
 JUDGED = ("gateway", "worker")
+MEMTRACE = Path(__file__).resolve().parent / "memtrace"
+
+
+def cpu_seconds(pid: int) -> float | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def host_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all CPUs), from /proc/stat."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]
+    )
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
 
 
 def slope_per_minute(points: list[tuple[float, float]]) -> float | None:
@@ -87,8 +113,18 @@ def judge(samples: list[dict[str, Any]], name: str, args: argparse.Namespace) ->
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     env = dict(item.split("=", 1) for item in args.env)
+    trace_dir: Path | None = None
+    if args.tracemalloc:
+        # Diagnostic only: tracemalloc costs the traced processes CPU, so its figures are not the soak's.
+        trace_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"crm-soak-tracemalloc-{os.getpid()}"
+        trace_dir.mkdir(parents=True, exist_ok=True)
+        env |= {
+            "PYTHONPATH": str(MEMTRACE),
+            "CRM_BENCH_TRACEMALLOC_DIR": str(trace_dir),
+        }
     options = StackOptions(products=args.products, seed=args.seed, redis_fsync=args.redis_fsync, env=env)
     samples: list[dict[str, Any]] = []
+    snaps: dict[str, list[Path]] = {}
     async with running_stack(options) as stack:
         await stack.start_workers(1, args.max_jobs)
         products = await stack.initial_sync()
@@ -100,10 +136,29 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         pids = stack.pids()
         started = time.time()
         stop = asyncio.Event()
+        last_cpu: dict[str, Any] = {}
+
+        def cpu_now() -> dict[str, Any]:
+            return {
+                "at": time.monotonic(),
+                "host": host_busy_seconds(),
+                "bench": own_cpu_seconds(),
+                **{name: cpu_seconds(pid) for name, pid in pids.items()},
+            }
 
         async def sample() -> None:
             t = round(time.time() - started, 1)
-            entry = {"t": t, "rss_mb": {name: rss_mb(pid) for name, pid in pids.items()}}
+            entry: dict[str, Any] = {"t": t, "rss_mb": {name: rss_mb(pid) for name, pid in pids.items()}}
+            now = cpu_now()
+            if last_cpu:
+                # CPU % per process over the interval, and "other": what the rest of the machine used (the
+                # other engineers' work on this shared box), which explains most latency outliers.
+                wall = now["at"] - last_cpu["at"]
+                ours = {k: now[k] - last_cpu[k] for k in now if k not in ("at", "host") and now[k] is not None}
+                entry["cpu_percent"] = {k: round(100 * v / wall, 1) for k, v in ours.items()}
+                other = now["host"] - last_cpu["host"] - sum(ours.values())
+                entry["cpu_percent"]["other"] = round(max(0.0, 100 * other / wall), 1)
+            last_cpu.update(now)
             samples.append(entry)
             if len(samples) == 1 or int(t) % 60 < args.sample_seconds or stop.is_set():
                 cells = "  ".join(f"{k} {v:.1f}" for k, v in entry["rss_mb"].items() if v is not None)
@@ -112,6 +167,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async def fetch() -> None:
             tracker.ingest(await stack.fetch_log())
 
+        async def snapshot() -> None:
+            """SIGUSR1 to the gateway and the worker: each writes a tracemalloc snapshot (--tracemalloc)."""
+            assert trace_dir is not None
+            for name in JUDGED:
+                before = set(trace_dir.glob(f"{pids[name]}-*.snap"))
+                os.kill(pids[name], signal.SIGUSR1)
+                for _ in range(600):  # dumping takes a while in a big heap
+                    await asyncio.sleep(0.1)
+                    new = set(trace_dir.glob(f"{pids[name]}-*.snap")) - before
+                    if new:
+                        await asyncio.sleep(1.0)  # let the writer finish the file
+                        snaps.setdefault(name, []).append(new.pop())
+                        break
+
+        async def snapshot_after_warmup() -> None:
+            await asyncio.sleep(args.warmup_minutes * 60)
+            await snapshot()
+
+        warm_snap = asyncio.create_task(snapshot_after_warmup()) if trace_dir is not None else None
         await sample()
         sampler = asyncio.create_task(every(args.sample_seconds, sample, stop))
         fetcher = asyncio.create_task(every(2.0, fetch, stop))
@@ -121,6 +195,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             flush=True,
         )
         changes = await steady_stream(stack, maker, args.rate, args.minutes * 60)
+        if warm_snap is not None:
+            await warm_snap
+            await snapshot()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             await fetch()
@@ -134,10 +211,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         errors = stack.log_lines("worker-1", "error") + stack.log_lines("gateway", "error")
         redis_info = await stack.sandbox("magento", "GET", "/_sandbox/health")
 
+    growth = memory_growth(snaps) if trace_dir is not None else None
     per_minute = []
     for minute in range(int(args.minutes + 0.999)):
         s = tracker.summary(since=started + minute * 60, until=started + (minute + 1) * 60)
-        per_minute.append({"minute": minute + 1, "changes": s["changes"], "lost": s["lost"], **s["latency_ms"]})
+        in_minute = [
+            x["cpu_percent"] for x in samples if "cpu_percent" in x and minute * 60 < x["t"] <= (minute + 1) * 60
+        ]
+        other = round(sum(c["other"] for c in in_minute) / len(in_minute), 1) if in_minute else None
+        per_minute.append(
+            {"minute": minute + 1, "changes": s["changes"], "lost": s["lost"], "other_cpu_percent": other}
+            | s["latency_ms"]
+        )
     measured = tracker.summary(since=started + args.warmup_minutes * 60)
     return {
         "bench": "soak",
@@ -155,7 +240,33 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "jobs": status["jobs"],
         "magento_holds": {k: redis_info.get(k) for k in ("products", "source_items")},
         "error_log_lines": errors[-10:],
+        "tracemalloc_growth": growth,
     }
+
+
+def memory_growth(snaps: dict[str, list[Path]], top: int = 12) -> dict[str, Any]:
+    """Per process, the source lines whose live allocations grew most between the two snapshots."""
+    out: dict[str, Any] = {}
+    root = str(MEMTRACE.parents[1]) + "/"
+    for name, paths in snaps.items():
+        if len(paths) < 2:
+            out[name] = "fewer than two snapshots"
+            continue
+        first, last = (tracemalloc.Snapshot.load(str(p)) for p in paths[:2])
+        ignore = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen *>")]
+        first, last = first.filter_traces(ignore), last.filter_traces(ignore)
+        stats = last.compare_to(first, "traceback")[:top]
+        out[name] = [
+            {
+                "size_diff_kb": round(st.size_diff / 1024, 1),
+                "count_diff": st.count_diff,
+                "traceback": [f"{f.filename.removeprefix(root)}:{f.lineno}" for f in st.traceback][-6:],
+            }
+            for st in stats
+        ]
+        for p in paths:
+            p.unlink(missing_ok=True)
+    return out
 
 
 def report(result: dict[str, Any]) -> None:
@@ -178,7 +289,17 @@ def report(result: dict[str, Any]) -> None:
     m = result["measured"]
     print(f"\n  latency after the warm-up (achieved {m.get('rate_per_s')} changes/s):")
     print_latency_table([("all", m["latency_ms"]), ("price", m["latency_ms_price"]), ("stock", m["latency_ms_qty"])])
-    print("  per minute:  " + "  ".join(f"{r['minute']}: p50 {r['p50']} p99 {r['p99']}" for r in result["per_minute"]))
+    print("  per minute (latency ms; CPU % used by other work on the machine):")
+    for r in result["per_minute"]:
+        latency = f"p50 {r['p50']}, p99 {r['p99']}, max {r['max']}"
+        print(f"    minute {r['minute']:>3}: {latency}; other CPU {r['other_cpu_percent']}%")
+    if result.get("tracemalloc_growth"):
+        print("\n  tracemalloc (diagnostic run): live allocations that grew most after the warm-up")
+        for name, stats in result["tracemalloc_growth"].items():
+            print(f"    {name}:")
+            for st in stats if isinstance(stats, list) else []:
+                where = " < ".join(st["traceback"][::-1])
+                print(f"      {st['size_diff_kb']:+} KiB in {st['count_diff']:+} blocks  <- {where}")
     w = result["whole_run"]
     print(
         f"  written {w['written']}, superseded {w['superseded']}, lost {w['lost']}, final values wrong "
@@ -204,6 +325,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
         "--env", action="append", default=[], metavar="CRMAGENTO_X=Y", help="extra gateway and worker setting"
+    )
+    p.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="diagnostic: trace allocations in gateway and worker and show what grew after the warm-up; it slows "
+        "them several times, so use a low --rate (e.g. 10) and ignore the latency and RSS figures of that run",
     )
     p.add_argument("--json", default=None, help="write the JSON here (default bench/results/soak-<stamp>.json)")
     args = p.parse_args(argv)
