@@ -128,6 +128,13 @@ class Processes:
                     raise RuntimeError(f"{proc.name} did not answer {url} within {within} s; see {proc.log}")
                 await asyncio.sleep(0.1)
 
+    def freeze(self, proc: Proc) -> None:
+        """SIGSTOP: the process holds whatever it was doing (its leases stay) until thawed or killed."""
+        proc.popen.send_signal(signal.SIGSTOP)
+
+    def thaw(self, proc: Proc) -> None:
+        proc.popen.send_signal(signal.SIGCONT)
+
     def kill(self, proc: Proc) -> None:
         """SIGKILL, no goodbye: the worker's running jobs stay leased in Redis until arq's lease runs out."""
         if proc.alive():

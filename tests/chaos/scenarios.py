@@ -101,32 +101,38 @@ Fault = Callable[[ChaosStack, Size, Stream], Awaitable[dict[str, Any]]]
 
 
 async def worker_kill(stack: ChaosStack, size: Size, stream: Stream) -> dict[str, Any]:
-    """(a) Magento made slow (600 ms a call) so jobs last seconds; SIGKILL a worker that reports running jobs,
-    start a replacement, and make sure the kill really cut a job short: a lease that outlives every job the
-    live workers were running. If the victim happened to be between jobs, kill another (at most 4 times)."""
+    """(a) SIGKILL a worker in the middle of a job, start a replacement.
+
+    To be sure the kill lands mid-job (a heartbeat saying "running" may be half a second old): Magento is made
+    slow (600 ms a call) so jobs last, a worker whose heartbeat reports running jobs is frozen with SIGSTOP,
+    Magento is made fast again, and once every job of the live workers has ended (a few seconds; the job
+    timeout bounds them) the leases still held are the frozen worker's. If it holds some, it is SIGKILLed with
+    them; if it was between jobs, it is thawed and another pick is made (at most 5)."""
     assert stack.procs is not None
-    kills: list[dict[str, Any]] = []
+    attempts: list[dict[str, Any]] = []
     orphaned: set[str] = set()
-    for _ in range(4):
+    timeout = int(stack.procs.env.get("CRMAGENTO_JOB_TIMEOUT_SECONDS", "120"))
+    for _ in range(5):
         await stack.faults("magento", [{"latency_ms": 600}])
         victim, running = await _busy_worker(stack)
+        stack.procs.freeze(victim)
         leased = await stack.leased_jobs()
-        stack.procs.kill(victim)
-        await stack.procs.start_worker()
         await stack.faults("magento", [])
-        # Jobs of the live workers end within a second or two now; a lease older than that was the victim's.
-        await asyncio.sleep(3)
+        await asyncio.sleep(min(timeout, 3) + 1)
         orphaned = leased & await stack.leased_jobs()
-        kills.append({"pid": victim.pid, "jobs_running": running, "leases_orphaned": len(orphaned)})
+        attempts.append({"pid": victim.pid, "jobs_running": running, "leases_held": len(orphaned)})
         if orphaned:
+            stack.procs.kill(victim)
             break
+        stack.procs.thaw(victim)
+    await stack.procs.start_worker()
     if not orphaned:
-        raise AssertionError(f"no kill caught a worker mid-job: {kills}")
+        raise AssertionError(f"no frozen worker held a job: {attempts}")
     return {
-        "kills": kills,
-        "orphaned_jobs": sorted(j.removeprefix("arq:in-progress:") for j in orphaned),
+        "attempts": attempts,
+        "killed_with_jobs": sorted(j.removeprefix("arq:in-progress:") for j in orphaned),
         # arq's lease on a job: its function timeout + 10 s (workers/worker.py arq_timeout).
-        "lease_seconds": arq_timeout(int(stack.procs.env.get("CRMAGENTO_JOB_TIMEOUT_SECONDS", "120"))) + 10,
+        "lease_seconds": arq_timeout(timeout) + 10,
     }
 
 
