@@ -34,7 +34,7 @@ class Size:
     before_s: float  # stream running before the fault
     after_s: float  # stream running after the fault is over
     outage_s: float  # (c) Magento down
-    storm_s: float  # (d) 429 storm
+    storm_s: float  # (d) 429 storm, and how long (e) shuffles
     redis_down_s: float  # (b) Redis down
     settle_s: float  # longest wait for the system to come to rest afterwards
     env: dict[str, str] = field(default_factory=dict)
@@ -239,6 +239,8 @@ async def run_scenario(name: str, size: Size, run_dir: Path) -> Outcome:
                 info = await fault(stack, size, stream)
             except AssertionError as exc:  # the fault could not be injected as planned: still verify the rest
                 info, planned = {"error": str(exc)}, [str(exc)]
+                await stack.faults("magento", [])
+                await stack.faults("cloudretailer", [])
             await asyncio.sleep(size.after_s)
             stop.set()
             await flowing
