@@ -23,9 +23,13 @@ from sandbox.catalog import LINKED_STORE_ID
 from tests.chaos.stack import CR_API_KEY, MAGENTO_TOKEN, ChaosStack
 from tests.chaos.stream import Stream
 from tests.support.signing import ADMIN_TOKEN, CR_SECRET, MAGENTO_SECRET
+from workers.sync.catchup import run as catchup_run
+from workers.sync.inventory import reconcile
+from workers.sync.orders import poll
 
 TERMINAL = ("done", "skipped")
-FALLBACK_REPORTS = ("reconcile-inventory", "order-poll", "catchup")
+# The reports the fallbacks write to GET /admin/status when they run.
+FALLBACK_REPORTS = (reconcile.REPORT_NAME, poll.REPORT, catchup_run.REPORT)
 
 
 @dataclass
