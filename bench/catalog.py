@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway.embedded_redis import EmbeddedRedis  # noqa: E402
+from gateway.logs import configure_logging  # noqa: E402
 from tests.support.stack import Stack, full_stack  # noqa: E402
 from workers import sync  # noqa: E402
 from workers.registry import Registry  # noqa: E402
@@ -85,6 +86,7 @@ async def run_sync(stack: Stack, label: str, products: int) -> dict[str, Any]:
 
 
 async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
+    configure_logging("WARNING", "console")  # unconfigured structlog would print every debug line
     with tempfile.TemporaryDirectory(prefix="crm-bench-catalog-") as tmp:
         embedded = None
         url = args.redis

@@ -37,6 +37,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -224,26 +225,28 @@ def run_bench(bench: Bench, args: argparse.Namespace, stamp: str, log_dir: Path)
             cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
         )
         assert proc.stdout is not None
-        deadline = started + args.timeout_minutes * 60
+        # A watchdog, not a check between lines: a bench that hangs silently must be stopped too.
+        expired = threading.Event()
+
+        def stop_bench() -> None:
+            expired.set()
+            _stop_group(proc)
+
+        limit = args.timeout_minutes + (args.soak_minutes if bench.name == "soak" else 0)
+        watchdog = threading.Timer(limit * 60, stop_bench)
+        watchdog.start()
         try:
             for line in proc.stdout:
                 sys.stdout.write("  " + line)
                 sys.stdout.flush()
                 log.write(line)
-                if time.time() > deadline:
-                    raise TimeoutError
             proc.wait()
-        except (TimeoutError, KeyboardInterrupt) as exc:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            if isinstance(exc, KeyboardInterrupt):
-                raise
+        except KeyboardInterrupt:
+            _stop_group(proc)
+            raise
+        finally:
+            watchdog.cancel()
+        if expired.is_set():
             record["timed_out"] = True
     record["exit_status"] = proc.returncode
     record["seconds"] = round(time.time() - started, 1)
@@ -269,6 +272,18 @@ def run_bench(bench: Bench, args: argparse.Namespace, stamp: str, log_dir: Path)
     else:
         record["status"] = "ok"
     return record
+
+
+def _stop_group(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM the bench's process group (each bench stops its own children on SIGTERM), then SIGKILL."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def machine() -> dict[str, Any]:
@@ -327,7 +342,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar='NAME="ARGS"',
         help="extra arguments for one bench (repeatable)",
     )
-    p.add_argument("--timeout-minutes", type=float, default=40.0, help="longest one bench may run (default 40)")
+    p.add_argument(
+        "--timeout-minutes",
+        type=float,
+        default=40.0,
+        help="longest one bench may run, plus --soak-minutes for the soak (default 40)",
+    )
     args = p.parse_args(argv)
     chosen = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = sorted(set(chosen) - set(names))
