@@ -5,16 +5,28 @@ someone needs the figures. Each asserts the JSON carries the figures and that no
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
+
+
+def _suite() -> ModuleType:
+    """bench/suite.py (bench/ is not a package): its summaries must read what the benches write."""
+    spec = importlib.util.spec_from_file_location("bench_suite", ROOT / "bench" / "suite.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
 
 
 def _run(script: str, args: list[str], out: Path) -> dict[str, Any]:
@@ -41,6 +53,8 @@ def test_e2e_latency_small_run(tmp_path: Path) -> None:
     assert latency["n"] == measured["written"]
     assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
     assert result["send_failures"] == 0 and result["dead_letters"] == 0
+    rows = _suite().summarise_e2e(result)
+    assert any("p99" in value for _, value in rows)
 
 
 def test_worker_throughput_small_run(tmp_path: Path) -> None:
@@ -50,3 +64,5 @@ def test_worker_throughput_small_run(tmp_path: Path) -> None:
     assert row["written"] == row["jobs"] == 50 and row["lost"] == 0
     assert row["jobs_per_s"] > 0 and row["calls_per_job"] > 0
     assert row["job_outcomes"].get("done", 0) >= 50
+    ((label, value),) = _suite().summarise_throughput(result)
+    assert "max_jobs" in label and "jobs/s" in value
