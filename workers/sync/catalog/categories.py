@@ -10,15 +10,19 @@ the gateway itself just created change nothing, even when it runs before the bin
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import AsyncIterator
 from typing import Any
-
-from redis.exceptions import LockError
 
 from workers.binder import Binder
 from workers.clients.cloudretailer_models import Category
 from workers.clients.errors import Conflict, NotFound
 from workers.clients.search_criteria import SearchCriteria
 from workers.errors import PermanentError, Skip, TransientError
+from workers.lease import Lease
 from workers.registry import HandlerContext
 from workers.sync.catalog import category_mapper
 from workers.sync.catalog.fingerprints import Fingerprints
@@ -26,8 +30,10 @@ from workers.sync.catalog.magento_meta import meta
 
 KIND = "category"
 MAX_DEPTH = 8
-LOCK_TIMEOUT_S = 60
-LOCK_WAIT_S = 30
+LOCK_LEASE_MS = 10_000
+LOCK_RENEW_S = 3.0
+LOCK_WAIT_S = 30.0
+LOCK_POLL_S = 0.05
 
 
 def _update_payload(category: Category) -> dict[str, Any]:
@@ -39,21 +45,20 @@ async def cr_category(ctx: HandlerContext, cr_id: str) -> Category:
     return Category.model_validate(await ctx.cr.call("GET", f"categories/{cr_id}"))
 
 
-class _Locked:
-    """A Redis lock per record: two products needing the same new category must not both create it."""
-
-    def __init__(self, ctx: HandlerContext, name: str) -> None:
-        self._lock = ctx.redis.lock(f"crm:lock:{name}", timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_WAIT_S)
-
-    async def __aenter__(self) -> None:
-        if not await self._lock.acquire():
+@contextlib.asynccontextmanager
+async def _locked(ctx: HandlerContext, name: str) -> AsyncIterator[None]:
+    """A Redis lease per record: two products needing the same new category must not both create it. Short and
+    renewed while held, so a worker killed mid-creation blocks the others for seconds, not a minute."""
+    lease = Lease(ctx.redis, f"crm:lock:{name}", secrets.token_hex(8), LOCK_LEASE_MS)
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while not await lease.take():
+        if time.monotonic() >= deadline:
             raise TransientError("another worker is creating this category; try again")
-
-    async def __aexit__(self, *exc: object) -> None:
-        try:
-            await self._lock.release()
-        except LockError:
-            pass  # expired while we worked; the binding written is still the one truth
+        await asyncio.sleep(LOCK_POLL_S)
+    # If the lease is lost anyway (Redis restarted), the binding written is still the one truth: a second
+    # creator finds the category by its natural key (name under parent) before creating one.
+    async with lease.kept(LOCK_RENEW_S):
+        yield
 
 
 async def magento_id_for(ctx: HandlerContext, cr_id: str, depth: int = 0) -> int:
@@ -63,7 +68,7 @@ async def magento_id_for(ctx: HandlerContext, cr_id: str, depth: int = 0) -> int
         return int(bound)
     if depth > MAX_DEPTH:
         raise PermanentError(f"category {cr_id} is nested more than {MAX_DEPTH} deep (a parent loop?)")
-    async with _Locked(ctx, f"category:cr:{cr_id}"):
+    async with _locked(ctx, f"category:cr:{cr_id}"):
         if (bound := await binder.magento_id(KIND, cr_id)) is not None:
             return int(bound)
         try:
@@ -146,7 +151,7 @@ async def sync_from_magento(ctx: HandlerContext, magento_id: int, depth: int = 0
         raise Skip("a root category is not synced")
     if parent_mg != root and not await _under_root(ctx, category, root):
         raise Skip(f"category {magento_id} is not under the linked store's root category {root}")
-    async with _Locked(ctx, f"category:mg:{magento_id}"):
+    async with _locked(ctx, f"category:mg:{magento_id}"):
         if await binder.cr_id(KIND, magento_id) is not None:
             return "already linked"
         parent_cr: str | None = None
