@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stream import (
     ChangeMaker,
+    CpuMeter,
     StackOptions,
     Tracker,
     display,
@@ -70,6 +71,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             tracker.ingest(await stack.fetch_log())
 
         fetcher = asyncio.create_task(every(2.0, fetch, stop))
+        meter = CpuMeter(stack.pids())
         started = time.time()
         measured_from = started + args.warmup
         print(
@@ -79,6 +81,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         changes = await steady_stream(stack, maker, args.rate, args.warmup + args.duration)
         ended = time.time()
+        cpu = meter.percent()
         # Drain: until nothing is pending (or the grace period is over: what is left is lost).
         deadline = time.monotonic() + args.drain_timeout
         while time.monotonic() < deadline:
@@ -117,6 +120,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # The initial sync dead-letters the seeded "Shoes" products by design; these are the stream's.
         "dead_letters": queue["dead_letters"] - dead_before,
         "jobs": queue["jobs"],
+        "cpu_percent_during_stream": cpu,
         "error_log_lines": errors[-10:],
     }
 
@@ -141,6 +145,8 @@ def report(result: dict[str, Any]) -> None:
         f"  calls per change {result['calls_per_change']} (Magento {result['magento_calls']}, "
         f"Cloud Retailer {result['cr_calls']}); Magento errors {result['magento_errors']}"
     )
+    cpu = result["cpu_percent_during_stream"]
+    print("  CPU % during the stream: " + ", ".join(f"{k} {v:g}" for k, v in cpu.items()))
     for line in result["error_log_lines"]:
         print("  log: " + line[:300])
 

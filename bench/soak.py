@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stream import (
     ChangeMaker,
+    CpuMeter,
     StackOptions,
     Tracker,
     display,
@@ -50,28 +51,6 @@ from stream import (
 
 JUDGED = ("gateway", "worker")
 MEMTRACE = Path(__file__).resolve().parent / "memtrace"
-
-
-def cpu_seconds(pid: int) -> float | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def host_busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy (all CPUs), from /proc/stat."""
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (
-        int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]
-    )
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
 
 
 def slope_per_minute(points: list[tuple[float, float]]) -> float | None:
@@ -136,29 +115,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         pids = stack.pids()
         started = time.time()
         stop = asyncio.Event()
-        last_cpu: dict[str, Any] = {}
-
-        def cpu_now() -> dict[str, Any]:
-            return {
-                "at": time.monotonic(),
-                "host": host_busy_seconds(),
-                "bench": own_cpu_seconds(),
-                **{name: cpu_seconds(pid) for name, pid in pids.items()},
-            }
+        meter = CpuMeter(pids)
 
         async def sample() -> None:
             t = round(time.time() - started, 1)
             entry: dict[str, Any] = {"t": t, "rss_mb": {name: rss_mb(pid) for name, pid in pids.items()}}
-            now = cpu_now()
-            if last_cpu:
-                # CPU % per process over the interval, and "other": what the rest of the machine used (the
-                # other engineers' work on this shared box), which explains most latency outliers.
-                wall = now["at"] - last_cpu["at"]
-                ours = {k: now[k] - last_cpu[k] for k in now if k not in ("at", "host") and now[k] is not None}
-                entry["cpu_percent"] = {k: round(100 * v / wall, 1) for k, v in ours.items()}
-                other = now["host"] - last_cpu["host"] - sum(ours.values())
-                entry["cpu_percent"]["other"] = round(max(0.0, 100 * other / wall), 1)
-            last_cpu.update(now)
+            if len(samples) > 0:
+                entry["cpu_percent"] = meter.percent()
             samples.append(entry)
             if len(samples) == 1 or int(t) % 60 < args.sample_seconds or stop.is_set():
                 cells = "  ".join(f"{k} {v:.1f}" for k, v in entry["rss_mb"].items() if v is not None)

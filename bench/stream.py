@@ -229,6 +229,59 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of one process (not its children), None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def host_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all CPUs), from /proc/stat."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]
+    )
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU % per process of the stack, of this bench, and of everything else on the machine ("other": the
+    shared machine's other work, which explains most outliers) between two readings."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.last = self._read()
+
+    def _read(self) -> dict[str, float | None]:
+        t = os.times()
+        return {
+            "at": time.monotonic(),
+            "host": host_busy_seconds(),
+            "bench": t.user + t.system,
+            **{name: cpu_seconds(pid) for name, pid in self.pids.items()},
+        }
+
+    def percent(self) -> dict[str, float]:
+        """Since the previous call (or creation)."""
+        now = self._read()
+        before, self.last = self.last, now
+        wall = float(now["at"] or 0) - float(before["at"] or 0)
+        if wall <= 0:
+            return {}
+        ours = {
+            k: float(now[k] or 0) - float(before[k] or 0)
+            for k in now
+            if k not in ("at", "host") and now[k] is not None and before.get(k) is not None
+        }
+        out = {k: round(100 * v / wall, 1) for k, v in ours.items()}
+        other = float(now["host"] or 0) - float(before["host"] or 0) - sum(ours.values())
+        out["other"] = round(max(0.0, 100 * other / wall), 1)
+        return out
+
+
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     if proc.poll() is not None:
         return

@@ -39,7 +39,9 @@ from stream import (
     Stack,
     StackOptions,
     Tracker,
+    cpu_seconds,
     display,
+    host_busy_seconds,
     machine,
     running_stack,
     send_all,
@@ -48,15 +50,6 @@ from stream import (
 )
 
 JOB_READS = ("GET /api/v1/products/{product_id}", "GET /api/v1/inventory/{store_id}/{sku}")
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def prequeue(stack: Stack, maker: ChangeMaker, jobs: int) -> tuple[Tracker, float]:
@@ -94,7 +87,8 @@ async def one_config(
     await stack.set_magento_latency(args.magento_latency_ms)
     await stack.reset_stats()
     pids = stack.pids()
-    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    cpu_before = {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
+    host_before, own_before = host_busy_seconds(), sum(os.times()[:2])
     spawned = time.time()
     started = await stack.start_workers(workers, max_jobs)
     worker_cpu_from = spawned
@@ -107,9 +101,12 @@ async def one_config(
             break
         await asyncio.sleep(0.1)
     drained = time.time()
-    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    cpu = {name: (cpu_seconds(pid) or 0.0) - cpu_before[name] for name, pid in pids.items()}
     for n, proc in enumerate(started):
-        cpu[f"worker{n + 1}" if workers > 1 else "worker"] = cpu_seconds(proc.pid)
+        cpu[f"worker{n + 1}" if workers > 1 else "worker"] = cpu_seconds(proc.pid) or 0.0
+    cpu["bench"] = sum(os.times()[:2]) - own_before
+    # What the rest of the shared machine used meanwhile: a busy neighbour lowers jobs/s.
+    cpu["other"] = max(0.0, host_busy_seconds() - host_before - sum(cpu.values()))
     stats = await stack.stats()
     jobs_after = (await stack.status())["jobs"]
     await stack.stop_workers()
