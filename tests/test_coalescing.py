@@ -292,8 +292,12 @@ async def test_every_accepted_event_is_handled_exactly_once(gateway, redis, star
     await start_worker(registry)
     ids = await asyncio.gather(*(_send_product(gateway, product_id=f"P-{i % 20}") for i in range(count)))
     await wait_for(lambda: len(seen) >= count, within=20)
-    await asyncio.sleep(0.2)
+
+    async def queue_empty() -> bool:
+        return orjson.loads(await (await gateway.get("/admin/status", headers=AUTH)).read())["queue_depth"] == 0
+
+    # arq takes a job off the queue only after it finished (result written), a moment after the handler ran.
+    await wait_for(queue_empty, within=5)
     assert sorted(seen) == sorted(ids)
     stats = await redis.hgetall("crm:stats:jobs")
     assert int(stats[b"done"]) == count
-    assert orjson.loads(await (await gateway.get("/admin/status", headers=AUTH)).read())["queue_depth"] == 0
