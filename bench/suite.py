@@ -15,7 +15,7 @@ writes its own JSON, which the suite collects):
     soak        bench/soak.py        (only with --soak or --only soak) 10 minutes of the steady stream, RSS of
                                      gateway and worker every 10 s: flat or not
 
-`--quick` shrinks every bench (a smoke run of the whole suite in about 3 minutes; figures are not comparable
+`--quick` shrinks every bench (a smoke run of the whole suite in about a minute; figures are not comparable
 with full runs). `--pass NAME="..."` appends arguments to one bench's command line (repeatable), e.g.
 `--pass e2e="--rate 100"`. A bench that fails or is skipped (ingest without wrk) is reported as such and the
 others still run; the exit status is 1 when any bench failed.
