@@ -254,8 +254,11 @@ def run_bench(bench: Bench, args: argparse.Namespace, stamp: str, log_dir: Path)
     if bench.json_flag:
         found = json_path if json_path.exists() else None
     else:
+        # Someone else may run the same bench meanwhile (a shared machine): take the newest file written since
+        # this bench started whose recorded command line is ours.
         fresh = [p for p in RESULTS.glob(f"{bench.name}-*.json") if p.stat().st_mtime >= started - 1]
-        found = max(fresh, key=lambda p: p.stat().st_mtime) if fresh else None
+        ours = [p for p in fresh if _command_of(p).endswith(" ".join(cmd[1:]))]
+        found = max(ours, key=lambda p: p.stat().st_mtime) if ours else None
     if found is not None:
         record["json_file"] = str(found.relative_to(ROOT))
         record["result"] = json.loads(found.read_text())
@@ -272,6 +275,12 @@ def run_bench(bench: Bench, args: argparse.Namespace, stamp: str, log_dir: Path)
     else:
         record["status"] = "ok"
     return record
+
+
+def _command_of(path: Path) -> str:
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        return str(json.loads(path.read_text()).get("command", ""))
+    return ""
 
 
 def _stop_group(proc: subprocess.Popen[str]) -> None:
