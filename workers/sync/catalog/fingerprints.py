@@ -34,3 +34,26 @@ class Fingerprints:
 
     async def forget(self, record_key: str) -> None:
         await self.redis.hdel(self.key, record_key)
+
+
+APPLIED_PREFIX = "crm:applied:"
+
+
+class AppliedVersions:
+    """The Cloud Retailer version (`updated_at`) each record was last brought to Magento at. The catch-up
+    skips a record whose listed version is the one applied already, so a stream of changes the webhooks
+    handled does not come back as a burst of no-op jobs every catch-up. Losing these only costs such jobs."""
+
+    def __init__(self, redis: Redis, kind: str) -> None:
+        self.redis = redis
+        self.key = APPLIED_PREFIX + kind
+
+    async def record(self, record_id: str, version: str | None) -> None:
+        if version:
+            await self.redis.hset(self.key, record_id, version)
+
+    async def many(self, record_ids: list[str]) -> list[str | None]:
+        if not record_ids:
+            return []
+        values = await self.redis.hmget(self.key, record_ids)
+        return [v.decode() if v is not None else None for v in values]

@@ -14,7 +14,7 @@ from workers.errors import PermanentError
 from workers.registry import HandlerContext
 from workers.sync import inventory
 from workers.sync.catalog import categories, product_mapper
-from workers.sync.catalog.fingerprints import Fingerprints
+from workers.sync.catalog.fingerprints import AppliedVersions, Fingerprints
 from workers.sync.catalog.images import sync_images
 from workers.sync.catalog.magento_meta import attribute, meta, option_id
 
@@ -53,7 +53,9 @@ async def sync_product(ctx: HandlerContext, product_id: str, sku_hint: str) -> s
         "images": sorted((i.sha256, i.position, i.primary) for i in product.images),
     }
     fingerprints = Fingerprints(ctx.redis, KIND)
+    applied = AppliedVersions(ctx.redis, KIND)
     if await fingerprints.unchanged(product.sku, state):
+        await applied.record(product.id, product.updated_at)
         return "unchanged"
 
     first_write = not await fingerprints.known(product.sku)
@@ -62,6 +64,7 @@ async def sync_product(ctx: HandlerContext, product_id: str, sku_hint: str) -> s
     images = await sync_images(ctx, product)
     await Binder(ctx.redis).bind(KIND, product.id, product.sku)
     await fingerprints.remember(product.sku, state)
+    await applied.record(product.id, product.updated_at)
     if first_write:
         # A product new to Magento has no stock there yet: push its on-hand now instead of leaving it for the
         # next reconciliation (harmless when it already has the right quantity: nothing is written then).

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.events import (
     CategoryEvent,
@@ -32,9 +32,12 @@ from gateway.events import (
     Source,
 )
 from workers.binder import Binder
+from workers.clients.cloudretailer_models import Product
 from workers.clients.search_criteria import Filter, SearchCriteria
 from workers.registry import HandlerContext
 from workers.sync.catalog.categories import KIND as CATEGORY
+from workers.sync.catalog.fingerprints import AppliedVersions
+from workers.sync.catalog.products import KIND as PRODUCT
 from workers.sync.catchup.clock import CLOUDRETAILER, MAGENTO, Clock
 from workers.sync.customers.importer import KIND as CUSTOMER
 from workers.sync.orders.search import keyset_pages, magento_time, parse_time
@@ -42,6 +45,7 @@ from workers.sync.orders.search import keyset_pages, magento_time, parse_time
 CR, MG = Source.CLOUDRETAILER, Source.MAGENTO
 PAGE = 200
 Change = tuple[Source, str, EventData]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,8 @@ class Stream:
     pages: Pages
 
 
-async def _chunks(items: AsyncIterator[Found], size: int = PAGE) -> AsyncIterator[list[Found]]:
-    chunk: list[Found] = []
+async def _chunks(items: AsyncIterator[T], size: int = PAGE) -> AsyncIterator[list[T]]:
+    chunk: list[T] = []
     async for item in items:
         chunk.append(item)
         if len(chunk) >= size:
@@ -87,14 +91,20 @@ def _cr_category(category_id: str, updated_at: str | None) -> Found:
 
 
 async def _cr_products(ctx: HandlerContext, since: str) -> AsyncIterator[list[Found]]:
-    async def found() -> AsyncIterator[Found]:
-        async for p in ctx.cr.products(updated_since=since):
-            kind = "product.deleted" if p.deleted else "product.updated"
-            event = ProductEvent(product_id=p.id, sku=p.sku)
-            yield Found(f"{p.id}@{p.updated_at}", p.updated_at or "", (CR, kind, event))
+    applied = AppliedVersions(ctx.redis, PRODUCT)
+    async for chunk in _chunks(ctx.cr.products(updated_since=since)):
+        versions = await applied.many([p.id for p in chunk])
+        yield [
+            _cr_product(p, in_step=not p.deleted and v is not None and v == p.updated_at)
+            for p, v in zip(chunk, versions, strict=True)
+        ]
 
-    async for chunk in _chunks(found()):
-        yield chunk
+
+def _cr_product(p: Product, *, in_step: bool) -> Found:
+    """`in_step`: Magento already holds this very version (its webhook was handled): counted, not fed."""
+    kind = "product.deleted" if p.deleted else "product.updated"
+    event = ProductEvent(product_id=p.id, sku=p.sku)
+    return Found(f"{p.id}@{p.updated_at}", p.updated_at or "", None if in_step else (CR, kind, event))
 
 
 async def _cr_customers(ctx: HandlerContext, since: str) -> AsyncIterator[list[Found]]:
