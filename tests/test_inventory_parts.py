@@ -87,6 +87,32 @@ async def test_a_cancelled_job_does_not_break_its_batch() -> None:
     await batcher.close()
 
 
+async def test_a_timed_out_job_leaves_its_batch_so_its_old_count_cannot_land_after_the_retrys() -> None:
+    """The chaos 429 storm found it: a job timed out while its write retried behind 429s; arq ran the job again,
+    which wrote the newer count, and the orphaned write then landed the older one last."""
+    apply = Recorder(delay=0.3)
+    batcher = Batcher(apply, size=5, wait_seconds=0.05)
+    # Not yet sent: the count leaves the batch.
+    queued = asyncio.create_task(batcher.submit(Target("A", 75)))
+    await asyncio.sleep(0.01)
+    queued.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    # In flight with nobody else waiting: the write is stopped.
+    flying = asyncio.create_task(batcher.submit(Target("B", 75)))
+    await asyncio.sleep(0.1)  # sent (the wait is over), still "retrying"
+    flying.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await flying
+    await asyncio.sleep(0)  # the cancelled write's done-callbacks
+    assert not batcher._running
+    # The retried jobs write the newer counts; nothing older follows them.
+    assert await batcher.submit(Target("A", 73)) == Outcome.WRITTEN
+    assert await batcher.submit(Target("B", 73)) == Outcome.WRITTEN
+    assert apply.batches == [["B"], ["A"], ["B"]]
+    await batcher.close()
+
+
 @pytest.mark.parametrize(
     ("on_hand", "quantity", "status"), [(5, 5, 1), (0, 0, 0), (-3, 0, 0), (2.5, 2.5, 1), (0.0004, 0.0004, 1)]
 )

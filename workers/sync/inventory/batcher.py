@@ -36,6 +36,7 @@ class Batcher:
         self._waiting: dict[str, tuple[Target, list[asyncio.Future[Outcome]]]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._running: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], list[tuple[Target, list[asyncio.Future[Outcome]]]]] = {}
         self.batches = 0  # for tests and logs
 
     async def submit(self, target: Target) -> Outcome:
@@ -54,7 +55,31 @@ class Batcher:
             self._flush(everything=False)
         elif self._timer is None:
             self._timer = loop.call_later(self.wait, self._flush)
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self._abandon(key, future)
+            raise
+
+    def _abandon(self, key: str, future: asyncio.Future[Outcome]) -> None:
+        """A job stopped waiting (its timeout, a shutdown) and arq will run it again, reading Cloud Retailer
+        afresh. Its count must not reach Magento later than the retry's: left in a batch still retrying
+        behind 429s, it could land after the newer one and stay there. So it leaves a batch not yet sent, and
+        a batch in flight that nobody waits for any more is stopped."""
+        entry = self._waiting.get(key)
+        if entry is not None and future in entry[1]:
+            rest = [f for f in entry[1] if f is not future]
+            if rest:
+                self._waiting[key] = (entry[0], rest)
+            else:
+                del self._waiting[key]
+            return
+        for task, batch in list(self._in_flight.items()):
+            futures = [f for _, fs in batch for f in fs]
+            if future in futures:
+                if all(f.done() for f in futures):
+                    task.cancel()
+                return
 
     def _flush(self, everything: bool = True) -> None:
         """Send full batches (and, when the wait is over, the rest)."""
@@ -70,7 +95,12 @@ class Batcher:
     def _start(self, batch: list[tuple[Target, list[asyncio.Future[Outcome]]]]) -> None:
         task = asyncio.get_running_loop().create_task(self._send(batch))
         self._running.add(task)
+        self._in_flight[task] = batch
         task.add_done_callback(self._running.discard)
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(task, None)
 
     async def _send(self, batch: list[tuple[Target, list[asyncio.Future[Outcome]]]]) -> None:
         self.batches += 1
@@ -78,7 +108,7 @@ class Batcher:
         try:
             outcomes = await self.apply([target for target, _ in batch])
         except asyncio.CancelledError:
-            _resolve(batch, dict.fromkeys(skus, TransientError("the stock write was cancelled (worker stopping)")))
+            _resolve(batch, dict.fromkeys(skus, TransientError("the stock write was cancelled")))
             raise
         except Exception as exc:  # handed to every job of the batch, which raises it (retried or dead-lettered)
             outcomes = dict.fromkeys(skus, exc)
