@@ -38,7 +38,7 @@ async def _receive(request: web.Request, source: Source) -> web.Response:
         limit = app[SETTINGS].max_body_bytes
         refused = _refuse_unread(request, limit)
         if refused is not None:
-            response, outcome = refused
+            response, outcome, event_type = refused
             return response
         try:
             body = await request.read()
@@ -61,10 +61,6 @@ async def _receive(request: web.Request, source: Source) -> web.Response:
             return _answer(row[1], b"duplicate", 200)
         outcome = "queued"
         return _answer(row[1], b"queued", 202)
-    except Exception:
-        # The webhook routes answer for themselves (no middleware on their path): never a bare 500.
-        log.exception("unhandled_error", path=request.path, source=source.value)
-        return problem(500, "internal-error", "the gateway failed to handle this request; it has been logged")
     finally:
         metrics = app[METRICS]
         metrics.webhook(source.value, event_type, outcome).inc()
@@ -77,11 +73,13 @@ class _Refused(NamedTuple):
     event_type: str
 
 
-def _refuse_unread(request: web.Request, limit: int) -> tuple[web.Response, str] | None:
+def _refuse_unread(request: web.Request, limit: int) -> _Refused | None:
+    """What can be refused from the headers alone, before the body is read."""
     if request.content_length is not None and request.content_length > limit:
-        return _too_large(limit), "too_large"
+        return _Refused(_too_large(limit), "too_large", "unknown")
     if not _is_json(request.content_type):
-        return problem(415, "unsupported-media-type", "send the event as application/json"), "unsupported_media"
+        media = problem(415, "unsupported-media-type", "send the event as application/json")
+        return _Refused(media, "unsupported_media", "unknown")
     return None
 
 

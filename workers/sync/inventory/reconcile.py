@@ -437,8 +437,7 @@ async def run_reconciliation(
         failure = exc
         report.error(f"{type(exc).__name__}: {exc}")
     finally:
-        with contextlib.suppress(Exception):
-            await lock.release()
+        # The lease was released on leaving `kept()`.
         if hasattr(job, "stock"):
             job._sync_counts()
         report.finished = now_iso()
