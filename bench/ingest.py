@@ -889,6 +889,8 @@ def main(argv: list[str] | None = None) -> int:
         info = versions(rd)
         if rd.kind.startswith("external"):
             rd.client.flushdb()
+        # Stopped before its log is read, so what it prints on the way out (a --patch gc-stats report) is kept.
+        _stop(gateway.proc)
         gw_log.close()
         gateway_log = (tmp / "gateway.log").read_text(errors="replace")
 

@@ -31,7 +31,9 @@ def decode_record(raw: dict[bytes, bytes]) -> dict[str, Any]:
         "entity": h["entity"],
         "timestamp": h.get("timestamp"),
         "received_at": _iso(h.get("received_ms")),
-        "updated_at": _iso(h.get("updated_ms")),
+        # The accept script leaves out what it can: a record no worker has touched yet is queued, at 0 attempts,
+        # last updated when it was received.
+        "updated_at": _iso(h.get("updated_ms") or h.get("received_ms")),
         "status": h.get("status", "queued"),
         "attempts": int(h.get("attempts") or 0),
         "last_error": h.get("last_error") or None,

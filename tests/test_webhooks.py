@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from gateway.app import create_app
-from gateway.entityqueue import JOB_EXPIRE_MS, entity_key, event_key
+from gateway.entityqueue import JOB_EXPIRE_MS, EntityQueue, entity_key, event_key
+from gateway.eventlog import decode_record
 from tests.conftest import make_settings, post_event
 from tests.support.signing import (
     CR_SECRET,
@@ -45,12 +46,34 @@ async def test_queued_then_duplicate(gateway: TestClient, redis: Redis) -> None:
     assert again.status == 200
     assert await again.json() == {"id": msg_id, "status": "duplicate"}
 
-    record = await redis.hgetall(event_key(f"cloudretailer:{msg_id}"))
-    assert record[b"status"] == b"queued" and record[b"entity"] == b"cloudretailer:product:P-1"
-    # Kept 7 days, then gone: bounded memory without a sweeper.
+    record = decode_record(await redis.hgetall(event_key(f"cloudretailer:{msg_id}")))
+    assert record["status"] == "queued" and record["entity"] == "cloudretailer:product:P-1"
+    assert record["attempts"] == 0 and record["updated_at"] == record["received_at"]
+    # Kept 7 days, then gone: bounded memory without a sweeper. The record is also the dedupe marker.
     assert 7 * 86400 - 60 < await redis.ttl(event_key(f"cloudretailer:{msg_id}")) <= 7 * 86400
-    assert 7 * 86400 - 60 < await redis.ttl(f"crm:dedupe:cloudretailer:{msg_id}") <= 7 * 86400
     assert await redis.zcard("crmagento:queue") == 1
+
+
+async def test_dedupe_window_is_the_longer_of_the_two_ttls(redis: Redis) -> None:
+    # The event record doubles as the dedupe marker, so a dedupe window longer than the event log's keeps the
+    # record that long: a redelivery inside the window is still a duplicate.
+    queue = EntityQueue(redis, "crmagento:queue")
+    row = (
+        "cloudretailer",
+        new_id(),
+        "customer.updated",
+        "cloudretailer:customer:C-ttl",
+        "2026-11-29T12:00:00+00:00",
+        "{}",
+    )
+    ttls = {"now_ms": int(time.time() * 1000), "dedupe_ttl": 7200, "event_ttl": 3600, "recent_max": 100}
+    assert await queue.accept([row], **ttls) == ["queued"]
+    assert 7200 - 60 < await redis.ttl(event_key(f"cloudretailer:{row[1]}")) <= 7200
+    assert await queue.accept([row], **ttls) == ["duplicate"]
+    ttls.update(dedupe_ttl=3600, event_ttl=5400)
+    other = (*row[:1], new_id(), *row[2:])
+    assert await queue.accept([other], **ttls) == ["queued"]
+    assert 5400 - 60 < await redis.ttl(event_key(f"cloudretailer:{other[1]}")) <= 5400
 
 
 async def test_job_is_json_not_pickle(gateway: TestClient, redis: Redis) -> None:
@@ -138,7 +161,7 @@ async def test_known_type_with_bad_data_is_422_naming_the_field(
     assert field in problem["detail"] and problem["id"] == msg_id
     assert await redis.zcard("crmagento:queue") == 0
     # A refused delivery is not remembered: the sender's corrected retry with the same id is accepted.
-    assert not await redis.exists(f"crm:dedupe:{source}:{msg_id}")
+    assert not await redis.exists(event_key(f"{source}:{msg_id}"))
 
 
 async def test_unsigned_stale_future_and_wrong_signatures_are_401(gateway: TestClient, redis: Redis) -> None:

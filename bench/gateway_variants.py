@@ -1,0 +1,195 @@
+"""Experiments only: run `crmagento serve` with patches that model a proposed change to the gateway.
+
+    .venv/bin/python bench/gateway_variants.py --loop asyncio|uvloop --patch NAME[,NAME...] serve --host H --port P
+
+bench/ingest.py starts the gateway through this script when given `--loop uvloop` or `--patch`. A patch here
+is a measurement aid or a quick model of an idea; a figure measured with one is never a claim about the real
+gateway until the idea is moved into the code and measured again without `--patch`.
+
+Patches:
+    gc-stats          at exit, print to stderr how many collections of each generation ran and how long the
+                      event loop was paused by them (the bench keeps the gateway log's tail in its JSON)
+    gc-threshold=N    gc.set_threshold(N, ...) for the youngest generation (CPython's default is 700)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import gc
+import sys
+import time
+from collections.abc import Callable
+
+PATCHES: dict[str, Callable[[str], None]] = {}
+
+
+def patch(name: str) -> Callable[[Callable[[str], None]], Callable[[str], None]]:
+    def register(fn: Callable[[str], None]) -> Callable[[str], None]:
+        PATCHES[name] = fn
+        return fn
+
+    return register
+
+
+@patch("gc-stats")
+def _gc_stats(_: str) -> None:
+    started: list[float] = [0.0]
+    counts = [0, 0, 0]
+    paused = [0.0, 0.0, 0.0]
+    longest = [0.0, 0.0, 0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        gen = info["generation"]
+        took = time.perf_counter() - started[0]
+        counts[gen] += 1
+        paused[gen] += took
+        longest[gen] = max(longest[gen], took)
+
+    def report() -> None:
+        for gen in range(3):
+            print(
+                f"gc-stats gen{gen}: {counts[gen]} collections, {paused[gen] * 1000:.1f} ms paused in all, "
+                f"longest {longest[gen] * 1000:.2f} ms",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    gc.callbacks.append(callback)
+    atexit.register(report)
+
+
+@patch("gc-threshold")
+def _gc_threshold(value: str) -> None:
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(int(value), gen1, gen2)
+
+
+@patch("loop-stats")
+def _loop_stats(_: str) -> None:
+    """At exit: event-loop iterations, the time spent blocked in select() and callbacks run per iteration."""
+    import selectors
+    from asyncio import base_events
+
+    iterations = [0]
+    handles = [0]
+    blocked = [0.0]
+    run_once = base_events.BaseEventLoop._run_once
+
+    def counted_run_once(self: base_events.BaseEventLoop) -> None:
+        iterations[0] += 1
+        handles[0] += len(self._ready)  # type: ignore[attr-defined]
+        run_once(self)
+
+    select = selectors.EpollSelector.select
+
+    def timed_select(self: selectors.EpollSelector, timeout: float | None = None) -> list:  # type: ignore[type-arg]
+        t = time.perf_counter()
+        try:
+            return select(self, timeout)
+        finally:
+            blocked[0] += time.perf_counter() - t
+
+    base_events.BaseEventLoop._run_once = counted_run_once  # type: ignore[method-assign]
+    selectors.EpollSelector.select = timed_select  # type: ignore[method-assign]
+
+    def report() -> None:
+        print(
+            f"loop-stats: {iterations[0]} iterations, {handles[0]} ready callbacks at their start, "
+            f"{blocked[0]:.2f} s in select()",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    atexit.register(report)
+
+
+@patch("no-redis-write")
+def _no_redis_write(_: str) -> None:
+    """Every batch is answered 'queued' without the Redis round trip: what the rest of the path costs."""
+    from gateway import ingest
+
+    async def flush(self: ingest.Ingestor, conn: object, batch: list[ingest._Pending]) -> None:
+        await asyncio.sleep(0)
+        self.batches += 1
+        self.batched_events += len(batch)
+        for p in batch:
+            if not p.future.done():
+                p.future.set_result("queued")
+
+    ingest.Ingestor._flush = flush  # type: ignore[method-assign]
+
+
+@patch("no-middlewares")
+def _no_middlewares(_: str) -> None:
+    """Models the webhook routes without any middleware layer (the admin API is then unprotected!)."""
+    from aiohttp import web
+
+    pre_freeze = web.Application.pre_freeze
+
+    def without(self: web.Application) -> None:
+        pre_freeze(self)
+        self._run_middlewares = False  # type: ignore[attr-defined]
+
+    web.Application.pre_freeze = without  # type: ignore[method-assign]
+
+
+@patch("no-metrics")
+def _no_metrics(_: str) -> None:
+    from gateway import metrics
+
+    class _Nothing:
+        def inc(self, *_: object) -> None:
+            pass
+
+        def observe(self, *_: object) -> None:
+            pass
+
+    nothing = _Nothing()
+    metrics.Metrics.webhook = lambda self, *a: nothing  # type: ignore[method-assign,assignment,return-value]
+    metrics.Metrics.ingest = lambda self, *a: nothing  # type: ignore[method-assign,assignment,return-value]
+
+
+@patch("no-validate")
+def _no_validate(_: str) -> None:
+    """Signature checked, then a fixed queue row: what pydantic and the row cost."""
+    from gateway import webhooks
+
+    def check(app: object, source: object, headers: object, body: bytes) -> object:
+        signed = app[webhooks.VERIFIERS][source].verify(headers, body)  # type: ignore[index]
+        row = ("cloudretailer", signed.msg_id, "customer.updated", "cloudretailer:customer:" + signed.msg_id, "t", "{}")
+        return row, "customer.updated"
+
+    webhooks._check = check  # type: ignore[assignment]
+
+
+def apply(spec: str) -> None:
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        name, _, value = item.partition("=")
+        if name not in PATCHES:
+            raise SystemExit(f"unknown patch {name!r}; known: {', '.join(sorted(PATCHES))}")
+        PATCHES[name](value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--patch", default="")
+    args, rest = parser.parse_known_args()
+    if args.loop == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    apply(args.patch)
+    from crmagento.cli import app
+
+    sys.argv = ["crmagento", *rest]
+    app()
+
+
+if __name__ == "__main__":
+    main()
