@@ -8,10 +8,13 @@ of several secrets (rotation), returns *why* a delivery was refused, and avoids 
 from __future__ import annotations
 
 import base64
+import binascii
+import hashlib
 import hmac
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from gateway.settings import decode_webhook_secret
 
@@ -26,8 +29,7 @@ class SignatureError(Exception):
     """The delivery is not authentic. The message is safe to show to the sender (no secret in it)."""
 
 
-@dataclass(frozen=True)
-class SignedHeaders:
+class SignedHeaders(NamedTuple):
     msg_id: str
     timestamp: int
 
@@ -36,6 +38,12 @@ class SignedHeaders:
 class Verifier:
     keys: tuple[bytes, ...]
     tolerance_seconds: int = 300
+    # One HMAC per key with the key already absorbed; each delivery copies it (hmac's documented way to sign
+    # many messages with one key) instead of setting the key up again: about half the cost of hmac.digest.
+    _keyed: tuple[hmac.HMAC, ...] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_keyed", tuple(hmac.new(key, digestmod=hashlib.sha256) for key in self.keys))
 
     @classmethod
     def from_secrets(cls, secrets: Sequence[str], tolerance_seconds: int = 300) -> Verifier:
@@ -71,7 +79,8 @@ class Verifier:
             version, _, value = part.partition(",")
             if version == "v1" and value:
                 try:
-                    candidates.append(base64.b64decode(value, validate=True))
+                    # base64.b64decode(value, validate=True) without its Python wrapper.
+                    candidates.append(binascii.a2b_base64(value, strict_mode=True))
                 except ValueError:
                     malformed = True
         if not candidates:
@@ -79,8 +88,10 @@ class Verifier:
                 raise SignatureError("webhook-signature v1 value is not valid base64")
             raise SignatureError("webhook-signature holds no v1 signature")
         signed = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
-        for key in self.keys:
-            expected = hmac.digest(key, signed, "sha256")
+        for keyed in self._keyed:
+            mac = keyed.copy()
+            mac.update(signed)
+            expected = mac.digest()
             # Compare against every candidate so the time taken does not reveal which one matched.
             matched = False
             for candidate in candidates:

@@ -62,9 +62,7 @@ async def _receive(request: web.Request, source: Source) -> web.Response:
         outcome = "queued"
         return _answer(row[1], b"queued", 202)
     finally:
-        metrics = app[METRICS]
-        metrics.webhook(source.value, event_type, outcome).inc()
-        metrics.ingest(source.value).observe(time.perf_counter() - started)
+        app[METRICS].webhook(source.value, event_type, outcome, time.perf_counter() - started)
 
 
 class _Refused(NamedTuple):
