@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from gateway import jobrecords
 from gateway.admin import json_answer as _json
 from gateway.appkeys import REDIS, SETTINGS
+from gateway.guards import admin_only
 from gateway.problems import field_errors, problem
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
@@ -115,7 +116,7 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/admin/resync/{kind}", resync)
-    app.router.add_post("/admin/reconcile/inventory", reconcile_inventory)
-    app.router.add_get("/admin/jobs", list_jobs)
-    app.router.add_get("/admin/jobs/{job_id}", get_job)
+    app.router.add_post("/admin/resync/{kind}", admin_only(resync))
+    app.router.add_post("/admin/reconcile/inventory", admin_only(reconcile_inventory))
+    app.router.add_get("/admin/jobs", admin_only(list_jobs))
+    app.router.add_get("/admin/jobs/{job_id}", admin_only(get_job))

@@ -1,6 +1,6 @@
 """The admin dashboard at /admin/ui: one static page (HTML, JS, CSS under gateway/static/, no build step).
 
-The files themselves are public (admin_auth lets /admin/ui through): they hold no data. The page asks for an
+The files themselves are public (gateway/guards.py lets /admin/ui through): they hold no data. The page asks for an
 admin token, keeps it in the tab's sessionStorage and sends it as `Authorization: Bearer` on every call to the
 admin API, which stays behind the same auth as for the CLI. Only the files listed in ASSETS are served, read
 once at start-up, so no request path ever reaches the file system.
@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
+
+from gateway.guards import public
 
 PREFIX = "/admin/ui"
 STATIC_DIR = Path(__file__).with_name("static")
@@ -56,5 +58,5 @@ def add_routes(app: web.Application) -> None:
             raise web.HTTPNotFound(text="no such dashboard file")
         return respond(name)
 
-    app.router.add_get(PREFIX, index)
-    app.router.add_get(PREFIX + "/{asset}", asset)
+    app.router.add_get(PREFIX, public(index))
+    app.router.add_get(PREFIX + "/{asset}", public(asset))

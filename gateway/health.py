@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 
 from gateway import status
 from gateway.appkeys import METRICS, REDIS, SETTINGS
+from gateway.guards import public
 from gateway.problems import problem
 
 _REDIS_PROBE_TIMEOUT_S = 2.0
@@ -55,6 +56,6 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", public(healthz))
+    app.router.add_get("/readyz", public(readyz))
+    app.router.add_get("/metrics", public(metrics))

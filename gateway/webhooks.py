@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from gateway.appkeys import INGESTOR, METRICS, SETTINGS, VERIFIERS
 from gateway.entityqueue import ACCEPT_DUPLICATE
 from gateway.events import TYPED_ENVELOPES, Envelope, Source, data_model
+from gateway.guards import error_answer
 from gateway.ingest import QueueUnavailable, Row
 from gateway.problems import field_errors, problem
 from gateway.signatures import SignatureError
@@ -61,6 +62,9 @@ async def _receive(request: web.Request, source: Source) -> web.Response:
             return _answer(row[1], b"duplicate", 200)
         outcome = "queued"
         return _answer(row[1], b"queued", 202)
+    except Exception as exc:
+        # No middleware wraps this route (gateway/guards.py): a bug answers 500 problem+json, logged.
+        return error_answer(request, exc)
     finally:
         app[METRICS].webhook(source.value, event_type, outcome, time.perf_counter() - started)
 
