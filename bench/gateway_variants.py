@@ -142,6 +142,49 @@ def _time(target: str) -> None:
     atexit.register(report)
 
 
+@patch("lean-evalsha")
+def _lean_evalsha(_: str) -> None:
+    """The accept script's round trip without redis-py's per-command machinery (health check, a wait_for task
+    per write, a timeout context per read): write the packed command, feed the hiredis reader until a reply.
+    The flusher's own deadline still bounds the whole call."""
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA
+
+    from gateway import scriptconn
+
+    async def evalsha(self: scriptconn.ScriptConnection, conn: object, args: tuple[object, ...]) -> object:
+        writer = conn._writer  # type: ignore[attr-defined]
+        writer.writelines(conn.pack_command("EVALSHA", self._sha, 0, *args))  # type: ignore[attr-defined]
+        reader = conn._parser._reader  # type: ignore[attr-defined]
+        stream = conn._reader  # type: ignore[attr-defined]
+        reply = reader.gets()
+        while reply is NOT_ENOUGH_DATA:
+            data = await stream.read(65536)
+            if not data:
+                raise ConnectionError("Redis closed the connection")
+            reader.feed(data)
+            reply = reader.gets()
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    scriptconn.ScriptConnection._evalsha = evalsha  # type: ignore[method-assign]
+
+
+@patch("flusher-yield")
+def _flusher_yield(_: str) -> None:
+    """After answering a batch, let the event loop run once (the answered handlers write their responses, more
+    requests are read) before the next batch is taken and sent."""
+    from gateway import ingest
+
+    flush = ingest.Ingestor._flush
+
+    async def flush_then_yield(self: ingest.Ingestor, conn: object, batch: list[ingest._Pending]) -> None:
+        await flush(self, conn, batch)  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+
+    ingest.Ingestor._flush = flush_then_yield  # type: ignore[method-assign]
+
+
 @patch("no-redis-write")
 def _no_redis_write(_: str) -> None:
     """Every batch is answered 'queued' without the Redis round trip: what the rest of the path costs."""

@@ -285,6 +285,15 @@ def write_requests(prefix: Path, count: int, threads: int, secret: str, tag: str
 # wrk
 
 
+# CPUs for the load side (wrk, Redis) when --pin puts the server under test alone on CPU 0; None: no pinning.
+LOAD_CPUS: str | None = None
+
+
+def pin(pid: int, cpus: str) -> None:
+    """Every thread of `pid` onto `cpus` (taskset's list syntax)."""
+    subprocess.run(["taskset", "-a", "-c", "-p", cpus, str(pid)], check=True, capture_output=True)
+
+
 def run_wrk(url: str, prefix: Path, connections: int, threads: int, duration: float) -> dict[str, Any]:
     cmd = [
         shutil.which("wrk") or "/usr/bin/wrk",
@@ -297,6 +306,8 @@ def run_wrk(url: str, prefix: Path, connections: int, threads: int, duration: fl
         url,
         "--", str(prefix),
     ]  # fmt: skip
+    if LOAD_CPUS is not None:
+        cmd = ["taskset", "-c", LOAD_CPUS, *cmd]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
@@ -739,6 +750,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="bare+gateway pairs per connection count; the summary shows medians (use 3+ on a shared machine)",
     )
     p.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the server under test (bare or gateway) to CPU 0 and wrk and Redis to the other CPUs",
+    )
+    p.add_argument(
         "--max-other",
         type=float,
         default=15.0,
@@ -842,6 +858,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         wait_healthy(f"{bare.base}/healthz", bare.proc, "bare server")
         wait_healthy(f"{gateway.base}/healthz", gateway.proc, "gateway")
+        if args.pin:
+            global LOAD_CPUS
+            LOAD_CPUS = f"1-{(os.cpu_count() or 2) - 1}"
+            pin(bare.proc.pid, "0")
+            pin(gateway.proc.pid, "0")
+            if rd.pid is not None:
+                pin(rd.pid, LOAD_CPUS)
+            print(f"pinned: servers on CPU 0, wrk and Redis on CPUs {LOAD_CPUS}")
         print(f"bare server pid {bare.proc.pid} on {bare.base}; gateway pid {gateway.proc.pid} on {gateway.base}")
 
         bare_prefix = tmp / "bare-requests"
@@ -935,6 +959,7 @@ def main(argv: list[str] | None = None) -> int:
             "experiment_patches": args.patch,
             "repeat": args.repeat,
             "max_other_cpu_percent": args.max_other,
+            "pinned": args.pin,
         },
         "versions": info,
         "targets": {"ratio_min": TARGET_RATIO, "gateway_p99_ms_max": TARGET_P99_MS},

@@ -108,8 +108,14 @@ class Settings(BaseSettings):
     webhook_tolerance_seconds: int = Field(
         default=300, ge=1, description="Allowed clock skew of webhook-timestamp, both ways."
     )
-    dedupe_ttl_seconds: int = Field(default=7 * 86400, ge=3600, description="How long a webhook-id is remembered.")
-    event_log_ttl_seconds: int = Field(default=7 * 86400, ge=3600, description="How long event records are kept.")
+    dedupe_ttl_seconds: int = Field(
+        default=7 * 86400,
+        ge=3600,
+        description="How long a webhook-id is remembered (its event record is kept at least this long).",
+    )
+    event_log_ttl_seconds: int = Field(
+        default=7 * 86400, ge=3600, description="How long event records are kept (longer if the dedupe TTL is longer)."
+    )
     event_log_recent_max: int = Field(
         default=10_000, ge=100, description="Events listed in the recent-events index (bounds its memory)."
     )
