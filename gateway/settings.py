@@ -119,7 +119,10 @@ class Settings(BaseSettings):
     event_log_recent_max: int = Field(
         default=10_000, ge=100, description="Events listed in the recent-events index (bounds its memory)."
     )
-    ingest_batch_max: int = Field(default=256, ge=1, description="Most events written to Redis in one round trip.")
+    # 32, not more: a bigger batch is one longer script that holds Redis (and, on a small machine, the core the
+    # senders share with it) for longer; at 128 connections on the ingest bench 32 gave 0.61-0.64 of bare with
+    # p99 16-18 ms against 0.55-0.59 and 20-24 ms at 256 (docs/performance.md).
+    ingest_batch_max: int = Field(default=32, ge=1, description="Most events written to Redis in one round trip.")
     ingest_flushers: int = Field(
         default=1, ge=1, le=16, description="Batches of webhooks travelling to Redis at the same time."
     )
