@@ -3,8 +3,9 @@
 A request hands its validated event to `Ingestor.submit` and waits. One flusher task takes everything
 waiting (up to `ingest_batch_max`), runs the accept script once, and answers every waiter. While that
 round trip is out, new requests pile up for the next one, so batching adds no timer delay: under light
-load a batch holds one event, under heavy load up to `ingest_batch_max`. The sender is answered only after Redis applied
-the script, so an acknowledged event is always queued; on any Redis error nobody is acknowledged.
+load a batch holds one event, under heavy load `ingest_batch_max`. The sender is answered only after
+Redis applied the script, so an acknowledged event is always queued; on any Redis error nobody is
+acknowledged.
 
 The deadline (`ingest_timeout_seconds`) is kept per batch by the flusher, not per request: one timer per
 round trip instead of one per webhook, which was a measurable share of the gateway's CPU. A waiter is
