@@ -6,10 +6,17 @@ bench/ingest.py starts the gateway through this script when given `--loop uvloop
 is a measurement aid or a quick model of an idea; a figure measured with one is never a claim about the real
 gateway until the idea is moved into the code and measured again without `--patch`.
 
-Patches:
+Patches (docs/performance.md has what each one measured):
     gc-stats          at exit, print to stderr how many collections of each generation ran and how long the
                       event loop was paused by them (the bench keeps the gateway log's tail in its JSON)
     gc-threshold=N    gc.set_threshold(N, ...) for the youngest generation (CPython's default is 700)
+    loop-stats        at exit, event-loop iterations and the callbacks ready at their start
+    time=MOD:NAME     at exit, calls and mean wall time of a function or method (e.g. gateway.ingest:Ingestor.submit)
+    lean-evalsha      the accept script's round trip without redis-py's per-command machinery
+    flusher-yield     the flusher lets the loop run once after answering a batch
+    no-redis-write    every batch answered 'queued' without Redis: what the rest of the path costs
+    no-metrics        webhook metrics not recorded
+    no-validate       signature checked, then a fixed row: what validation costs
 """
 
 from __future__ import annotations
@@ -199,20 +206,6 @@ def _no_redis_write(_: str) -> None:
                 p.future.set_result("queued")
 
     ingest.Ingestor._flush = flush  # type: ignore[method-assign]
-
-
-@patch("no-middlewares")
-def _no_middlewares(_: str) -> None:
-    """Models the webhook routes without any middleware layer (the admin API is then unprotected!)."""
-    from aiohttp import web
-
-    pre_freeze = web.Application.pre_freeze
-
-    def without(self: web.Application) -> None:
-        pre_freeze(self)
-        self._run_middlewares = False  # type: ignore[attr-defined]
-
-    web.Application.pre_freeze = without  # type: ignore[method-assign]
 
 
 @patch("no-metrics")

@@ -3,7 +3,7 @@
     .venv/bin/python bench/ingest.py [--duration S] [--connections C[,C...]] [--threads T] [--repeat N]
                                      [--redis embedded|embedded-always|redis://HOST:PORT/DB]
                                      [--gateway-env CRMAGENTO_X=Y ...] [--profile]
-                                     [--loop asyncio|uvloop] [--patch NAME,...]   (experiments)
+                                     [--pin] [--loop asyncio|uvloop] [--patch NAME,...]   (experiments)
 
 One run starts a Redis (an EmbeddedRedis with appendfsync everysec in a temp dir by default; `embedded-always`
 for appendfsync always; or an external URL naming a dedicated db other than 0, which is FLUSHDB'd: never
@@ -30,7 +30,9 @@ with non-2xx or a socket error.
 speedscope or flamegraph.pl, next to the JSON; summarised by category on stdout); py-spy costs the target
 CPU, so do not compare profiled figures with unprofiled ones. `--loop uvloop` runs BOTH servers on uvloop
 (needs `pip install uvloop`) and `--patch` runs the gateway through bench/gateway_variants.py with
-monkeypatches that model proposed optimisations: experiments only, never a claim about the real gateway.
+monkeypatches that model proposed optimisations or measure a part: experiments only, never a claim about
+the real gateway. `--pin` puts each server under test alone on CPU 0 and wrk and Redis on the other CPUs
+(taskset), so neither side's figures depend on where the kernel happens to place the load.
 
 The issue's target: gateway/bare >= 0.5 with gateway p99 < 20 ms.
 """
