@@ -66,3 +66,29 @@ def test_worker_throughput_small_run(tmp_path: Path) -> None:
     assert row["job_outcomes"].get("done", 0) >= 50
     ((label, value),) = _suite().summarise_throughput(result)
     assert "max_jobs" in label and "jobs/s" in value
+
+
+def test_ingest_bench_small_run_with_experiment_patches() -> None:
+    """bench/ingest.py end to end (wrk, embedded Redis, both servers), through bench/gateway_variants.py and
+    with --pin, so the experiment harness the performance notes rely on keeps working."""
+    if not Path("/usr/bin/wrk").exists():
+        pytest.fail("the ingest bench needs wrk: apt-get install -y wrk (Debian's package)")
+    args = ["--duration", "1", "--connections", "4", "--warmup", "0", "--events", "4000", "--pin"]
+    patches = "gc-stats,loop-stats,time=gateway.ingest:Ingestor.submit"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "ingest.py"), *args, "--patch", patches],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    written = next(line for line in proc.stdout.splitlines() if line.startswith("wrote "))
+    result = json.loads((ROOT / written.removeprefix("wrote ").strip()).read_text())
+    assert result["config"]["pinned"] is True and result["config"]["experiment_patches"] == patches
+    rows = {row["target"]: row for row in result["table"]}
+    assert rows["bare"]["requests"] > 0 and rows["gateway"]["requests"] > 0
+    assert rows["gateway"]["non_2xx"] == 0 and rows["gateway"]["ratio_gateway_bare"] > 0
+    tail = "\n".join(result["gateway_log_tail"])
+    assert "gc-stats gen0" in tail and "loop-stats:" in tail and "time gateway.ingest:Ingestor.submit" in tail
