@@ -29,9 +29,10 @@ def _suite() -> ModuleType:
     return module
 
 
-def _run(script: str, args: list[str], out: Path) -> dict[str, Any]:
+def _bench(script: str, args: list[str]) -> str:
+    """Run a bench script; its stdout."""
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / script), *args, "--json", str(out)],
+        [sys.executable, str(ROOT / "bench" / script), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -39,6 +40,11 @@ def _run(script: str, args: list[str], out: Path) -> dict[str, Any]:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def _run(script: str, args: list[str], out: Path) -> dict[str, Any]:
+    _bench(script, [*args, "--json", str(out)])
     return json.loads(out.read_text())  # type: ignore[no-any-return]
 
 
@@ -75,16 +81,8 @@ def test_ingest_bench_small_run_with_experiment_patches() -> None:
         pytest.fail("the ingest bench needs wrk: apt-get install -y wrk (Debian's package)")
     args = ["--duration", "1", "--connections", "4", "--warmup", "0", "--events", "4000", "--pin"]
     patches = "gc-stats,loop-stats,time=gateway.ingest:Ingestor.submit"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "ingest.py"), *args, "--patch", patches],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    written = next(line for line in proc.stdout.splitlines() if line.startswith("wrote "))
+    stdout = _bench("ingest.py", [*args, "--patch", patches])
+    written = next(line for line in stdout.splitlines() if line.startswith("wrote "))
     result = json.loads((ROOT / written.removeprefix("wrote ").strip()).read_text())
     assert result["config"]["pinned"] is True and result["config"]["experiment_patches"] == patches
     rows = {row["target"]: row for row in result["table"]}
