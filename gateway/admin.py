@@ -101,7 +101,7 @@ async def get_dead_letter(request: web.Request) -> web.Response:
 async def replay_dead_letter(request: web.Request) -> web.Response:
     app = request.app
     dl = await deadletters.replay(
-        app[REDIS], app[QUEUE], request.match_info["dl_id"], app[SETTINGS].event_log_ttl_seconds
+        app[REDIS], app[QUEUE], request.match_info["dl_id"], app[SETTINGS].event_record_ttl_seconds
     )
     if dl is None:
         return problem(404, "dead-letter-not-found", "no dead letter with this id (replayed already?)")

@@ -1,5 +1,6 @@
-"""The event log: one Redis hash per accepted event, kept `event_log_ttl_seconds`, plus a trimmed index of
-recent refs. Written by the gateway's accept script and by the workers as they handle each event."""
+"""The event log: one Redis hash per accepted event, kept `event_record_ttl_seconds` (the hash is also the
+event's dedupe marker), plus a trimmed index of recent refs. Written by the gateway's accept script and by the
+workers as they handle each event."""
 
 from __future__ import annotations
 

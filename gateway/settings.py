@@ -281,6 +281,12 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def event_record_ttl_seconds(self) -> int:
+        """An event's record is also its dedupe marker (gateway/entityqueue.py), so it lives as long as the
+        longer of the two windows."""
+        return max(self.dedupe_ttl_seconds, self.event_log_ttl_seconds)
+
+    @property
     def redis_configured(self) -> bool:
         """A Redis to use was given: a URL, or Sentinels (which then need no URL)."""
         return self.redis_url is not None or bool(self.redis_sentinels)

@@ -218,6 +218,8 @@ async def test_replay_works_after_the_event_log_expired(gateway, redis, start_wo
     fixed.register(CR, "product.updated", recorder)
     await start_worker(fixed)
     assert (await gateway.post(f"/admin/dead-letters/{dl['id']}/replay", headers=AUTH)).status == 202
+    # Recreated for as long as an accepted record lives: it is the delivery's dedupe marker again.
+    assert 7 * 86400 - 60 < await redis.ttl(event_key(f"cloudretailer:{msg_id}")) <= 7 * 86400
     await wait_for(lambda: all_done(redis, [msg_id]))
     assert recorder.calls == [("product.updated", [msg_id])]
 

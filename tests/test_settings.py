@@ -374,3 +374,10 @@ def test_blank_sentinel_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("CRMAGENTO_REDIS_SENTINEL_PASSWORD", "")
     settings = load_settings()
     assert settings.redis_sentinels == [] and not settings.redis_configured
+
+
+def test_an_event_record_lives_for_the_longer_window() -> None:
+    # The record is the dedupe marker too: neither window may end before its TTL.
+    longer_dedupe = Settings(_env_file=None, dedupe_ttl_seconds=9000, event_log_ttl_seconds=3600)  # type: ignore[call-arg]
+    longer_log = Settings(_env_file=None, dedupe_ttl_seconds=3600, event_log_ttl_seconds=9000)  # type: ignore[call-arg]
+    assert longer_dedupe.event_record_ttl_seconds == longer_log.event_record_ttl_seconds == 9000
