@@ -12,7 +12,7 @@ Patches (docs/performance.md has what each one measured):
     gc-threshold=N    gc.set_threshold(N, ...) for the youngest generation (CPython's default is 700)
     loop-stats        at exit, event-loop iterations and the callbacks ready at their start
     time=MOD:NAME     at exit, calls and mean wall time of a function or method (e.g. gateway.ingest:Ingestor.submit)
-    lean-evalsha      the accept script's round trip without redis-py's per-command machinery
+    lean-evalsha[=deferred]  the accept script's round trip without redis-py's per-command machinery
     flusher-yield     the flusher lets the loop run once after answering a batch
     no-redis-write    every batch answered 'queued' without Redis: what the rest of the path costs
     no-metrics        webhook metrics not recorded
@@ -150,17 +150,26 @@ def _time(target: str) -> None:
 
 
 @patch("lean-evalsha")
-def _lean_evalsha(_: str) -> None:
+def _lean_evalsha(value: str) -> None:
     """The accept script's round trip without redis-py's per-command machinery (health check, a wait_for task
     per write, a timeout context per read): write the packed command, feed the hiredis reader until a reply.
-    The flusher's own deadline still bounds the whole call."""
+    The flusher's own deadline still bounds the whole call. `lean-evalsha=deferred` writes the command from
+    a callback scheduled behind what is already ready, the order redis-py's write task gives."""
     from redis._parsers.hiredis import NOT_ENOUGH_DATA
 
     from gateway import scriptconn
 
+    deferred = value == "deferred"
+
     async def evalsha(self: scriptconn.ScriptConnection, conn: object, args: tuple[object, ...]) -> object:
         writer = conn._writer  # type: ignore[attr-defined]
-        writer.writelines(conn.pack_command("EVALSHA", self._sha, 0, *args))  # type: ignore[attr-defined]
+        packed = conn.pack_command("EVALSHA", self._sha, 0, *args)  # type: ignore[attr-defined]
+        if deferred:
+            # Written after what is already scheduled (the answered handlers' responses), as redis-py's
+            # wait_for task does, but without a task.
+            asyncio.get_running_loop().call_soon(writer.writelines, packed)
+        else:
+            writer.writelines(packed)
         reader = conn._parser._reader  # type: ignore[attr-defined]
         stream = conn._reader  # type: ignore[attr-defined]
         reply = reader.gets()
