@@ -11,7 +11,7 @@ step is atomic (and written to the append-only file as one unit):
 
 Keys (all in one Redis; arq's own keys keep arq's names):
     crm:event:{source}:{webhook-id}    hash: the event log record (status, attempts, last error); its existence
-                                       is also the de-duplication window (kept the longer of the two TTLs)
+                                       is also the de-duplication window (Settings.event_record_ttl_seconds)
     crm:events:recent                  zset ref -> received ms, trimmed: the bounded recent index
     crm:entity:{entity}                hash: state queued|running, job, attempts
     crm:entity:{entity}:pending        list of event refs that arrived since the last claim
@@ -224,14 +224,12 @@ class EntityQueue:
         events: list[tuple[str, str, str, str, str, str]],
         *,
         now_ms: int,
-        dedupe_ttl: int,
-        event_ttl: int,
+        record_ttl: int,
         recent_max: int,
     ) -> list[str]:
-        """events: (source, id, type, entity, timestamp iso, data json). One round trip for all."""
-        args = self.accept_args(
-            events, now_ms=now_ms, dedupe_ttl=dedupe_ttl, event_ttl=event_ttl, recent_max=recent_max
-        )
+        """events: (source, id, type, entity, timestamp iso, data json). One round trip for all.
+        record_ttl: `Settings.event_record_ttl_seconds` (the record is also the dedupe marker)."""
+        args = self.accept_args(events, now_ms=now_ms, record_ttl=record_ttl, recent_max=recent_max)
         return accept_statuses(await self._accept(args=args))
 
     def accept_args(
@@ -239,13 +237,10 @@ class EntityQueue:
         events: list[tuple[str, str, str, str, str, str]],
         *,
         now_ms: int,
-        dedupe_ttl: int,
-        event_ttl: int,
+        record_ttl: int,
         recent_max: int,
     ) -> list[Any]:
         """ARGV of ACCEPT_LUA, for a caller that runs the script on its own connection (the ingest flusher)."""
-        # The record is the dedupe marker, so it lives as long as the longer of the two windows.
-        record_ttl = max(dedupe_ttl, event_ttl)
         return [now_ms, record_ttl, recent_max, self.queue_name, JOB_EXPIRE_MS, orjson.dumps(events)]
 
     async def requeue(self, items: list[tuple[str, str]], *, now_ms: int) -> int:

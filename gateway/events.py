@@ -116,7 +116,7 @@ def data_model(source: Source, event_type: str) -> type[EventData] | None:
 
 
 class TypedEnvelope(BaseModel):
-    """An envelope whose `data` is already its type's model (see `typed_envelopes`)."""
+    """An envelope whose `data` is already its type's model (see `TYPED_ENVELOPES`)."""
 
     model_config = ConfigDict(extra="ignore")
 

@@ -97,7 +97,7 @@ def admin_only(handler: Handler) -> Handler:
 def _is_admin_path(path: str) -> bool:
     # The dashboard's own files (gateway/dashboard.py) are public; anything else under /admin/, even a path
     # that does not exist, answers 401 before 404 so the admin API's shape is not shown to strangers.
-    return path.startswith("/admin/") and not path.startswith("/admin/ui/")
+    return path.startswith("/admin/") and not (path == "/admin/ui" or path.startswith("/admin/ui/"))
 
 
 async def _fallback(request: web.Request) -> web.Response:

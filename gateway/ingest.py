@@ -108,8 +108,7 @@ class Ingestor:
         args = self._queue.accept_args(
             [p.row for p in batch],
             now_ms=int(time.time() * 1000),
-            dedupe_ttl=s.dedupe_ttl_seconds,
-            event_ttl=s.event_log_ttl_seconds,
+            record_ttl=s.event_record_ttl_seconds,
             recent_max=s.event_log_recent_max,
         )
         try:

@@ -53,6 +53,9 @@ async def test_unknown_admin_paths_need_a_token_before_they_are_404(gateway: Tes
 
 async def test_the_dashboard_files_are_public(gateway: TestClient) -> None:
     assert (await gateway.get("/admin/ui")).status == 200
+    resp = await gateway.post("/admin/ui")  # the page's own route: a wrong method, not a missing token
+    await _problem(resp, 405)
+    assert resp.headers["Allow"] == "GET,HEAD"
     await _problem(await gateway.get("/admin/ui/nope.js"), 404)
 
 

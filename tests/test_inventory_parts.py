@@ -105,7 +105,7 @@ async def test_a_timed_out_job_leaves_its_batch_so_its_old_count_cannot_land_aft
     with pytest.raises(asyncio.CancelledError):
         await flying
     await asyncio.sleep(0)  # the cancelled write's done-callbacks
-    assert not batcher._running
+    assert not batcher._in_flight
     # The retried jobs write the newer counts; nothing older follows them.
     assert await batcher.submit(Target("A", 73)) == Outcome.WRITTEN
     assert await batcher.submit(Target("B", 73)) == Outcome.WRITTEN

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from gateway.app import create_app
-from gateway.entityqueue import JOB_EXPIRE_MS, EntityQueue, entity_key, event_key
+from gateway.entityqueue import JOB_EXPIRE_MS, entity_key, event_key
 from gateway.eventlog import decode_record
 from tests.conftest import make_settings, post_event
 from tests.support.signing import (
@@ -54,26 +54,17 @@ async def test_queued_then_duplicate(gateway: TestClient, redis: Redis) -> None:
     assert await redis.zcard("crmagento:queue") == 1
 
 
-async def test_dedupe_window_is_the_longer_of_the_two_ttls(redis: Redis) -> None:
+async def test_dedupe_window_is_the_longer_of_the_two_ttls(redis_url: str, redis: Redis) -> None:
     # The event record doubles as the dedupe marker, so a dedupe window longer than the event log's keeps the
     # record that long: a redelivery inside the window is still a duplicate.
-    queue = EntityQueue(redis, "crmagento:queue")
-    row = (
-        "cloudretailer",
-        new_id(),
-        "customer.updated",
-        "cloudretailer:customer:C-ttl",
-        "2026-11-29T12:00:00+00:00",
-        "{}",
-    )
-    ttls = {"now_ms": int(time.time() * 1000), "dedupe_ttl": 7200, "event_ttl": 3600, "recent_max": 100}
-    assert await queue.accept([row], **ttls) == ["queued"]
-    assert 7200 - 60 < await redis.ttl(event_key(f"cloudretailer:{row[1]}")) <= 7200
-    assert await queue.accept([row], **ttls) == ["duplicate"]
-    ttls.update(dedupe_ttl=3600, event_ttl=5400)
-    other = (*row[:1], new_id(), *row[2:])
-    assert await queue.accept([other], **ttls) == ["queued"]
-    assert 5400 - 60 < await redis.ttl(event_key(f"cloudretailer:{other[1]}")) <= 5400
+    for dedupe, log, kept in ((7200, 3600, 7200), (3600, 5400, 5400)):
+        settings = make_settings(redis_url, dedupe_ttl_seconds=dedupe, event_log_ttl_seconds=log)
+        async with TestClient(TestServer(create_app(settings))) as client:
+            msg_id = new_id()
+            body = envelope("customer.updated", {"customer_id": "C-ttl"})
+            assert (await post_event(client, "cloudretailer", body, msg_id=msg_id)).status == 202
+            assert kept - 60 < await redis.ttl(event_key(f"cloudretailer:{msg_id}")) <= kept
+            assert (await post_event(client, "cloudretailer", body, msg_id=msg_id)).status == 200
 
 
 async def test_job_is_json_not_pickle(gateway: TestClient, redis: Redis) -> None:

@@ -39,8 +39,7 @@ async def feed(
         statuses = await queue.accept(
             rows,
             now_ms=int(time.time() * 1000),
-            dedupe_ttl=settings.dedupe_ttl_seconds,
-            event_ttl=settings.event_log_ttl_seconds,
+            record_ttl=settings.event_record_ttl_seconds,
             recent_max=settings.event_log_recent_max,
         )
         queued += sum(s == ACCEPT_QUEUED for s in statuses)

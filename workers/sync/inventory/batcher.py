@@ -35,7 +35,6 @@ class Batcher:
         # lower-case SKU -> (newest target, the futures of every job waiting on that SKU)
         self._waiting: dict[str, tuple[Target, list[asyncio.Future[Outcome]]]] = {}
         self._timer: asyncio.TimerHandle | None = None
-        self._running: set[asyncio.Task[None]] = set()
         self._in_flight: dict[asyncio.Task[None], list[tuple[Target, list[asyncio.Future[Outcome]]]]] = {}
         self.batches = 0  # for tests and logs
 
@@ -94,9 +93,7 @@ class Batcher:
 
     def _start(self, batch: list[tuple[Target, list[asyncio.Future[Outcome]]]]) -> None:
         task = asyncio.get_running_loop().create_task(self._send(batch))
-        self._running.add(task)
         self._in_flight[task] = batch
-        task.add_done_callback(self._running.discard)
         task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
@@ -118,9 +115,10 @@ class Batcher:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for task in list(self._running):
+        running = list(self._in_flight)
+        for task in running:
             task.cancel()
-        for task in list(self._running):
+        for task in running:
             with contextlib.suppress(BaseException):
                 await task
 
