@@ -54,7 +54,7 @@ class JobProgress(_Model):
 class Job(_Model):
     id: str
     kind: str
-    status: Literal["queued", "running", "done", "failed"]
+    status: Literal["queued", "running", "waiting", "done", "failed"]
     params: dict[str, Any] = {}
     created: str | None = None
     started: str | None = None
@@ -62,6 +62,7 @@ class Job(_Model):
     progress: JobProgress = JobProgress()
     result: dict[str, Any] | None = None
     error: str | None = None
+    reason: str | None = None  # why a `waiting` job waits (a remote that is down)
 
     @property
     def finished_for_good(self) -> bool:
@@ -164,6 +165,13 @@ class AdminAPI:
 
     def replay(self, dl_id: str) -> dict[str, Any]:
         return self.request("POST", f"/admin/dead-letters/{_quote(dl_id)}/replay")
+
+    def replay_matching(
+        self, *, replay_all: bool = False, reason: str | None = None, event_type: str | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"all": True} if replay_all else {}
+        body.update({k: v for k, v in (("reason", reason), ("type", event_type)) if v is not None})
+        return self.request("POST", "/admin/dead-letters/replay", body=body)
 
     def resync(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", f"/admin/resync/{_quote(kind)}", body=body)

@@ -33,6 +33,7 @@ from crmagento.admin_api import (
     target_from_settings,
 )
 from gateway.adminjobs import RESYNC_KINDS
+from gateway.deadletters import MAX_BULK_REPLAY
 from gateway.eventlog import STATUSES
 from gateway.events import Source
 from gateway.settings import ConfigError, load_settings
@@ -111,7 +112,15 @@ def _fields(title: str, rows: dict[str, object]) -> Table:
     return table
 
 
-_STATUS_STYLE = {"done": "green", "skipped": "cyan", "failed": "yellow", "dead": "red", "processing": "blue"}
+_STATUS_STYLE = {
+    "done": "green",
+    "skipped": "cyan",
+    "failed": "yellow",
+    "dead": "red",
+    "processing": "blue",
+    "parked": "magenta",
+}
+_REMOTE_STYLE = {"up": "green", "unavailable": "yellow", "misconfigured": "red"}
 
 
 # ----------------------------------------------------------------------------- status
@@ -152,8 +161,31 @@ def status(*, as_json: bool) -> None:
             Text(f"{age} s", style="red" if age is not None and age > 60 else ""),
         )
     out.print(workers if snap.get("workers") else Text("No worker has reported in the last 24 hours.", style="red"))
+    if snap.get("remotes"):
+        out.print(_remotes_table(snap["remotes"]))
     for name, report in snap.get("reports", {}).items():
         out.print(_fields(f"Last report: {name}", report if isinstance(report, dict) else {"value": report}))
+
+
+def _remotes_table(remotes: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title="Remotes", title_justify="left")
+    for name in ("remote", "state", "since", "last error / reason", "parked entities", "parked events"):
+        table.add_column(name, overflow="fold")
+    for name, r in remotes.items():
+        state = str(r.get("state"))
+        reason = r.get("error")
+        # The setting's name tells the operator which variable to fix; the error alone often does not.
+        if r.get("setting"):
+            reason = f"{r['setting']}: {reason}" if reason else r["setting"]
+        table.add_row(
+            _cell(name),
+            Text(state, style=_REMOTE_STYLE.get(state, "")),
+            _cell(r.get("since")),
+            _cell(reason),
+            _cell(r.get("parked")),
+            _cell(r.get("parked_events")),
+        )
+    return table
 
 
 # ----------------------------------------------------------------------------- events
@@ -219,7 +251,7 @@ def dead_letters_list(*, limit: int, offset: int, as_json: bool) -> None:
     out = _console()
     out.print(table)
     if page["total"]:
-        out.print("Replay one with: crmagento dead-letters replay ID")
+        out.print("Replay one with: crmagento dead-letters replay ID (or many: --reason TEXT, --type TYPE, --all)")
 
 
 def dead_letters_show(dl_id: str, *, as_json: bool) -> None:
@@ -232,7 +264,30 @@ def dead_letters_show(dl_id: str, *, as_json: bool) -> None:
     _console().print(_fields(f"Dead letter {dl_id}", dl))
 
 
-def dead_letters_replay(dl_id: str, *, as_json: bool) -> None:
+def dead_letters_replay(
+    dl_id: str | None,
+    *,
+    replay_all: bool = False,
+    reason: str | None = None,
+    event_type: str | None = None,
+    as_json: bool,
+) -> None:
+    """One dead letter by id, or every one a filter takes; exactly one of the three ways, else exit 2."""
+    given = [
+        name
+        for name, on in (
+            ("ID", dl_id is not None),
+            ("--all", replay_all),
+            ("--reason/--type", reason is not None or event_type is not None),
+        )
+        if on
+    ]
+    if len(given) != 1:
+        got = f" (got {' and '.join(given)})" if given else ""
+        _fail(f"dead-letters replay: give one of ID, --all, or --reason and/or --type{got}", EXIT_USAGE)
+    if dl_id is None:
+        _replay_matching(replay_all=replay_all, reason=reason, event_type=event_type, as_json=as_json)
+        return
     api = connect()
     with _errors():
         answer = api.replay(dl_id)
@@ -241,6 +296,28 @@ def dead_letters_replay(dl_id: str, *, as_json: bool) -> None:
         return
     events = ", ".join(answer.get("event_ids", [])) or "none"
     typer.echo(f"dead letter {dl_id} requeued; events: {events}")
+
+
+def _replay_matching(*, replay_all: bool, reason: str | None, event_type: str | None, as_json: bool) -> None:
+    api = connect()
+    with _errors():
+        answer = api.replay_matching(replay_all=replay_all, reason=reason, event_type=event_type)
+    if as_json:
+        _print_json(answer)
+        return
+    replayed, matched = answer["replayed"], answer["matched"]
+    if not matched:
+        typer.echo("replayed 0 dead letters: none matched")
+        return
+    typer.echo(f"replayed {_plural(replayed, 'dead letter')} ({_plural(answer['events'], 'event')})")
+    if matched > replayed:
+        typer.echo(f"{matched - replayed} of the {matched} matched were replayed by someone else meanwhile", err=True)
+    if matched >= MAX_BULK_REPLAY:
+        typer.echo(f"at most {MAX_BULK_REPLAY} per call: run it again for the rest", err=True)
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 # ----------------------------------------------------------------------------- admin jobs
@@ -321,7 +398,7 @@ def jobs_list(*, as_json: bool) -> None:
             _cell(_progress_text(job)),
             _cell(job.created),
             _cell(job.finished),
-            _cell(job.error),
+            _cell(job.error or (f"waiting: {job.reason}" if job.status == "waiting" else None)),
         )
     _console().print(table)
 

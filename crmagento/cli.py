@@ -289,9 +289,19 @@ def dead_letters_show(dl_id: Annotated[str, typer.Argument(metavar="ID")], as_js
 
 
 @dead_letters_app.command("replay")
-def dead_letters_replay(dl_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOpt = False) -> None:
-    """Put a dead letter's events back on their entity's queue."""
-    admin_cli.dead_letters_replay(dl_id, as_json=as_json)
+def dead_letters_replay(
+    dl_id: Annotated[str | None, typer.Argument(metavar="ID", help="One dead letter, by id.")] = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="Every dead letter.")] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Those whose reason contains TEXT (any case).", metavar="TEXT")
+    ] = None,
+    event_type: Annotated[
+        str | None, typer.Option("--type", help="Those of this event type, e.g. product.updated.", metavar="TYPE")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put dead letters' events back on their entity's queue: one ID, --all, or --reason and/or --type."""
+    admin_cli.dead_letters_replay(dl_id, replay_all=replay_all, reason=reason, event_type=event_type, as_json=as_json)
 
 
 @jobs_app.command("show")

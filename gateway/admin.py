@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import orjson
 from aiohttp import web
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from gateway import deadletters, eventlog, status
 from gateway.appkeys import QUEUE, REDIS, SETTINGS
 from gateway.events import Source
 from gateway.guards import admin_only
-from gateway.problems import problem
+from gateway.problems import field_errors, problem
 
 
 def json_answer(body: object, status_code: int = 200) -> web.Response:
@@ -108,10 +109,29 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
     return json_answer({"id": dl["id"], "status": "requeued", "event_ids": dl["event_ids"]}, 202)
 
 
+async def replay_dead_letters(request: web.Request) -> web.Response:
+    raw = await request.read()
+    try:
+        wanted = deadletters.ReplayFilter.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        errors = exc.errors(include_input=False, include_url=False)
+        if any(e["type"] == "json_invalid" for e in errors):
+            return problem(400, "bad-body", "the body is not valid JSON")
+        errs = field_errors(errors)
+        return problem(422, "invalid-body", f"invalid {', '.join(e['field'] for e in errs)}", errors=errs)
+    if (error := wanted.usage_error()) is not None:
+        return problem(422, "invalid-body", f"{error['field']}: {error['reason']}", errors=[error])
+    app = request.app
+    done = await deadletters.replay_matching(app[REDIS], app[QUEUE], wanted, app[SETTINGS].event_record_ttl_seconds)
+    return json_answer(done.answer())
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin/status", admin_only(get_status))
     app.router.add_get("/admin/events", admin_only(list_events))
     app.router.add_get("/admin/events/{event_id}", admin_only(get_event))
     app.router.add_get("/admin/dead-letters", admin_only(list_dead_letters))
+    # Before `{dl_id}`: a literal segment the id routes must not read as a dead letter's id.
+    app.router.add_post("/admin/dead-letters/replay", admin_only(replay_dead_letters))
     app.router.add_get("/admin/dead-letters/{dl_id}", admin_only(get_dead_letter))
     app.router.add_post("/admin/dead-letters/{dl_id}/replay", admin_only(replay_dead_letter))

@@ -16,7 +16,13 @@ Keys (all in one Redis; arq's own keys keep arq's names):
     crm:entity:{entity}                hash: state queued|running, job, attempts
     crm:entity:{entity}:pending        list of event refs that arrived since the last claim
     crm:entity:{entity}:inflight       list of event refs the current job is working on
+    crm:worker:{worker-id}:jobs        hash entity -> job: what that worker is running (for takeover)
     arq:job:{job-id} + the queue zset  a plain arq job `process_entity(entity)`, serialized as JSON
+
+Two more states: `parked` (a remote the job needs is down; the entity waits on that remote's parked set with
+a job deferred far ahead, see gateway/remotes.py) and `retrying` (a handler failed and the job waits for its
+backoff). A worker that stops beating is taken over: each entity it was `running` gets a new job on a live
+worker (workers/availability/takeover.py), and the old job can no longer claim, settle or write.
 
 A new arq job id is minted for every run (`crm:{entity}:{n}`), so arq's id refusal never applies. The
 ingest script also heals an entity whose job vanished (expired, or given up by arq): if the state names a
@@ -28,7 +34,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from arq.constants import job_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from redis.asyncio import Redis
 
 PROCESS_ENTITY = "process_entity"
@@ -63,8 +69,12 @@ def worker_key(worker_id: str) -> str:
     return f"{PREFIX}worker:{worker_id}"
 
 
+def worker_jobs_key(worker_id: str) -> str:
+    return f"{PREFIX}worker:{worker_id}:jobs"
+
+
 # Shared Lua: put `ref` on the entity's pending list and make sure exactly one job will look at it.
-_LUA_SCHEDULE = """
+LUA_SCHEDULE = """
 local PREFIX, JOB_PREFIX = 'crm:', '%(job_prefix)s'
 
 local function mint_job(ek, entity, queue, now_ms, expire_ms)
@@ -84,6 +94,15 @@ local function schedule(entity, ref, queue, now_ms, expire_ms)
     mint_job(ek, entity, queue, now_ms, expire_ms)
   end
 end
+
+-- The entity no longer runs on the worker that claimed it.
+local function forget_worker(ek, entity)
+  local w = redis.call('HGET', ek, 'worker')
+  if w then
+    redis.call('HDEL', PREFIX .. 'worker:' .. w .. ':jobs', entity)
+    redis.call('HDEL', ek, 'worker')
+  end
+end
 """ % {"job_prefix": job_key_prefix, "function": PROCESS_ENTITY}
 
 # ARGV: now_ms, record_ttl_s, recent_max, queue, expire_ms, batch_json where batch_json is
@@ -97,7 +116,7 @@ end
 # marker (no separate SET NX key: a call and about 250 bytes less per event), and it is written without the
 # fields whose value a reader can infer: status 'queued', attempts 0, updated = received (eventlog.decode_record).
 ACCEPT_LUA = (
-    _LUA_SCHEDULE
+    LUA_SCHEDULE
     + """
 local now_ms, record_ttl = ARGV[1], tonumber(ARGV[2])
 local recent_max, queue, expire_ms = tonumber(ARGV[3]), ARGV[4], ARGV[5]
@@ -126,28 +145,19 @@ return out
 """
 )
 
-# Put already-recorded events back on their entity (dead-letter replay).
-# ARGV: now_ms, queue, expire_ms, then per event: entity, ref
-REQUEUE_LUA = (
-    _LUA_SCHEDULE
-    + """
-local now_ms, queue, expire_ms = ARGV[1], ARGV[2], ARGV[3]
-for i = 4, #ARGV, 2 do
-  local ref = ARGV[i + 1]
-  redis.call('HSET', PREFIX .. 'event:' .. ref, 'status', 'queued', 'updated_ms', now_ms, 'last_error', '')
-  schedule(ARGV[i], ref, queue, now_ms, expire_ms)
-end
-return #ARGV - 3
-"""
-)
-
 # A job starts: it must still be the entity's current job. Moves pending refs onto inflight (which keeps
 # what an interrupted try was doing) and counts the attempt.
-# ARGV: entity, job_id.  Returns {attempts, ref...} or {-1} for a job that is no longer current.
+# The claiming worker is recorded on both sides, so a live worker can take the entity over if it dies.
+# ARGV: entity, job_id, worker_id ('' for none).  Returns {attempts, ref...} or {-1} for a job that is no
+# longer current.
 CLAIM_LUA = """
 local ek = 'crm:entity:' .. ARGV[1]
 if redis.call('HGET', ek, 'job') ~= ARGV[2] then return {-1} end
 redis.call('HSET', ek, 'state', 'running')
+if ARGV[3] ~= '' then
+  redis.call('HSET', ek, 'worker', ARGV[3])
+  redis.call('HSET', 'crm:worker:' .. ARGV[3] .. ':jobs', ARGV[1], ARGV[2])
+end
 local attempts = redis.call('HINCRBY', ek, 'attempts', 1)
 local pending, inflight = ek .. ':pending', ek .. ':inflight'
 while redis.call('LMOVE', pending, inflight, 'LEFT', 'RIGHT') do end
@@ -168,11 +178,12 @@ return redis.call('LLEN', ek .. ':inflight')
 # The job is over. If changes arrived while it ran, exactly one new job is enqueued for them.
 # ARGV: entity, job_id, now_ms, queue, expire_ms.  Returns 'idle', 'requeued' or 'stale'.
 RELEASE_LUA = (
-    _LUA_SCHEDULE
+    LUA_SCHEDULE
     + """
 local entity, job_id, now_ms, queue, expire_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local ek = PREFIX .. 'entity:' .. entity
 if redis.call('HGET', ek, 'job') ~= job_id then return 'stale' end
+forget_worker(ek, entity)
 local left = redis.call('LLEN', ek .. ':pending') + redis.call('LLEN', ek .. ':inflight')
 if left > 0 then
   while redis.call('LMOVE', ek .. ':inflight', ek .. ':pending', 'RIGHT', 'LEFT') do end
@@ -187,7 +198,7 @@ return 'idle'
 # Safety net run by the workers' housekeeping cron: an entity with work but no live arq job (its job was
 # given up by arq, or expired) gets a fresh one. ARGV: entity, now_ms, queue, expire_ms.
 HEAL_LUA = (
-    _LUA_SCHEDULE
+    LUA_SCHEDULE
     + """
 local entity, now_ms, queue, expire_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ek = PREFIX .. 'entity:' .. entity
@@ -202,6 +213,107 @@ return 1
 )
 
 
+# A handler failed and the job waits for its backoff (arq keeps it deferred): it is no longer running on its
+# worker, so a takeover of that worker leaves it alone. ARGV: entity, job_id.
+RETRYING_LUA = (
+    LUA_SCHEDULE
+    + """
+local ek = PREFIX .. 'entity:' .. ARGV[1]
+if redis.call('HGET', ek, 'job') ~= ARGV[2] then return 0 end
+forget_worker(ek, ARGV[1])
+redis.call('HSET', ek, 'state', 'retrying')
+return 1
+"""
+)
+
+# A remote the job needs is down: its events go back to pending (order kept), the attempt it was counted is
+# given back, and a new job is minted deferred by `defer_ms` (a long safety net: the drain releases it as soon
+# as the remote answers). Its arq key keeps the entity from getting another job meanwhile; the entity joins
+# the remote's parked set (NX: it keeps its place in line).
+# ARGV: entity, job_id, now_ms, queue, expire_ms, parked_key, score, remote, defer_ms.  Returns 1, or 0 (stale).
+PARK_LUA = (
+    LUA_SCHEDULE
+    + """
+local entity, job_id, now_ms, queue, expire_ms = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local ek = PREFIX .. 'entity:' .. entity
+if redis.call('HGET', ek, 'job') ~= job_id then return 0 end
+forget_worker(ek, entity)
+local attempts = math.max(0, tonumber(redis.call('HGET', ek, 'attempts') or '1') - 1)
+while redis.call('LMOVE', ek .. ':inflight', ek .. ':pending', 'RIGHT', 'LEFT') do end
+local job = mint_job(ek, entity, queue, now_ms, expire_ms)
+redis.call('ZADD', queue, now_ms + tonumber(ARGV[9]), job)
+redis.call('HSET', ek, 'state', 'parked', 'attempts', attempts, 'remote', ARGV[8])
+redis.call('ZADD', ARGV[6], 'NX', ARGV[7], entity)
+return 1
+"""
+)
+
+# The remote is back: release parked entities (their deferred job becomes due now). An entity whose parked job
+# vanished gets a new one, as heal does. ARGV: now_ms, queue, expire_ms, parked_key, entity...
+# Returns {entity, job, ...} of those released.
+UNPARK_LUA = (
+    LUA_SCHEDULE
+    + """
+local now_ms, queue, expire_ms, parked = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local out = {}
+for i = 5, #ARGV do
+  local entity = ARGV[i]
+  local ek = PREFIX .. 'entity:' .. entity
+  redis.call('ZREM', parked, entity)
+  if redis.call('HGET', ek, 'state') == 'parked' then
+    local job = redis.call('HGET', ek, 'job')
+    if job and redis.call('EXISTS', JOB_PREFIX .. job) == 1 then
+      redis.call('ZADD', queue, now_ms, job)
+      redis.call('HSET', ek, 'state', 'queued')
+    elseif redis.call('LLEN', ek .. ':pending') + redis.call('LLEN', ek .. ':inflight') > 0 then
+      job = mint_job(ek, entity, queue, now_ms, expire_ms)
+    else
+      redis.call('DEL', ek)
+      job = nil
+    end
+    if job then
+      out[#out + 1] = entity
+      out[#out + 1] = job
+    end
+  end
+end
+return out
+"""
+)
+
+# A worker stopped beating: every entity it was running gets a new job now, instead of when arq's lease on the
+# old one ends (job timeout x 2 + 10 s). The old arq job is removed, so it never runs again; if its worker was
+# only frozen, the fence (workers/fence.py) and the claim refuse whatever it still tries. The attempt the dead
+# worker was counted stays counted. Atomic, so two workers taking over the same dead one share nothing.
+# ARGV: worker_id, now_ms, queue, expire_ms.  Returns the entities taken over.
+TAKEOVER_LUA = (
+    LUA_SCHEDULE
+    + """
+local wid, now_ms, queue, expire_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local wk = PREFIX .. 'worker:' .. wid .. ':jobs'
+local items = redis.call('HGETALL', wk)
+redis.call('DEL', wk)
+local out = {}
+for i = 1, #items, 2 do
+  local entity, job = items[i], items[i + 1]
+  local ek = PREFIX .. 'entity:' .. entity
+  if redis.call('HGET', ek, 'job') == job and redis.call('HGET', ek, 'state') == 'running' then
+    redis.call('DEL', JOB_PREFIX .. job, '%(in_progress)s' .. job, '%(retry)s' .. job)
+    redis.call('ZREM', queue, job)
+    local attempts = redis.call('HGET', ek, 'attempts')
+    redis.call('HDEL', ek, 'worker')
+    while redis.call('LMOVE', ek .. ':inflight', ek .. ':pending', 'RIGHT', 'LEFT') do end
+    mint_job(ek, entity, queue, now_ms, expire_ms)
+    redis.call('HSET', ek, 'attempts', attempts or 0)
+    out[#out + 1] = entity
+  end
+end
+return out
+"""
+    % {"in_progress": in_progress_key_prefix, "retry": retry_key_prefix}
+)
+
+
 def accept_statuses(result: list[bytes | str]) -> list[str]:
     return [r.decode() if isinstance(r, bytes) else r for r in result]
 
@@ -213,11 +325,14 @@ class EntityQueue:
         self.redis = redis
         self.queue_name = queue_name
         self._accept = redis.register_script(ACCEPT_LUA)
-        self._requeue = redis.register_script(REQUEUE_LUA)
         self._claim = redis.register_script(CLAIM_LUA)
         self._settle = redis.register_script(SETTLE_LUA)
         self._release = redis.register_script(RELEASE_LUA)
         self._heal = redis.register_script(HEAL_LUA)
+        self._retrying = redis.register_script(RETRYING_LUA)
+        self._park = redis.register_script(PARK_LUA)
+        self._unpark = redis.register_script(UNPARK_LUA)
+        self._takeover = redis.register_script(TAKEOVER_LUA)
 
     async def accept(
         self,
@@ -243,15 +358,8 @@ class EntityQueue:
         """ARGV of ACCEPT_LUA, for a caller that runs the script on its own connection (the ingest flusher)."""
         return [now_ms, record_ttl, recent_max, self.queue_name, JOB_EXPIRE_MS, orjson.dumps(events)]
 
-    async def requeue(self, items: list[tuple[str, str]], *, now_ms: int) -> int:
-        """items: (entity, ref) of events whose records exist."""
-        args: list[Any] = [now_ms, self.queue_name, JOB_EXPIRE_MS]
-        for entity, ref in items:
-            args.extend((entity, ref))
-        return int(await self._requeue(args=args))
-
-    async def claim(self, entity: str, job_id: str) -> tuple[int, list[str]] | None:
-        result = await self._claim(args=[entity, job_id])
+    async def claim(self, entity: str, job_id: str, worker_id: str = "") -> tuple[int, list[str]] | None:
+        result = await self._claim(args=[entity, job_id, worker_id])
         if int(result[0]) < 0:
             return None
         return int(result[0]), [r.decode() if isinstance(r, bytes) else r for r in result[1:]]
@@ -272,3 +380,26 @@ class EntityQueue:
             entity = key.decode().removeprefix(f"{PREFIX}entity:")
             healed += int(await self._heal(args=[entity, now_ms, self.queue_name, JOB_EXPIRE_MS]))
         return healed
+
+    async def retrying(self, entity: str, job_id: str) -> bool:
+        return bool(await self._retrying(args=[entity, job_id]))
+
+    async def park(
+        self, entity: str, job_id: str, *, now_ms: int, parked_key: str, score: int, remote: str, defer_ms: int
+    ) -> bool:
+        """False when the job is no longer the entity's (it was taken over)."""
+        args = [entity, job_id, now_ms, self.queue_name, JOB_EXPIRE_MS, parked_key, score, remote, defer_ms]
+        return bool(await self._park(args=args))
+
+    async def unpark(self, entities: list[str], *, now_ms: int, parked_key: str) -> dict[str, str]:
+        """Release parked entities; returns entity -> the job that will run it."""
+        if not entities:
+            return {}
+        result = await self._unpark(args=[now_ms, self.queue_name, JOB_EXPIRE_MS, parked_key, *entities])
+        flat = [r.decode() if isinstance(r, bytes) else r for r in result]
+        return dict(zip(flat[::2], flat[1::2], strict=True))
+
+    async def takeover(self, worker_id: str, *, now_ms: int) -> list[str]:
+        """Give every entity the worker was running a new job; returns those entities."""
+        result = await self._takeover(args=[worker_id, now_ms, self.queue_name, JOB_EXPIRE_MS])
+        return [r.decode() if isinstance(r, bytes) else r for r in result]

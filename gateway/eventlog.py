@@ -13,7 +13,7 @@ from redis.asyncio.client import Pipeline
 
 from gateway.entityqueue import RECENT_EVENTS, event_key
 
-STATUSES = ("queued", "processing", "done", "skipped", "failed", "dead")
+STATUSES = ("queued", "processing", "parked", "done", "skipped", "failed", "dead")
 
 
 def _iso(ms: bytes | str | None) -> str | None:

@@ -21,16 +21,17 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(body=b'{"status":"ok"}', content_type="application/json")
 
 
-async def _snapshot(app: web.Application) -> dict | None:
+async def _snapshot(app: web.Application, *, parked_events: bool = True) -> dict | None:
     try:
-        return await asyncio.wait_for(status.snapshot(app[REDIS], app[SETTINGS].queue_name), _REDIS_PROBE_TIMEOUT_S)
+        snap = status.snapshot(app[REDIS], app[SETTINGS].queue_name, parked_events=parked_events)
+        return await asyncio.wait_for(snap, _REDIS_PROBE_TIMEOUT_S)
     except (RedisError, OSError, TimeoutError):
         return None
 
 
 async def readyz(request: web.Request) -> web.Response:
     app = request.app
-    snap = await _snapshot(app)
+    snap = await _snapshot(app, parked_events=False)
     if snap is None:
         return problem(503, "not-ready", "Redis does not answer", redis="unavailable")
     age = status.freshest_worker_age(snap)
@@ -52,6 +53,9 @@ async def metrics(request: web.Request) -> web.Response:
         max_age = app[SETTINGS].ready_worker_max_age_seconds
         m.workers_alive.set(sum(1 for w in snap["workers"] if w["age_seconds"] <= max_age))
         m.job_outcomes.snapshot = {k: float(v) for k, v in snap["jobs"].items()}
+        for remote, state in snap["remotes"].items():
+            m.remote_up.labels(remote=remote).set(1 if state["state"] == "up" else 0)
+            m.parked_events.labels(remote=remote).set(state["parked_events"])
     return web.Response(body=generate_latest(m.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -1,8 +1,8 @@
 """Admin jobs (force resyncs, reconciliations): their record in Redis, shared by the gateway and workers.
 
-`crm:adminjob:{id}` is a hash: kind, params (JSON), status queued|running|done|failed, done/total for
-progress, result (JSON), error, created/started/finished (ISO UTC). Records expire after 7 days; the
-newest ids are listed in `crm:adminjobs` (trimmed).
+`crm:adminjob:{id}` is a hash: kind, params (JSON), status queued|running|waiting|done|failed, done/total
+for progress, result (JSON), error, reason (why it is waiting), created/started/finished (ISO UTC). Records
+expire after 7 days; the newest ids are listed in `crm:adminjobs` (trimmed).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ JOBS_INDEX = f"{PREFIX}adminjobs"
 RUN_ADMIN_JOB = "run_admin_job"
 TTL_S = 7 * 86400
 INDEX_MAX = 1000
-STATUSES = ("queued", "running", "done", "failed")
+# `waiting`: a remote the job needs is down; it runs (again, from the start) once the remote is back.
+STATUSES = ("queued", "running", "waiting", "done", "failed")
 
 
 # Event statuses that settle a fanned-out change, and the job record counter each one raises.
@@ -100,6 +101,7 @@ async def get(redis: Redis, job_id: str) -> dict[str, Any] | None:
         },
         "result": orjson.loads(rec["result"]) if rec.get("result") else None,
         "error": rec.get("error") or None,
+        "reason": rec.get("reason") or None,
     }
     # A fan-out job's function is done once it has fed every change; the job is done when they are settled.
     progress = out["progress"]

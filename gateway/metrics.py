@@ -75,6 +75,18 @@ class Metrics:
         self.queue_depth = Gauge("crmagento_queue_depth", "Jobs waiting in the queue", registry=self.registry)
         self.dead_letters = Gauge("crmagento_dead_letters", "Dead letters waiting", registry=self.registry)
         self.workers_alive = Gauge("crmagento_workers_alive", "Workers with a fresh heartbeat", registry=self.registry)
+        self.remote_up = Gauge(
+            "crmagento_remote_up",
+            "1 while the remote system is up, 0 while it is unavailable or misconfigured",
+            labelnames=["remote"],
+            registry=self.registry,
+        )
+        self.parked_events = Gauge(
+            "crmagento_parked_events",
+            "Events waiting in entities parked until the remote system is back",
+            labelnames=["remote"],
+            registry=self.registry,
+        )
         self.job_outcomes = _JobOutcomes()
         self.registry.register(self.job_outcomes)
 

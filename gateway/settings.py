@@ -150,6 +150,11 @@ class Settings(BaseSettings):
     worker_shutdown_grace_seconds: int = Field(
         default=20, ge=0, description="On SIGTERM, time running jobs get to finish before they are re-queued."
     )
+    worker_takeover_seconds: int = Field(
+        default=15,
+        ge=2,
+        description="A worker whose heartbeat is older than this is taken over: its entities run again elsewhere.",
+    )
     ready_worker_max_age_seconds: int = Field(
         default=60, ge=1, description="/readyz fails when no worker heartbeat is younger than this."
     )

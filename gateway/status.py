@@ -8,13 +8,16 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from gateway import remotes
 from gateway.entityqueue import DEADLETTERS, JOB_STATS, RECENT_EVENTS, REPORTS, WORKERS, worker_key
 
 # Heartbeats older than this are dropped from the listing (the worker is gone).
 _FORGET_WORKER_S = 86_400
 
 
-async def snapshot(redis: Redis, queue_name: str) -> dict[str, Any]:
+async def snapshot(redis: Redis, queue_name: str, *, parked_events: bool = True) -> dict[str, Any]:
+    """`parked_events=False` leaves out the count of events in parked entities (a script over every parked
+    entity): /readyz, which a load balancer calls every few seconds, does not need it."""
     now = time.time()
     async with redis.pipeline(transaction=False) as pipe:
         pipe.zremrangebyscore(WORKERS, "-inf", now - _FORGET_WORKER_S)
@@ -24,7 +27,10 @@ async def snapshot(redis: Redis, queue_name: str) -> dict[str, Any]:
         pipe.zcard(RECENT_EVENTS)
         pipe.hgetall(JOB_STATS)
         pipe.hgetall(REPORTS)
-        _, depth, workers, dead, recent, stats, reports = await pipe.execute()
+        remotes.queue_reads(pipe)
+        _, depth, workers, dead, recent, stats, reports, *remote_reads = await pipe.execute()
+    states = remotes.decode_reads(remote_reads)
+    parked = await remotes.parked_events(redis, states) if parked_events else dict.fromkeys(states, 0)
     async with redis.pipeline(transaction=False) as pipe:
         for wid, _ in workers:
             pipe.hgetall(worker_key(wid.decode()))
@@ -49,6 +55,9 @@ async def snapshot(redis: Redis, queue_name: str) -> dict[str, Any]:
         "recent_events": recent,
         "jobs": {k.decode(): int(v) for k, v in stats.items()},
         "reports": {k.decode(): orjson.loads(v) for k, v in sorted(reports.items())},
+        "remotes": {
+            remote.value: {**state.as_dict(), "parked_events": parked[remote]} for remote, state in states.items()
+        },
     }
 
 

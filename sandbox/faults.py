@@ -1,7 +1,10 @@
-"""Fault injection for the sandbox servers: latency, errors, 429 storms, dropped connections, timeouts.
+"""Fault injection for the sandbox servers: latency, errors, 429 storms, dropped connections, timeouts, and
+a proxy's maintenance page (200 text/html instead of the API's JSON).
 
 Rules are set at start or live through `/_sandbox/faults`. A rule applies to the requests whose
 "METHOD /path" matches its glob (`*` for all), e.g. `"POST /rest/*/V1/inventory/source-items"`.
+Per matching rule, in this order: the delay, then drop, timeout, 429, error, page (the first that rolls true
+wins; a rate of 0 never rolls, so adding a kind of fault leaves the rolls of the others unchanged).
 """
 
 from __future__ import annotations
@@ -17,6 +20,13 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 SANDBOX_PREFIX = "/_sandbox/"
+# What a reverse proxy or CDN in front of a store in maintenance serves: 200, HTML, not the API's JSON.
+MAINTENANCE_PAGE = (
+    "<!doctype html><html><head><title>Service Temporarily Unavailable</title></head><body>"
+    "<h1>Service Temporarily Unavailable</h1>"
+    "<p>The server is temporarily unable to service your request due to maintenance downtime.</p>"
+    "</body></html>"
+)
 
 
 class FaultRule(BaseModel):
@@ -31,6 +41,9 @@ class FaultRule(BaseModel):
     retry_after_seconds: int = Field(default=1, ge=0)
     drop_rate: float = Field(default=0, ge=0, le=1, description="share of connections closed without answer")
     timeout_rate: float = Field(default=0, ge=0, le=1, description="share of requests that never answer")
+    page_rate: float = Field(
+        default=0, ge=0, le=1, description="share answered 200 text/html with a maintenance page (a proxy's)"
+    )
 
     def matches(self, key: str) -> bool:
         return self.match == "*" or fnmatch.fnmatchcase(key, self.match)
@@ -70,6 +83,8 @@ class Faults:
                     return resp
                 if rule.error_rate and roll() < rule.error_rate:
                     return error_body(rule.error_status, "Sandbox fault: internal error.")
+                if rule.page_rate and roll() < rule.page_rate:
+                    return maintenance_page()
             return await handler(request)
 
         return inject
@@ -101,6 +116,11 @@ class Faults:
         app.router.add_get(SANDBOX_PREFIX + "faults", self.get)
         app.router.add_put(SANDBOX_PREFIX + "faults", self.put)
         app.router.add_delete(SANDBOX_PREFIX + "faults", self.delete)
+
+
+def maintenance_page() -> web.Response:
+    """200 with a proxy's HTML page, the same for both sandboxes (it never reaches the API behind it)."""
+    return web.Response(text=MAINTENANCE_PAGE, content_type="text/html", charset="utf-8")
 
 
 def _json(body: object) -> web.Response:

@@ -23,7 +23,7 @@ from tests.conftest import make_settings
 from tests.support.sandbox_control import SandboxControl
 from workers.clients.cloudretailer import CloudRetailerClient
 from workers.clients.cloudretailer_models import Sale, SaleLine, Tender
-from workers.clients.errors import NotFound, PermanentApiError, TransientApiError, Unauthorized
+from workers.clients.errors import NotFound, PermanentApiError, RemoteUnavailable, TransientApiError, Unauthorized
 from workers.clients.http import RetryPolicy
 
 REDIS_URL = "redis://127.0.0.1:6379/15"  # Settings needs one; these tests never connect to it
@@ -227,7 +227,8 @@ async def test_errors_are_typed_with_the_servers_message(start: Start, connect: 
     with pytest.raises(PermanentApiError) as conflict:
         await client.update_customer("CU-2", {"email": (await client.get_customer("CU-1")).email})
     assert conflict.value.status == 409 and conflict.value.message.endswith("exists (CU-1) (email)")
-    with pytest.raises(PermanentApiError, match="the answer is not JSON"):
+    # A page that is not JSON is what a maintenance proxy answers: the remote counts as unavailable.
+    with pytest.raises(RemoteUnavailable, match="the answer is not JSON"):
         await client.call("GET", "products/P-1/images/" + (await client.get_product("P-1")).images[0].id)
     assert await sandbox.calls() == 6  # none retried
 

@@ -7,7 +7,9 @@ These tests never skip: without chromium or the playwright package they fail and
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,9 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.entityqueue import REPORTS
+from gateway.entityqueue import REPORTS, entity_key
 from gateway.events import AcceptedEvent, Source
+from gateway.remotes import MARK_DOWN_LUA, Remote, drain_rank, parked_key, remote_key
 from tests.conftest import post_event
 from tests.support.signing import ADMIN_TOKEN, envelope, new_id
 from tests.test_openapi import check
@@ -244,3 +247,28 @@ async def test_buttons_start_jobs_and_show_their_progress(
         ("resync-products", {}, "done"),
         ("reconcile-inventory", {"dry_run": True}, "done"),
     ]
+
+
+async def test_remotes_panel_shows_an_outage_and_its_parked_backlog(
+    page: Page, gateway: TestClient, redis: Any
+) -> None:
+    await _sign_in(page, gateway)
+    magento = page.locator("#remotes tbody tr[data-remote='magento']")
+    await expect(magento.locator(".remote-state")).to_have_text("up", timeout=WAIT_MS)
+    await expect(magento.locator("td.parked")).to_have_text("none")
+
+    # What a worker records when Magento answers 503, and the entities it parks meanwhile.
+    now_ms = int(time.time() * 1000)
+    await redis.eval(MARK_DOWN_LUA, 1, remote_key(Remote.MAGENTO), "unavailable", "magento 503", "", now_ms)
+    for i, events in enumerate((2, 1, 1)):
+        entity = f"cloudretailer:product:P-{i}"
+        await redis.zadd(parked_key(Remote.MAGENTO), {entity: drain_rank(entity, now_ms)})
+        await redis.rpush(f"{entity_key(entity)}:pending", *[f"ev-{i}-{n}" for n in range(events)])
+
+    await expect(magento.locator(".remote-state")).to_have_text("unavailable", timeout=WAIT_MS)
+    await expect(magento.locator(".remote-state")).to_have_class(re.compile(r"\bwarn\b"))
+    await expect(magento.locator(".remote-summary")).to_contain_text("unavailable since")
+    await expect(magento.locator(".remote-summary")).to_contain_text("magento 503")
+    await expect(magento.locator("td.parked")).to_have_text("3 entities, 4 event(s)")
+    cr = page.locator("#remotes tbody tr[data-remote='cloudretailer']")
+    await expect(cr.locator(".remote-state")).to_have_text("up")

@@ -241,15 +241,17 @@ async def test_magento_5xx_mid_run(redis_url: str) -> None:
         await stack.start_worker()
         for i in range(1, 7):
             await set_on_hand(stack, sku(i), 200 + i, lost=True)
-        # Every write fails (after the client's retries): the run reports them and the next run fixes them.
-        await _faults(stack, {"match": "POST */inventory/source-items", "error_rate": 1.0, "error_status": 503})
+        # Every write fails (after the client's retries) with a 500, Magento's answer to a save it cannot make (a
+        # 503 would be Magento down, which skips the run: tests/test_cron_outage.py): the run reports them and
+        # the next run fixes them.
+        await _faults(stack, {"match": "POST */inventory/source-items", "error_rate": 1.0, "error_status": 500})
         job = await reconcile_now(stack)
         assert job["status"] == "done"
         report = job["result"]
         assert report["status"] == "partial"
         assert report["drift_found"] == 6 and report["drift_fixed"] == 0
         assert report["error_count"] == 3  # three batches of two
-        assert "503" in report["errors"][0]["error"]
+        assert "500" in report["errors"][0]["error"]
         assert magento_stock(stack, sku(1)) != (201, 1)
 
         # The listing fails: the run stops, writes nothing, and says so.

@@ -4,6 +4,11 @@ It claims the entity's waiting events, runs the handler of each event type once,
 outcome in the event log, and then either releases the entity (a change that arrived meanwhile gets
 exactly one new job) or asks arq to retry after a backoff. Handlers are idempotent (they fetch current
 state), so a try that crashed halfway is simply run again.
+
+A remote that is down is not the events' fault: a job that needs a remote the monitor knows is down is
+parked before it tries, and a job whose call fails the way a down remote fails is parked once a probe
+confirms it (workers/availability/monitor.py). Parking spends no attempt and keeps the events queued in
+their order; the drain releases them when the remote is back.
 """
 
 from __future__ import annotations
@@ -22,9 +27,13 @@ from redis.exceptions import RedisError
 from gateway import deadletters, eventlog, jobrecords
 from gateway.entityqueue import JOB_STATS, EntityQueue, event_key
 from gateway.events import AcceptedEvent, Source
+from gateway.remotes import Remote, RemoteState, drain_rank, parked_key
 from gateway.settings import Settings
+from workers.availability.monitor import RemoteMonitor
 from workers.backoff import retry_delay
-from workers.errors import PermanentError, Skip
+from workers.clients.errors import remote_condition
+from workers.errors import PermanentError, Skip, StaleJob
+from workers.fence import CURRENT_FENCE, Fence
 from workers.registry import HandlerContext, Registry
 from workers.services import Services
 
@@ -32,6 +41,9 @@ log = structlog.get_logger(__name__)
 
 # Plumbing failures (Redis gone for a moment) retry on this delay without counting against the events.
 _PLUMBING_RETRY_S = 2.0
+# A parked job wakes up by itself after this long (and parks again if its remote is still down): a safety net
+# under the drain, which releases it as soon as the remote answers.
+PARK_DEFER_MS = 600_000
 
 
 def _now_ms() -> int:
@@ -67,13 +79,34 @@ def group_by_type(items: Sequence[Claimed]) -> list[tuple[str, list[Claimed]]]:
     return sorted(groups.items(), key=lambda kv: last_seen[kv[0]])
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str  # done | skipped | failed | dead | unavailable (a remote may be down) | stale
+    error: str | None = None
+    remote: Remote | None = None
+    # What an `unavailable` outcome becomes when the remote answers its probe after all: a 401 is then this
+    # record's own (dead), a 503 or a timeout a failure worth a retry.
+    otherwise: str = "failed"
+
+
 class Dispatcher:
-    def __init__(self, redis: Redis, settings: Settings, registry: Registry, services: Services | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        settings: Settings,
+        registry: Registry,
+        services: Services | None = None,
+        *,
+        monitor: RemoteMonitor | None = None,
+        worker_id: str = "",
+    ) -> None:
         self.redis = redis
         self.settings = settings
         self.registry = registry
         self.services = services or Services()
         self.queue = EntityQueue(redis, settings.queue_name)
+        self.monitor = monitor
+        self.worker_id = worker_id
 
     async def process_entity(self, ctx: dict[str, Any], entity: str) -> str:
         job_id: str = ctx["job_id"]
@@ -87,7 +120,7 @@ class Dispatcher:
             structlog.contextvars.unbind_contextvars("job_id", "entity")
 
     async def _process(self, entity: str, job_id: str) -> str:
-        claimed = await self.queue.claim(entity, job_id)
+        claimed = await self.queue.claim(entity, job_id, self.worker_id)
         if claimed is None:
             log.info("job_stale", reason="the entity has a newer job")
             return "stale"
@@ -111,6 +144,11 @@ class Dispatcher:
             await self.queue.settle(entity, job_id, [c.ref for c in present])
             return await self._release(entity, job_id, "dead")
 
+        groups = group_by_type(present)
+        blocked = self._blocked(groups)
+        if blocked is not None:
+            return await self._park(entity, job_id, attempt, blocked, present)
+
         now = _now_ms()
         async with self.redis.pipeline(transaction=False) as pipe:
             for c in present:
@@ -120,15 +158,38 @@ class Dispatcher:
         hctx = HandlerContext(
             redis=self.redis, settings=self.settings, job_id=job_id, attempt=attempt, services=self.services
         )
+        fence = CURRENT_FENCE.set(Fence(self.redis, entity, job_id))
+        try:
+            return await self._run_groups(entity, job_id, attempt, hctx, groups)
+        except StaleJob as exc:
+            log.warning("job_stale", reason=str(exc))
+            return "stale"
+        finally:
+            CURRENT_FENCE.reset(fence)
+
+    async def _run_groups(
+        self, entity: str, job_id: str, attempt: int, hctx: HandlerContext, groups: list[tuple[str, list[Claimed]]]
+    ) -> str:
+        max_attempts = self.settings.job_max_attempts
         retry = False
         outcomes: dict[str, int] = {}
-        for event_type, group in group_by_type(present):
+        for i, (event_type, group) in enumerate(groups):
             group_refs = [c.ref for c in group]
             events = [c.event for c in group]
-            source = events[-1].source
             structlog.contextvars.bind_contextvars(event_id=events[-1].id, event_type=event_type)
-            outcome, error = await self._run_handler(hctx, source, event_type, events)
+            result = await self._run_handler(hctx, events[-1].source, event_type, events)
             structlog.contextvars.unbind_contextvars("event_id", "event_type")
+            if result.status == "stale":
+                raise StaleJob(result.error or "")
+            if result.status == "unavailable":
+                down = await self._confirm(result)
+                if down is not None:
+                    await self._count(outcomes)
+                    rest = [c for _, g in groups[i:] for c in g]
+                    return await self._park(entity, job_id, attempt, down, rest)
+                # The remote answers its probe: this record's own failure.
+                result = Outcome(result.otherwise, result.error)
+            outcome, error = result.status, result.error
             if outcome == "failed" and attempt >= max_attempts:
                 outcome = "dead"
                 error = f"gave up after {attempt} attempts: {error}"
@@ -146,34 +207,82 @@ class Dispatcher:
         if retry:
             delay = retry_delay(attempt, self.settings.job_retry_base_seconds, self.settings.job_retry_max_seconds)
             log.info("job_retry", attempt=attempt, delay_s=round(delay, 2))
+            await self.queue.retrying(entity, job_id)
             raise Retry(defer=delay)
         return await self._release(entity, job_id, "ok")
 
+    def _blocked(self, groups: list[tuple[str, list[Claimed]]]) -> RemoteState | None:
+        """A remote these events need that the monitor knows is down."""
+        if self.monitor is None:
+            return None
+        needs = {r for event_type, group in groups for r in self.registry.needs(group[-1].event.source, event_type)}
+        return self.monitor.blocked(sorted(needs))
+
+    async def _confirm(self, result: Outcome) -> RemoteState | None:
+        """The remote's state if a probe confirms it is down or misconfigured, else None."""
+        if self.monitor is None or result.remote is None:
+            return None
+        state = await self.monitor.confirm(result.remote)
+        return None if state.up else state
+
+    async def _park(self, entity: str, job_id: str, attempt: int, state: RemoteState, items: list[Claimed]) -> str:
+        """Wait for the remote, without spending an attempt: the events go back to pending in their order and
+        the entity joins the remote's parked set."""
+        now = _now_ms()
+        parked = await self.queue.park(
+            entity,
+            job_id,
+            now_ms=now,
+            parked_key=parked_key(state.remote),
+            score=drain_rank(entity, now),
+            remote=state.remote.value,
+            defer_ms=PARK_DEFER_MS,
+        )
+        if not parked:
+            log.info("job_stale", reason="the entity has a newer job")
+            return "stale"
+        reason = f"waiting for {state.remote.label}: {state.describe()}"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for c in items:
+                eventlog.set_status(pipe, c.ref, "parked", now_ms=now, attempts=attempt - 1, error=reason)
+            pipe.hincrby(JOB_STATS, "parked", len(items))
+            await pipe.execute()
+        log.info("job_parked", remote=state.remote.value, state=state.state.value, events=len(items))
+        return "parked"
+
     async def _run_handler(
         self, hctx: HandlerContext, source: Source, event_type: str, events: list[AcceptedEvent]
-    ) -> tuple[str, str | None]:
+    ) -> Outcome:
         handler = self.registry.get(source, event_type)
         if handler is None:
-            return "skipped", f"no handler for {source.value} {event_type} in this build"
+            return Outcome("skipped", f"no handler for {source.value} {event_type} in this build")
         deadline = asyncio.timeout(self.settings.job_timeout_seconds)
         try:
             async with deadline:
                 await handler(hctx, events)
         except Skip as exc:
-            return "skipped", str(exc) or "nothing to do"
+            return Outcome("skipped", str(exc) or "nothing to do")
+        except StaleJob as exc:
+            return Outcome("stale", str(exc))
         except PermanentError as exc:
+            remote = remote_condition(exc)
+            if remote is not None:  # a 401: the credentials of the whole remote, or of this record only?
+                return Outcome("unavailable", str(exc), Remote(remote), otherwise="dead")
             log.warning("handler_failed_permanently", error=str(exc))
-            return "dead", str(exc) or type(exc).__name__
+            return Outcome("dead", str(exc) or type(exc).__name__)
         except TimeoutError as exc:
             if not deadline.expired():  # the handler's own call timed out, not our deadline
                 log.warning("handler_failed", error=f"TimeoutError: {exc}")
-                return "failed", f"TimeoutError: {exc}"
+                return Outcome("failed", f"TimeoutError: {exc}")
             log.warning("handler_timed_out", timeout_s=self.settings.job_timeout_seconds)
-            return "failed", f"timed out after {self.settings.job_timeout_seconds} s"
+            return Outcome("failed", f"timed out after {self.settings.job_timeout_seconds} s")
         except Exception as exc:
             log.warning("handler_failed", error=f"{type(exc).__name__}: {exc}")
-            return "failed", f"{type(exc).__name__}: {exc}"
-        return "done", None
+            remote = remote_condition(exc)
+            return Outcome(
+                "unavailable" if remote else "failed", f"{type(exc).__name__}: {exc}", remote and Remote(remote)
+            )
+        return Outcome("done")
 
     async def _mark(self, refs: list[str], status: str, attempt: int, error: str | None) -> None:
         now = _now_ms()

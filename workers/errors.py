@@ -11,3 +11,8 @@ class TransientError(Exception):
 
 class Skip(Exception):
     """The event needs no action (e.g. an order that is not complete); recorded as skipped with the reason."""
+
+
+class StaleJob(Exception):
+    """This job no longer owns its entity (a live worker took it over while this one was frozen or cut off):
+    it must stop without writing anything, and without touching the events the new job now holds."""

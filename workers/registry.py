@@ -10,6 +10,7 @@ from arq.cron import CronJob
 from redis.asyncio import Redis
 
 from gateway.events import AcceptedEvent, Source
+from gateway.remotes import Remote
 from gateway.settings import Settings
 from workers.clients.cloudretailer import CloudRetailerClient
 from workers.clients.magento import MagentoClient
@@ -53,9 +54,15 @@ AdminJob = Callable[[HandlerContext, dict[str, Any], Progress], Awaitable[dict[s
 Handler = Callable[[HandlerContext, list[AcceptedEvent]], Awaitable[None]]
 
 
+# Every sync rule reads one system and writes the other, so a handler needs both remotes unless it says less.
+BOTH_REMOTES = (Remote.CLOUDRETAILER, Remote.MAGENTO)
+
+
 class Registry:
     def __init__(self) -> None:
         self._handlers: dict[tuple[Source, str], Handler] = {}
+        # The remotes a handler talks to: while one of them is down, its jobs are parked without trying.
+        self._needs: dict[tuple[Source, str], tuple[Remote, ...]] = {}
         self.admin_jobs: dict[str, AdminJob] = {}
         # arq CronJobs; each names a unique job id per run time, so it runs once per interval however many
         # workers run.
@@ -67,13 +74,21 @@ class Registry:
     def register_cron(self, job: CronJob) -> None:
         self.cron_jobs.append(job)
 
-    def register(self, source: Source, event_type: str, handler: Handler) -> None:
+    def register(
+        self, source: Source, event_type: str, handler: Handler, *, needs: tuple[Remote, ...] = BOTH_REMOTES
+    ) -> None:
         self._handlers[(source, event_type)] = handler
+        self._needs[(source, event_type)] = needs
 
-    def on(self, source: Source, *event_types: str) -> Callable[[Handler], Handler]:
+    def needs(self, source: Source, event_type: str) -> tuple[Remote, ...]:
+        return self._needs.get((source, event_type), ())
+
+    def on(
+        self, source: Source, *event_types: str, needs: tuple[Remote, ...] = BOTH_REMOTES
+    ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             for event_type in event_types:
-                self.register(source, event_type, handler)
+                self.register(source, event_type, handler, needs=needs)
             return handler
 
         return decorate

@@ -17,12 +17,13 @@ from arq import Worker, cron
 from arq.worker import func
 from redis.exceptions import RedisError
 
-from gateway.entityqueue import PROCESS_ENTITY
+from gateway.entityqueue import PROCESS_ENTITY, EntityQueue
 from gateway.jobrecords import RUN_ADMIN_JOB, long_queue_name
 from gateway.redis_conn import arq_worker_redis
 from gateway.settings import Settings
 from workers import serializer
 from workers.adminjobs import run_admin_job
+from workers.availability.monitor import RemoteMonitor
 from workers.dispatch import Dispatcher
 from workers.heartbeat import Heartbeat, new_worker_id
 from workers.registry import Registry, default_registry
@@ -63,7 +64,12 @@ def build_worker(settings: Settings, registry: Registry, worker_id: str, service
     holder: dict[str, Worker] = {}
 
     async def on_startup(ctx: dict[str, Any]) -> None:
-        ctx["dispatcher"] = Dispatcher(ctx["redis"], settings, registry, services)
+        queue = EntityQueue(ctx["redis"], settings.queue_name)
+        monitor = RemoteMonitor(ctx["redis"], settings, queue, worker_id)
+        ctx["monitor"] = monitor
+        # Before the first job: a wrong setting parks that remote's jobs instead of failing them one by one.
+        await monitor.start()
+        ctx["dispatcher"] = Dispatcher(ctx["redis"], settings, registry, services, monitor=monitor, worker_id=worker_id)
         heartbeat = Heartbeat(
             ctx["redis"],
             worker_id,
@@ -110,7 +116,8 @@ def build_long_worker(settings: Settings, registry: Registry, services: Services
     worker's entity job for an hour."""
     ctx: dict[str, Any] = {"services": services or Services(), "settings": settings, "registry": registry}
     return Worker(
-        functions=[func(run_admin_job, name=RUN_ADMIN_JOB, timeout=settings.admin_job_timeout_seconds, max_tries=3)],
+        # A restart while an admin job waits for a remote counts as one of arq's tries: leave room for several.
+        functions=[func(run_admin_job, name=RUN_ADMIN_JOB, timeout=settings.admin_job_timeout_seconds, max_tries=10)],
         cron_jobs=registry.cron_jobs,
         **arq_worker_redis(
             settings,
@@ -139,6 +146,9 @@ async def _teardown(worker: Worker) -> None:
     heartbeat: Heartbeat | None = worker.ctx.get("heartbeat")
     if heartbeat is not None:
         await heartbeat.stop()
+    monitor: RemoteMonitor | None = worker.ctx.get("monitor")
+    if monitor is not None:
+        await monitor.stop()
     if worker._pool is not None:  # arq offers no public way to drop a broken pool
         with contextlib.suppress(RedisError, OSError):
             await worker.pool.aclose(close_connection_pool=True)

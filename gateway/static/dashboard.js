@@ -111,7 +111,37 @@ function renderStatus(answer) {
     ),
   );
   $("#no-workers").hidden = workers.length > 0 || s.redis !== "ok";
+  renderRemotes(s.remotes || {});
   renderReports(s.reports || {});
+}
+
+const REMOTE_LABELS = { magento: "Magento", cloudretailer: "Cloud Retailer" };
+const REMOTE_PILLS = { up: "pill ok", unavailable: "pill warn", misconfigured: "pill bad" };
+
+function parkedText(r) {
+  if (!r.parked) return "none";
+  return `${r.parked} ${r.parked === 1 ? "entity" : "entities"}, ${r.parked_events} event(s)`;
+}
+
+function renderRemotes(remotes) {
+  fillTable(
+    $("#remotes"),
+    Object.entries(remotes).map(([name, r]) =>
+      el(
+        "tr",
+        { dataset: { remote: name, state: r.state } },
+        el("td", {}, REMOTE_LABELS[name] || name),
+        el("td", {}, el("span", { className: `${REMOTE_PILLS[r.state] || "pill bad"} remote-state` }, r.state)),
+        // The setting's name is what the operator has to fix; the summary carries only the reason.
+        el(
+          "td",
+          { className: r.state === "up" ? "remote-summary" : "remote-summary error" },
+          r.setting ? `${r.summary} (setting ${r.setting})` : r.summary,
+        ),
+        el("td", { className: r.parked ? "parked parked-some" : "parked" }, parkedText(r)),
+      ),
+    ),
+  );
 }
 
 function renderReports(reports) {

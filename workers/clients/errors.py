@@ -19,6 +19,13 @@ class TransientApiError(ApiError, TransientError):
     """Rate limited, 5xx, timeout or connection failure, still failing after the client's retries."""
 
 
+class RemoteUnavailable(TransientApiError):
+    """The remote looks down rather than this request being wrong: connection refused or reset, a timeout,
+    502/503/504, 429 after every retry, or a page that is not JSON (a maintenance page behind a proxy).
+    The dispatcher confirms it with a probe: if the remote does not answer the probe either, the job is
+    parked without spending an attempt (workers/availability/)."""
+
+
 class PermanentApiError(ApiError, PermanentError):
     """The request itself is wrong (4xx): sending it again cannot help."""
 
@@ -37,3 +44,11 @@ class Conflict(PermanentApiError):
 
 class Unauthorized(PermanentApiError):
     pass
+
+
+def remote_condition(exc: BaseException) -> str | None:
+    """The remote an error may be about as a whole (down, or refusing our credentials) rather than about one
+    record; the dispatcher confirms which with a probe. None for a record's own error."""
+    if isinstance(exc, RemoteUnavailable | Unauthorized):
+        return exc.system
+    return None

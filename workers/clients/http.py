@@ -16,11 +16,23 @@ import orjson
 import structlog
 from yarl import URL
 
-from workers.clients.errors import ApiError, Conflict, NotFound, PermanentApiError, TransientApiError, Unauthorized
+from workers.clients.errors import (
+    ApiError,
+    Conflict,
+    NotFound,
+    PermanentApiError,
+    RemoteUnavailable,
+    TransientApiError,
+    Unauthorized,
+)
+from workers.fence import check_fence
 
 log = structlog.get_logger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# What a remote that is down (maintenance, deploy, proxy without its backend, rate-limit storm) answers. A plain
+# 500 is not among them: Magento answers 500 for some records it cannot save, while the rest works.
+UNAVAILABLE_STATUSES = frozenset({429, 502, 503, 504})
 # A non-idempotent request (a POST that creates) is only re-sent when the server surely did not act on it.
 UNSAFE_RETRY_STATUSES = frozenset({429, 503})
 
@@ -116,6 +128,9 @@ class HttpApi:
                 send_headers["Content-Type"] = "application/json"
             if signer is not None:
                 send_headers.update(signer(method, str(url), send_headers))
+            if method != "GET":
+                # A job taken over from a worker thought dead must not write an older state over a newer one.
+                await check_fence()
             retry_after: float | None = None
             try:
                 async with self._limit:
@@ -126,14 +141,18 @@ class HttpApi:
                         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
                 # Never reached the server: safe to re-send whatever the method.
-                error: ApiError = TransientApiError(self.system, None, f"cannot connect: {exc}", method=method,
+                error: ApiError = RemoteUnavailable(self.system, None, f"cannot connect: {exc}", method=method,
                                                     path=url.path)  # fmt: skip
                 retryable = True
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                # str() of a timeout is empty: say what happened instead.
-                error = TransientApiError(
+            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                # Reset, dropped or timed out. str() of a timeout is empty: say what happened instead.
+                error = RemoteUnavailable(
                     self.system, None, f"{type(exc).__name__}: {str(exc) or 'timed out'}", method=method, path=url.path
                 )
+                retryable = idempotent
+            except aiohttp.ClientError as exc:
+                detail = f"{type(exc).__name__}: {exc}"
+                error = TransientApiError(self.system, None, detail, method=method, path=url.path)
                 retryable = idempotent
             else:
                 if status < 400:
@@ -142,9 +161,11 @@ class HttpApi:
                     try:
                         return orjson.loads(content)
                     except orjson.JSONDecodeError:
-                        # e.g. the storefront's HTML because the base URL is wrong: no retry will change it
+                        # A maintenance page served with 200 by a proxy or CDN, or the storefront because the base
+                        # URL is wrong: either way the remote is not usable now. The start-up check tells the two
+                        # apart (workers/availability/checks.py).
                         snippet = content[:120].decode("utf-8", "replace")
-                        raise PermanentApiError(
+                        raise RemoteUnavailable(
                             self.system, status, f"the answer is not JSON: {snippet!r}", method=method, path=url.path
                         ) from None
                 error = self._error(status, content, method, url.path)
@@ -162,6 +183,8 @@ class HttpApi:
             parsed = None
         message = self._error_message(status, parsed, content)
         kwargs = {"method": method, "path": path}
+        if status in UNAVAILABLE_STATUSES:
+            return RemoteUnavailable(self.system, status, message, **kwargs)
         if status in RETRY_STATUSES:
             return TransientApiError(self.system, status, message, **kwargs)
         if status == 404:

@@ -153,8 +153,8 @@ class MagentoClient(ApiClient):
     async def websites(self) -> list[dict[str, Any]]:
         return await self.call("GET", "store/websites")
 
-    async def store_configs(self) -> list[dict[str, Any]]:
-        return await self.call("GET", "store/storeConfigs")
+    async def store_configs(self, *, store: str | None = None) -> list[dict[str, Any]]:
+        return await self.call("GET", "store/storeConfigs", store=store)
 
     # --- products -------------------------------------------------------------------------------------
     async def get_product(self, sku: str, *, store: str | None = None) -> Product:

@@ -11,6 +11,11 @@ taken before its transaction committed; its cost is that each run meets the chan
 the newest one again (their handlers find nothing to write). The first run of a stream pins its cursor one
 interval back.
 
+A run needs both remotes. A cron run that finds one down (workers/availability/) does not start: it writes a
+`skipped` report with the reason, and no cursor moves (a stream that has none yet gets it pinned, as its
+first run would have). A run that meets `RemoteUnavailable` part way stops there, `skipped`, every cursor at
+the last page handled; an admin run raises it instead, so its job waits for the remote and runs again.
+
 Every run has a job record (`GET /admin/jobs/{run id}`): the changes are fed as `job:<run id>:...`, so the
 workers count them applied (`done`) or failed as they settle. The run waits (a bounded time) for that, then
 writes its report, with each stream's cursor, to `crm:reports` "catchup" (GET /admin/status).
@@ -30,7 +35,10 @@ from arq.cron import CronJob
 
 from gateway import jobrecords
 from gateway.entityqueue import PREFIX, REPORTS
+from gateway.remotes import RemoteState
 from gateway.settings import Settings
+from workers.availability.gate import BOTH, blocked_remote, outage_reason, skip_reason
+from workers.clients.errors import RemoteUnavailable
 from workers.errors import PermanentError
 from workers.feed import feed
 from workers.lease import Lease, LeaseLost
@@ -82,12 +90,10 @@ async def _feed_page(ctx: HandlerContext, stream: Stream, page: list[Found], tal
 
 
 async def _read_stream(
-    ctx: HandlerContext, stream: Stream, cursor: str, lease: Lease, progress: Progress, fed: list[int]
-) -> StreamTally:
-    since = stream.clock.minus(cursor, ctx.settings.catchup_overlap_seconds)
-    tally = StreamTally(since=since, cursor=cursor)
+    ctx: HandlerContext, stream: Stream, tally: StreamTally, lease: Lease, progress: Progress, fed: list[int]
+) -> None:
     try:
-        async for page in stream.pages(ctx, since):
+        async for page in stream.pages(ctx, tally.since):
             if lease.lost:
                 raise LeaseLost("the catch-up lease expired or was taken over; stopped")
             before = tally.queued + tally.already_queued
@@ -96,11 +102,27 @@ async def _read_stream(
             await progress(total=fed[0])
     except LeaseLost:
         raise
+    except RemoteUnavailable as exc:
+        # The whole run stops: the streams after this one need the same remotes.
+        tally.error = f"{type(exc).__name__}: {exc}"[:500]
+        raise
     except Exception as exc:
         # This stream stops here (its cursor stays at the last page handled); the others still run.
         tally.error = f"{type(exc).__name__}: {exc}"[:500]
         log.warning("catchup_stream_failed", stream=stream.name, error=tally.error)
-    return tally
+
+
+async def _pinned_cursors(ctx: HandlerContext) -> dict[str, str]:
+    """Every stream's cursor. One without (its first run) is pinned one interval back at once, even if nothing
+    is found, the stream fails or the run is skipped: a run after a long outage then looks back to here, not
+    just one interval back from its own start."""
+    known = await clock.cursors(ctx.redis)
+    first_look = ctx.settings.catchup_interval_minutes * 60
+    for stream in STREAMS:
+        if stream.name not in known:
+            known[stream.name] = stream.clock.now_minus(first_look)
+            await clock.advance(ctx.redis, stream.name, known[stream.name])
+    return known
 
 
 async def _settle(ctx: HandlerContext, fed: int, lease: Lease) -> tuple[int, int]:
@@ -140,16 +162,12 @@ async def run(ctx: HandlerContext, progress: Progress, *, trigger: str) -> dict[
     fed = [0]
     async with lease.kept():
         try:
-            known = await clock.cursors(ctx.redis)
-            first_look = ctx.settings.catchup_interval_minutes * 60
+            known = await _pinned_cursors(ctx)
             for stream in STREAMS:
-                cursor = known.get(stream.name)
-                if cursor is None:
-                    # Pinned at once, even if nothing is found or the stream fails: a run after a long outage
-                    # then looks back to here, not just one interval back from its own start.
-                    cursor = stream.clock.now_minus(first_look)
-                    await clock.advance(ctx.redis, stream.name, cursor)
-                tallies[stream.name] = await _read_stream(ctx, stream, cursor, lease, progress, fed)
+                cursor = known[stream.name]
+                since = stream.clock.minus(cursor, ctx.settings.catchup_overlap_seconds)
+                tallies[stream.name] = StreamTally(since=since, cursor=cursor)
+                await _read_stream(ctx, stream, tallies[stream.name], lease, progress, fed)
             await progress(total=fed[0])
             report.update(_totals(tallies), status="settling", streams={k: asdict(v) for k, v in tallies.items()})
             await _save(ctx, report)
@@ -163,6 +181,11 @@ async def run(ctx: HandlerContext, progress: Progress, *, trigger: str) -> dict[
             )
             if failures:
                 report["error"] = "; ".join(f"{name}: {error}" for name, error in failures.items())
+        except RemoteUnavailable as exc:
+            report.update(status="skipped", reason=outage_reason(exc)[:500])
+            if trigger == "admin":
+                raise
+            log.warning("cron_skipped", cron=REPORT, remote=exc.system, reason=report["reason"])
         except Exception as exc:
             report.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:500])
             raise
@@ -182,6 +205,23 @@ def _totals(tallies: dict[str, StreamTally]) -> dict[str, int]:
         "already_queued": sum(t.already_queued for t in tallies.values()),
         "in_step": sum(t.in_step for t in tallies.values()),
     }
+
+
+async def _skipped(ctx: HandlerContext, down: RemoteState, trigger: str) -> dict[str, Any]:
+    """A run not started because a remote is down: nothing read, no lease, no job record."""
+    now = jobrecords.now_iso()
+    await _pinned_cursors(ctx)
+    report = {
+        "run_id": ctx.job_id,
+        "trigger": trigger,
+        "status": "skipped",
+        "reason": skip_reason(down),
+        "started_at": now,
+        "finished_at": now,
+    }
+    await _save(ctx, report)
+    log.info("cron_skipped", cron=REPORT, remote=down.remote.value, reason=report["reason"])
+    return report
 
 
 # --- the admin job -------------------------------------------------------------------------------------------
@@ -205,14 +245,6 @@ async def catchup_cron(ctx: dict[str, Any]) -> dict[str, Any]:
     of the same run (a worker died mid-run) has the same run id and re-feeds nothing twice."""
     redis = ctx["redis"]
     run_id = run_id_of(str(ctx.get("job_id") or f"{REPORT}:{int(time.time() * 1000)}"))
-    if not await redis.exists(jobrecords.job_key(run_id)):
-        await jobrecords.create(redis, run_id, CRON_KIND, {"trigger": "cron"})
-    await jobrecords.update(redis, run_id, status="running", started=jobrecords.now_iso())
-
-    async def progress(done: int | None = None, total: int | None = None) -> None:
-        if total is not None:
-            await jobrecords.update(redis, run_id, total=total)
-
     services: Services = ctx["services"]
     hctx = HandlerContext(
         redis=redis,
@@ -221,6 +253,17 @@ async def catchup_cron(ctx: dict[str, Any]) -> dict[str, Any]:
         attempt=int(ctx.get("job_try") or 1),
         services=services,
     )
+    down = await blocked_remote(redis, BOTH)
+    if down is not None:
+        return await _skipped(hctx, down, "cron")
+    if not await redis.exists(jobrecords.job_key(run_id)):
+        await jobrecords.create(redis, run_id, CRON_KIND, {"trigger": "cron"})
+    await jobrecords.update(redis, run_id, status="running", started=jobrecords.now_iso())
+
+    async def progress(done: int | None = None, total: int | None = None) -> None:
+        if total is not None:
+            await jobrecords.update(redis, run_id, total=total)
+
     try:
         report = await run(hctx, progress, trigger="cron")
     except Exception as exc:

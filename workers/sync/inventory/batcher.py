@@ -19,7 +19,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 
-from workers.errors import TransientError
+from workers.errors import StaleJob, TransientError
+from workers.fence import CURRENT_FENCE, Fence
 from workers.sync.inventory.stock import Outcome, Target
 
 log = structlog.get_logger(__name__)
@@ -36,6 +37,9 @@ class Batcher:
         self._waiting: dict[str, tuple[Target, list[asyncio.Future[Outcome]]]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._in_flight: dict[asyncio.Task[None], list[tuple[Target, list[asyncio.Future[Outcome]]]]] = {}
+        # What each waiting job asked for and the fence of that job: a batch is sent for many jobs at once, so
+        # it checks every job's fence itself (workers/fence.py) rather than the one of the job that flushed.
+        self._asked: dict[asyncio.Future[Outcome], tuple[Target, Fence | None]] = {}
         self.batches = 0  # for tests and logs
 
     async def submit(self, target: Target) -> Outcome:
@@ -43,6 +47,8 @@ class Batcher:
         write raised."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
+        self._asked[future] = (target, CURRENT_FENCE.get())
+        future.add_done_callback(self._asked_done)
         key = target.sku.lower()
         entry = self._waiting.get(key)
         if entry is None:
@@ -59,6 +65,9 @@ class Batcher:
         except asyncio.CancelledError:
             self._abandon(key, future)
             raise
+
+    def _asked_done(self, future: asyncio.Future[Outcome]) -> None:
+        self._asked.pop(future, None)
 
     def _abandon(self, key: str, future: asyncio.Future[Outcome]) -> None:
         """A job stopped waiting (its timeout, a shutdown) and arq will run it again, reading Cloud Retailer
@@ -100,6 +109,10 @@ class Batcher:
         self._in_flight.pop(task, None)
 
     async def _send(self, batch: list[tuple[Target, list[asyncio.Future[Outcome]]]]) -> None:
+        CURRENT_FENCE.set(None)  # this task's own copy of the context: the fences are checked per job below
+        batch = await self._fenced(batch)
+        if not batch:
+            return
         self.batches += 1
         skus = [target.sku for target, _ in batch]
         try:
@@ -110,6 +123,29 @@ class Batcher:
         except Exception as exc:  # handed to every job of the batch, which raises it (retried or dead-lettered)
             outcomes = dict.fromkeys(skus, exc)
         _resolve(batch, outcomes)
+
+    async def _fenced(
+        self, batch: list[tuple[Target, list[asyncio.Future[Outcome]]]]
+    ) -> list[tuple[Target, list[asyncio.Future[Outcome]]]]:
+        """Drop the submissions of jobs that were taken over (they get StaleJob); of the rest, the newest
+        submission of each SKU is what is written."""
+        asked = [self._asked.get(f) for _, futures in batch for f in futures]
+        fences = {a[1] for a in asked if a is not None and a[1] is not None}
+        if not fences:
+            return batch
+        held = dict(zip(fences, await asyncio.gather(*(f.holds() for f in fences)), strict=True))
+        kept = []
+        for target, futures in batch:
+            live = []
+            for future in futures:
+                asked, fence = self._asked.get(future, (target, None))
+                if fence is None or held.get(fence, True):
+                    live.append((asked, future))
+                elif not future.done():
+                    future.set_exception(StaleJob(f"the stock job of SKU {target.sku} was taken over"))
+            if live:
+                kept.append((live[-1][0], [f for _, f in live]))
+        return kept
 
     async def close(self) -> None:
         if self._timer is not None:

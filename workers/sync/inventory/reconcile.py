@@ -21,6 +21,12 @@ either one writes again when Cloud Retailer moved on meanwhile. The last write t
 followed by a read of Cloud Retailer by the same writer, which corrects it if it was stale; whatever changes
 later sends a new webhook. So a push and a reconciliation touching the same SKU end with the newest count.
 
+A remote that is down. A cron tick that finds Magento or Cloud Retailer down (their shared state, see
+workers/availability/) skips the run: it writes a `skipped` report with the reason and leaves the run due,
+so the first tick after the outage runs it. A run that meets `RemoteUnavailable` part way stops, reports
+`skipped` with the remote and the error, and is due again at once; an admin run raises it instead, and its
+job waits for the remote and runs again (workers/adminjobs.py).
+
 Once per interval however many workers run: an arq cron ticks every minute on every worker (one job per
 tick, arq's unique cron job id), and a tick runs the reconciliation only if it claims the due time in Redis
 (one Lua script: due, then moved one interval on). The run itself holds a lease lock (renewed while it runs,
@@ -34,7 +40,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +52,9 @@ from redis.asyncio import Redis
 
 from gateway import jobrecords
 from gateway.entityqueue import PREFIX, REPORTS
+from gateway.remotes import RemoteState
+from workers.availability.gate import BOTH, blocked_remote, outage_reason, skip_reason
+from workers.clients.errors import RemoteUnavailable
 from workers.errors import PermanentError
 from workers.lease import Lease
 from workers.registry import HandlerContext, Progress
@@ -110,6 +119,7 @@ class Report:
     finished: str | None = None
     seconds: float | None = None
     status: str = "running"
+    reason: str | None = None  # why a run was skipped
     cr_skus: int = 0
     magento_skus: int = 0
     compared: int = 0
@@ -144,6 +154,18 @@ class Report:
 # --- the run ------------------------------------------------------------------------------------------
 
 _SEEN = object()  # a Cloud Retailer SKU already matched with its Magento row
+
+
+async def _all_or_none(calls: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """`gather`, except that the first failure cancels the others: a run that stops must not leave writes
+    going on behind its report."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class Reconciliation:
@@ -264,21 +286,26 @@ class Reconciliation:
                     if len(self._before) < SAMPLE:
                         self._before[key] = float(item.get("quantity") or 0)
             await self._report_progress(r.compared)
-        # Cloud Retailer SKUs with no source item here: a product gets one, a SKU without product is reported.
-        unmatched = [entry for entry in levels.values() if entry is not _SEEN]
-        if unmatched:
-            products = await st.existing_products(stock.magento, [sku for sku, _ in unmatched], stock.counts)
-            for sku, quantity in unmatched:
-                magento_sku = products.get(sku.lower())
-                if magento_sku is None:
-                    r.missing_in_magento.add(sku)
-                    continue
-                r.compared += 1
-                drift[sku.lower()] = Target(magento_sku, quantity)
-                if len(self._before) < SAMPLE:
-                    self._before[sku.lower()] = None
+        await self._match_products(stock, levels, drift)
         self._sync_counts()
         return drift
+
+    async def _match_products(self, stock: MsiStock, levels: dict[str, Any], drift: dict[str, Target]) -> None:
+        """Cloud Retailer SKUs with no source item here: a product gets one, a SKU without product is reported."""
+        r = self.report
+        unmatched = [entry for entry in levels.values() if entry is not _SEEN]
+        if not unmatched:
+            return
+        products = await st.existing_products(stock.magento, [sku for sku, _ in unmatched], stock.counts)
+        for sku, quantity in unmatched:
+            magento_sku = products.get(sku.lower())
+            if magento_sku is None:
+                r.missing_in_magento.add(sku)
+                continue
+            r.compared += 1
+            drift[sku.lower()] = Target(magento_sku, quantity)
+            if len(self._before) < SAMPLE:
+                self._before[sku.lower()] = None
 
     async def _compare_legacy(self, stock: LegacyStock, levels: dict[str, Any]) -> dict[str, Target]:
         """Without MSI there is no list of stock items by SKU: the products are listed, and each one that
@@ -287,45 +314,47 @@ class Reconciliation:
         drift: dict[str, Target] = {}
         self._before = {}
         limit = asyncio.Semaphore(self.concurrency)
-
-        async def check(sku: str, quantity: float) -> None:
-            async with limit:
-                try:
-                    item = await stock.stock_item(sku)
-                except Exception as exc:
-                    r.error(f"{type(exc).__name__}: {exc}", [sku])
-                    return
-            if item is None:  # deleted since it was listed
-                r.missing_in_magento.add(sku)
-                return
-            r.compared += 1
-            if not st.same_stock(item.get("qty") or 0, item.get("is_in_stock") or 0, quantity):
-                drift[sku.lower()] = Target(sku, quantity, int(item["item_id"]))
-                if len(self._before) < SAMPLE:
-                    self._before[sku.lower()] = float(item.get("qty") or 0)
-
         async for page in st.product_pages(stock.magento, stock.counts, self.concurrency):
             checks = []
             for product in page:
                 sku = str(product["sku"])
-                key = sku.lower()
-                entry = levels.get(key)
-                if entry is None:
-                    r.magento_skus += 1
-                    r.missing_in_cr.add(sku)
-                    continue
+                entry = levels.get(sku.lower())
                 if entry is _SEEN:
                     continue
-                levels[key] = _SEEN
                 r.magento_skus += 1
-                checks.append(check(sku, entry[1]))
-            await asyncio.gather(*checks)
+                if entry is None:
+                    r.missing_in_cr.add(sku)
+                    continue
+                levels[sku.lower()] = _SEEN
+                checks.append(self._check_legacy(stock, limit, sku, entry[1], drift))
+            await _all_or_none(checks)
             await self._report_progress(r.compared)
         for entry in levels.values():
             if entry is not _SEEN:
                 r.missing_in_magento.add(entry[0])
         self._sync_counts()
         return drift
+
+    async def _check_legacy(
+        self, stock: LegacyStock, limit: asyncio.Semaphore, sku: str, quantity: float, drift: dict[str, Target]
+    ) -> None:
+        r = self.report
+        async with limit:
+            try:
+                item = await stock.stock_item(sku)
+            except RemoteUnavailable:
+                raise  # every SKU after it would fail the same way: the run stops, skipped
+            except Exception as exc:
+                r.error(f"{type(exc).__name__}: {exc}", [sku])
+                return
+        if item is None:  # deleted since it was listed
+            r.missing_in_magento.add(sku)
+            return
+        r.compared += 1
+        if not st.same_stock(item.get("qty") or 0, item.get("is_in_stock") or 0, quantity):
+            drift[sku.lower()] = Target(sku, quantity, int(item["item_id"]))
+            if len(self._before) < SAMPLE:
+                self._before[sku.lower()] = float(item.get("qty") or 0)
 
     def _sample_drift(self, drift: dict[str, Target]) -> None:
         self.report.drift = [
@@ -340,25 +369,32 @@ class Reconciliation:
         size = self.settings.inventory_batch_size
         written: dict[str, Target] = {}
         limit = asyncio.Semaphore(self.concurrency)
-
-        async def send(batch: list[Target]) -> None:
-            async with limit:
-                try:
-                    outcomes = await stock.write(batch)
-                except Exception as exc:
-                    self.report.error(f"{type(exc).__name__}: {exc}", [t.sku for t in batch])
-                    return
-            for t in batch:
-                outcome = outcomes.get(t.sku)
-                if outcome is Outcome.WRITTEN:
-                    written[t.sku.lower()] = t
-                elif isinstance(outcome, BaseException):
-                    self.report.error(f"{type(outcome).__name__}: {outcome}", [t.sku])
-            await self._report_progress(self.report.compared)
-
-        await asyncio.gather(*(send(targets[i : i + size]) for i in range(0, len(targets), size)))
+        await _all_or_none(
+            self._send(stock, limit, targets[i : i + size], written) for i in range(0, len(targets), size)
+        )
         self._sync_counts()
         return written
+
+    async def _send(
+        self, stock: MsiStock | LegacyStock, limit: asyncio.Semaphore, batch: list[Target], written: dict[str, Target]
+    ) -> None:
+        async with limit:
+            try:
+                outcomes = await stock.write(batch)
+            except RemoteUnavailable:
+                raise  # the other batches would fail the same way: the run stops, skipped
+            except Exception as exc:
+                self.report.error(f"{type(exc).__name__}: {exc}", [t.sku for t in batch])
+                return
+        for t in batch:
+            outcome = outcomes.get(t.sku)
+            if outcome is Outcome.WRITTEN:
+                written[t.sku.lower()] = t
+            elif isinstance(outcome, RemoteUnavailable):
+                raise outcome
+            elif isinstance(outcome, BaseException):
+                self.report.error(f"{type(outcome).__name__}: {outcome}", [t.sku])
+        await self._report_progress(self.report.compared)
 
     async def _recheck(
         self, cr: Any, stock: MsiStock | LegacyStock, written: dict[str, Target], high_water: str
@@ -402,7 +438,8 @@ async def run_reconciliation(
     admin_job: str | None = None,
 ) -> dict[str, Any]:
     """One reconciliation under the run lock. Returns its report (also stored in crm:reports), or a
-    `skipped` answer naming the run still going."""
+    `skipped` answer naming the run still going. A run cut short by a remote outage is `skipped` too; an
+    admin run raises the RemoteUnavailable instead, so its job waits for the remote and runs again."""
     run_id = new_run_id()
     lock = Lease(ctx.redis, LOCK_KEY, run_id)
     if not await lock.take():
@@ -416,14 +453,7 @@ async def run_reconciliation(
             "trigger": trigger,
             "dry_run": dry_run,
         }
-    report = Report(
-        run_id=run_id,
-        trigger=trigger,
-        dry_run=dry_run,
-        store_id=ctx.settings.cr_store_id or "",
-        source_code=ctx.settings.magento_source_code,
-        admin_job=admin_job,
-    )
+    report = _new_report(ctx, run_id, trigger, dry_run=dry_run, admin_job=admin_job)
     structlog.contextvars.bind_contextvars(run_id=run_id)
     started = time.monotonic()
     log.info("reconcile_started", trigger=trigger, dry_run=dry_run)
@@ -433,43 +463,91 @@ async def run_reconciliation(
     try:
         async with lock.kept(stop_on_loss=True):
             await job.run()
+    except RemoteUnavailable as exc:
+        failure = exc
+        report.reason = outage_reason(exc)
     except (Exception, asyncio.CancelledError) as exc:
         failure = exc
         report.error(f"{type(exc).__name__}: {exc}")
     finally:
         # The lease was released on leaving `kept()`.
-        if hasattr(job, "stock"):
-            job._sync_counts()
-        report.finished = now_iso()
-        report.seconds = round(time.monotonic() - started, 3)
-        if failure is not None:
-            report.status = "failed"
-        elif report.error_count:
-            report.status = "partial"
-        else:
-            report.status = "ok"
-        body = report.as_dict()
-        with contextlib.suppress(Exception):
-            await ctx.redis.hset(REPORTS, REPORT_NAME, orjson.dumps(body))
-            await _record_run(ctx.redis, report)
-        log.info(
-            "reconcile_finished",
-            status=report.status,
-            compared=report.compared,
-            drift_found=report.drift_found,
-            drift_fixed=report.drift_fixed,
-            errors=report.error_count,
-            seconds=report.seconds,
-        )
-        structlog.contextvars.unbind_contextvars("run_id")
+        body = await _finish(ctx, job, failure, started)
+    return await _outcome(ctx, report, body, failure, progress)
+
+
+def _new_report(ctx: HandlerContext, run_id: str, trigger: str, *, dry_run: bool, admin_job: str | None) -> Report:
+    return Report(
+        run_id=run_id,
+        trigger=trigger,
+        dry_run=dry_run,
+        store_id=ctx.settings.cr_store_id or "",
+        source_code=ctx.settings.magento_source_code,
+        admin_job=admin_job,
+    )
+
+
+async def _finish(
+    ctx: HandlerContext, job: Reconciliation, failure: BaseException | None, started: float
+) -> dict[str, Any]:
+    """Completes the report, stores it and logs the run; returns it."""
+    report = job.report
+    if hasattr(job, "stock"):
+        job._sync_counts()
+    report.finished = now_iso()
+    report.seconds = round(time.monotonic() - started, 3)
+    if isinstance(failure, RemoteUnavailable):
+        report.status = "skipped"
+    elif failure is not None:
+        report.status = "failed"
+    else:
+        report.status = "partial" if report.error_count else "ok"
+    body = report.as_dict()
+    with contextlib.suppress(Exception):
+        await ctx.redis.hset(REPORTS, REPORT_NAME, orjson.dumps(body))
+        await _record_run(ctx.redis, report)
+    log.info(
+        "reconcile_finished",
+        status=report.status,
+        compared=report.compared,
+        drift_found=report.drift_found,
+        drift_fixed=report.drift_fixed,
+        errors=report.error_count,
+        seconds=report.seconds,
+    )
+    structlog.contextvars.unbind_contextvars("run_id")
+    return body
+
+
+async def _outcome(
+    ctx: HandlerContext, report: Report, body: dict[str, Any], failure: BaseException | None, progress: Progress | None
+) -> dict[str, Any]:
+    """What the caller gets: the report, or the failure raised."""
+    if isinstance(failure, RemoteUnavailable):
+        if report.admin_job is not None:
+            raise failure
+        log.warning("cron_skipped", cron=REPORT_NAME, remote=failure.system, reason=report.reason)
+        return body
     if isinstance(failure, asyncio.CancelledError):
         raise failure
     if failure is not None:
-        if progress is not None and admin_job is not None:
-            await jobrecords.update(ctx.redis, admin_job, result=body)
-        raise ReconcileFailed(f"reconciliation {run_id} failed: {type(failure).__name__}: {failure}") from failure
+        if progress is not None and report.admin_job is not None:
+            await jobrecords.update(ctx.redis, report.admin_job, result=body)
+        raise ReconcileFailed(
+            f"reconciliation {report.run_id} failed: {type(failure).__name__}: {failure}"
+        ) from failure
     if progress is not None:
         await progress(report.cr_skus, report.cr_skus)
+    return body
+
+
+async def skip_report(ctx: HandlerContext, state: RemoteState, trigger: str) -> dict[str, Any]:
+    """The report of a run not started because a remote it needs is down (nothing read, nothing locked)."""
+    report = _new_report(ctx, new_run_id(), trigger, dry_run=False, admin_job=None)
+    report.status, report.reason = "skipped", skip_reason(state)
+    report.finished, report.seconds = report.started, 0.0
+    body = report.as_dict()
+    await ctx.redis.hset(REPORTS, REPORT_NAME, orjson.dumps(body))
+    log.info("cron_skipped", cron=REPORT_NAME, remote=state.remote.value, reason=report.reason)
     return body
 
 
@@ -518,8 +596,9 @@ async def reconcile_job(ctx: HandlerContext, params: dict[str, Any], progress: P
 Tick = Callable[[dict[str, Any]], Awaitable[str]]
 
 # KEYS[1] next due time (epoch seconds), KEYS[2] the tick that claimed the current run.
-# ARGV: now, interval, this tick's job id. The first tick ever only sets the cadence: the first run comes
-# one interval after the workers first ran (and a test suite whose workers live for seconds never runs one).
+# ARGV: now, interval, this tick's job id, '1' when a remote is down. The first tick ever only sets the
+# cadence: the first run comes one interval after the workers first ran (and a test suite whose workers live
+# for seconds never runs one). A due run with a remote down is not claimed: it stays due for the next tick.
 _CLAIM_LUA = """
 local now, interval = tonumber(ARGV[1]), tonumber(ARGV[2])
 local due = tonumber(redis.call('GET', KEYS[1]))
@@ -529,6 +608,7 @@ if not due then
 end
 if redis.call('GET', KEYS[2]) == ARGV[3] then return 'run' end
 if now < due then return 'not-due' end
+if ARGV[4] == '1' then return 'blocked' end
 local nxt = due + interval
 if nxt <= now then nxt = now + interval end
 redis.call('SET', KEYS[1], tostring(nxt))
@@ -547,15 +627,28 @@ def make_tick(interval_seconds: float | None = None) -> Tick:
         interval = interval_seconds or settings.reconcile_interval_minutes * 60
         job_id = str(ctx.get("job_id") or "")
         redis: Redis = ctx["redis"]
-        claim = await redis.eval(_CLAIM_LUA, 2, NEXT_KEY, CLAIM_KEY, repr(time.time()), repr(float(interval)), job_id)
-        claim = claim.decode() if isinstance(claim, bytes) else str(claim)
-        if claim != "run":  # another worker's tick ran this interval, or it is not due yet
-            return claim
         hctx = HandlerContext(redis=redis, settings=settings, job_id=job_id, attempt=1, services=ctx["services"])
+        down = await blocked_remote(redis, BOTH)
+        claim = await _claim(redis, interval, job_id, blocked=down is not None)
+        if claim not in ("run", "blocked"):  # another worker's tick ran this interval, or it is not due yet
+            return claim
+        if down is not None:
+            await skip_report(hctx, down, "cron")
+            return "skipped"
         result = await run_reconciliation(hctx, dry_run=False, trigger="cron")
+        if result["status"] == "skipped" and result["run_id"] is not None:
+            # Cut short by an outage (a run skipped because another holds the lock has no id): the drift it
+            # came for is still there, so it is due again at once rather than an interval later.
+            await redis.set(NEXT_KEY, repr(time.time()))
         return str(result["status"])
 
     return reconcile_inventory_tick
+
+
+async def _claim(redis: Redis, interval: float, job_id: str, *, blocked: bool) -> str:
+    args = (repr(time.time()), repr(float(interval)), job_id, "1" if blocked else "0")
+    claim = await redis.eval(_CLAIM_LUA, 2, NEXT_KEY, CLAIM_KEY, *args)
+    return claim.decode() if isinstance(claim, bytes) else str(claim)
 
 
 def reconcile_cron(interval_seconds: float | None = None, **schedule: Any) -> CronJob:

@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from gateway.events import AcceptedEvent, MagentoOrderEvent
-from workers.clients.errors import PermanentApiError
+from workers.clients.errors import PermanentApiError, remote_condition
 from workers.errors import PermanentError, Skip
 from workers.registry import HandlerContext
 from workers.sync.orders import markers
@@ -112,16 +112,18 @@ async def import_order(ctx: HandlerContext, entity_id: int, increment_id: str | 
     try:
         pending = await check(ctx, entity_id, increment_id)
     except PermanentError as exc:  # e.g. no such order in Magento
-        if increment_id:
+        if increment_id and not remote_condition(exc):
             await markers.failed(ctx.redis, increment_id, entity_id, str(exc))
         raise
     try:
         sale_id, created = await import_pending(ctx, pending)
     except PermanentError as exc:
-        await markers.failed(ctx.redis, pending.increment_id, entity_id, str(exc))
+        if not remote_condition(exc):
+            await markers.failed(ctx.redis, pending.increment_id, entity_id, str(exc))
         raise
     except Exception as exc:
-        if ctx.attempt >= ctx.settings.job_max_attempts:  # the dispatcher dead-letters it after this try
+        # The dispatcher dead-letters it after this try, unless the remote is down (then it is parked).
+        if ctx.attempt >= ctx.settings.job_max_attempts and not remote_condition(exc):
             await markers.failed(ctx.redis, pending.increment_id, entity_id, f"{type(exc).__name__}: {exc}")
         raise
     log.info("order_imported", increment_id=pending.increment_id, sale_id=sale_id, created=created)

@@ -10,6 +10,12 @@ looks again from `cursor - CRMAGENTO_ORDER_POLL_OVERLAP_SECONDS`, because Magent
 seconds (another order saved later in the same second as the cursor) and a save's timestamp is taken before
 its transaction commits. The first run starts one interval back: older orders are not booked as sales unless
 an admin asks for them (`POST /admin/resync/orders {"since": ...}`).
+
+A run needs both remotes (Magento to read, Cloud Retailer to record the sales it feeds). With either one down
+(workers/availability/) it is skipped: its report says `skipped` and why, and the cursor stays where it was,
+so the first run after the outage reads every order completed during it. A run that meets `RemoteUnavailable`
+part way ends `skipped` too, its cursor at the last page it handled. A first run that is skipped pins the
+cursor where it would have started, so the window before the outage is not lost either.
 """
 
 from __future__ import annotations
@@ -25,7 +31,10 @@ from arq.cron import CronJob
 
 from gateway.entityqueue import REPORTS
 from gateway.events import MagentoOrderEvent, Source
+from gateway.remotes import RemoteState
 from gateway.settings import Settings
+from workers.availability.gate import BOTH, blocked_remote, outage_reason, skip_reason
+from workers.clients.errors import RemoteUnavailable
 from workers.clients.search_criteria import SearchCriteria
 from workers.errors import PermanentError
 from workers.feed import feed
@@ -98,12 +107,14 @@ async def poll(ctx: HandlerContext, *, page_size: int = 100) -> dict[str, Any]:
     """One poll run: feed every complete order updated since the cursor (minus the overlap) not yet imported."""
     settings = ctx.settings
     interval_s = settings.order_poll_interval_minutes * 60
+    down = await blocked_remote(ctx.redis, BOTH)
+    if down is not None:
+        return await _skipped(ctx, down)
     if not await _take_lock(ctx, max(interval_s, 60)):
         log.info("order_poll_busy", reason="another poll is running")
         return {"status": "busy"}
     started = time.monotonic()
-    raw = await ctx.redis.get(CURSOR_KEY)
-    cursor = _text(raw) if raw is not None else magento_time(datetime.now(UTC) - timedelta(seconds=interval_s))
+    cursor = await _cursor(ctx)
     since = earlier(cursor, settings.order_poll_overlap_seconds)
     tally = Tally()
     report: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(), "since": since, "job_id": ctx.job_id}
@@ -120,6 +131,10 @@ async def poll(ctx: HandlerContext, *, page_size: int = 100) -> dict[str, Any]:
                 cursor = newest
                 await ctx.redis.set(CURSOR_KEY, cursor)  # per page: a run cut short keeps what it handled
         report.update(status="ok")
+    except RemoteUnavailable as exc:
+        report.update(status="skipped", reason=outage_reason(exc)[:500])
+        await ctx.redis.set(CURSOR_KEY, cursor, nx=True)  # a first run cut short: the next starts from here
+        log.warning("cron_skipped", cron=REPORT, remote=exc.system, reason=report["reason"])
     except Exception as exc:
         report.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:500])
         raise
@@ -129,6 +144,33 @@ async def poll(ctx: HandlerContext, *, page_size: int = 100) -> dict[str, Any]:
         await ctx.redis.hset(REPORTS, REPORT, orjson.dumps(report))
         await ctx.redis.eval(_RELEASE_LUA, 1, LOCK_KEY, ctx.job_id)
     log.info("order_poll_done", **tally.counts, cursor=cursor)
+    return report
+
+
+async def _cursor(ctx: HandlerContext) -> str:
+    """The cursor, or where a first run starts: one interval back."""
+    raw = await ctx.redis.get(CURSOR_KEY)
+    if raw is not None:
+        return _text(raw)
+    return magento_time(datetime.now(UTC) - timedelta(seconds=ctx.settings.order_poll_interval_minutes * 60))
+
+
+async def _skipped(ctx: HandlerContext, down: RemoteState) -> dict[str, Any]:
+    """A run not started because a remote is down: nothing read, no lock taken, the cursor left alone (or,
+    before the first run, pinned where that run would have started)."""
+    cursor = await _cursor(ctx)
+    await ctx.redis.set(CURSOR_KEY, cursor, nx=True)
+    now = datetime.now(UTC).isoformat()
+    report = {
+        "status": "skipped",
+        "reason": skip_reason(down),
+        "started_at": now,
+        "finished_at": now,
+        "job_id": ctx.job_id,
+        "cursor": cursor,
+    }
+    await ctx.redis.hset(REPORTS, REPORT, orjson.dumps(report))
+    log.info("cron_skipped", cron=REPORT, remote=down.remote.value, reason=report["reason"])
     return report
 
 

@@ -1,0 +1,57 @@
+"""Dead workers are taken over in seconds, not after arq's lease (job timeout x 2 + 10 s, 160 s as shipped).
+
+Every worker beats every CRMAGENTO_WORKER_HEARTBEAT_SECONDS (workers/heartbeat.py) and records what it runs
+(`crm:worker:{id}:jobs`, written by the claim). A worker whose beat is older than
+CRMAGENTO_WORKER_TAKEOVER_SECONDS has each of its running entities given a new job (gateway/entityqueue.py
+TAKEOVER_LUA, atomic: one taker wins). If it was only frozen and wakes up, its old jobs can no longer claim,
+settle or write (workers/fence.py).
+
+A worker that has itself just reconnected to Redis does not take others over until it has been connected for
+the takeover time: after a Redis outage every heartbeat is old, and the live workers need a beat to show it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from redis.asyncio import Redis
+
+from gateway.entityqueue import WORKERS, EntityQueue, worker_jobs_key
+from gateway.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class Takeover:
+    def __init__(self, redis: Redis, settings: Settings, queue: EntityQueue, worker_id: str) -> None:
+        self.redis, self.settings, self.queue, self.worker_id = redis, settings, queue, worker_id
+        self.connected_since = time.monotonic()
+        self.taken = 0  # entities taken over by this worker, for tests and logs
+
+    def connection_lost(self) -> None:
+        self.connected_since = time.monotonic()
+
+    async def run(self) -> int:
+        """Take over every silent worker that still holds entities. Returns how many entities moved."""
+        wait = self.settings.worker_takeover_seconds
+        if time.monotonic() - self.connected_since < wait:
+            return 0
+        now = time.time()
+        silent = await self.redis.zrangebyscore(WORKERS, "-inf", now - wait, withscores=True)
+        moved = 0
+        for raw_id, last_beat in silent:
+            worker_id = raw_id.decode()
+            if worker_id == self.worker_id or not await self.redis.exists(worker_jobs_key(worker_id)):
+                continue
+            entities = await self.queue.takeover(worker_id, now_ms=int(now * 1000))
+            if entities:
+                moved += len(entities)
+                log.warning(
+                    "worker_taken_over",
+                    worker=worker_id,
+                    entities=len(entities),
+                    silent_seconds=round(now - last_beat, 1),
+                )
+        self.taken += moved
+        return moved
