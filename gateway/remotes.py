@@ -47,10 +47,12 @@ class RemoteStateName(StrEnum):
     MISCONFIGURED = "misconfigured"
 
 
-# Probing backs off from 1 s, doubling to 60 s. The backoff starts again at 1 s only once the remote has
-# stayed up this long, so a remote that flaps is probed less and less often instead of thrashing.
+# Probing backs off from 1 s, doubling to 40 s: a remote that comes back just after a probe is seen within
+# 40 s, which leaves the drain 20 s of the promise that a backlog is applied within 60 s of the remote's
+# return. The backoff starts again at 1 s only once the remote has stayed up for STABLE_UP_MS, so a remote that
+# flaps is probed less and less often instead of thrashing.
 PROBE_FIRST_MS = 1_000
-PROBE_MAX_MS = 60_000
+PROBE_MAX_MS = 40_000
 STABLE_UP_MS = 60_000
 
 # Drain rank of an entity kind: what others depend on is released first (a product's categories before
@@ -174,7 +176,8 @@ async def read_states(redis: Redis) -> dict[Remote, RemoteState]:
 
 
 # KEYS[1] remote hash.  ARGV: state (unavailable|misconfigured), error, setting, now_ms, probe (1 when a probe
-# found it so: the next probe then waits twice as long, up to PROBE_MAX_MS).
+# found it so: the next probe then waits twice as long, up to PROBE_MAX_MS; only a probe that was due counts,
+# so workers starting together during an outage do not double it once each).
 # Returns 1 when the state changed (a new outage), 0 when it only refreshed the error.
 # The probe backoff of a new outage starts at 1 s, unless the remote came back less than STABLE_UP_MS ago:
 # then it goes on doubling from where the last outage left it.
@@ -183,7 +186,7 @@ local key, state, err, setting, now = KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumb
 local cur = redis.call('HGET', key, 'state')
 if cur == state then
   redis.call('HSET', key, 'error', err, 'setting', setting, 'checked_ms', now)
-  if ARGV[5] == '1' then
+  if ARGV[5] == '1' and now >= tonumber(redis.call('HGET', key, 'next_probe_ms') or '0') then
     local b = math.min(tonumber(redis.call('HGET', key, 'backoff_ms') or '%(first)d') * 2, %(max)d)
     redis.call('HSET', key, 'backoff_ms', b, 'next_probe_ms', now + b)
   end

@@ -1,9 +1,11 @@
-"""Fault tests at the small size (issue #9), inside the normal test run: each scenario of tests/chaos runs
-against real processes (private Redis, `crmagento serve`, two `crmagento worker`, both sandboxes) while a
-steady stream of product, stock and order changes flows, and must end with Magento equal to Cloud Retailer
-for every SKU, one sale per completed order, every acknowledged webhook in the event log in a terminal
-state, nothing stuck and no dead letter. `make chaos` runs the same scenarios at full size and prints the
-counts; here they are shown when a scenario fails.
+"""Fault tests at the small size, inside the normal test run: each scenario of tests/chaos runs against real
+processes (private Redis, `crmagento serve`, two `crmagento worker`, both sandboxes) while a steady stream of
+product, stock and order changes flows, and must end with Magento equal to Cloud Retailer for every SKU, one
+sale per completed order, every acknowledged webhook in the event log in a terminal state, nothing stuck and no
+dead letter, plus the scenario's own checks (a dead worker taken over within 30 s; an outage that outlasts the
+retry budget seen, its work parked rather than dead-lettered, and drained within 60 s of the remote coming
+back). `make chaos` runs the same scenarios at full size and prints the counts and figures; here they are shown
+when a scenario fails.
 
 Never touches the machine's shared Redis: every scenario starts its own on a free port.
 """

@@ -11,7 +11,17 @@ import asyncio
 import time
 from typing import Any
 
-from gateway.remotes import Remote, parked_key, read_states, remote_key
+from gateway.remotes import (
+    MARK_DOWN_LUA,
+    MARK_UP_LUA,
+    PROBE_FIRST_MS,
+    PROBE_MAX_MS,
+    STABLE_UP_MS,
+    Remote,
+    parked_key,
+    read_states,
+    remote_key,
+)
 from sandbox.catalog import LINKED_STORE_ID
 from sandbox.magento.routing import STATE
 from tests.conftest import wait_for
@@ -231,3 +241,35 @@ async def _flap(stack: Stack, periods: int) -> None:
         await asyncio.sleep(2)
         await cr_faults(stack)
         await asyncio.sleep(2)
+
+
+async def test_the_probe_backoff_doubles_once_per_due_probe_and_restarts_after_a_stable_minute(redis) -> None:
+    mark_down = redis.register_script(MARK_DOWN_LUA)
+    mark_up = redis.register_script(MARK_UP_LUA)
+    key = remote_key(Remote.MAGENTO)
+
+    async def down(now: int, probe: int = 1) -> None:
+        await mark_down(keys=[key], args=["unavailable", "503", "", now, probe])
+
+    async def backoff() -> tuple[int, int]:
+        b, due = await redis.hmget(key, "backoff_ms", "next_probe_ms")
+        return int(b), int(due)
+
+    await down(1_000_000, probe=0)  # a job's failure confirmed: the outage starts, first probe in 1 s
+    assert await backoff() == (PROBE_FIRST_MS, 1_001_000)
+    await down(1_000_500)  # two workers starting at once before the probe is due: no doubling
+    await down(1_000_500)
+    assert await backoff() == (PROBE_FIRST_MS, 1_001_000)
+    now = 1_001_000
+    for expected in (2_000, 4_000, 8_000, 16_000, 32_000, PROBE_MAX_MS, PROBE_MAX_MS):
+        await down(now)
+        assert await backoff() == (expected, now + expected)
+        now += expected
+    # Up, then down again within a minute: a flapping remote goes on from where it was.
+    await mark_up(keys=[key], args=[now])
+    await down(now + 5_000, probe=0)
+    assert (await backoff())[0] == PROBE_MAX_MS
+    # Up for longer than a minute: a new outage starts again at 1 s.
+    await mark_up(keys=[key], args=[now + 6_000])
+    await down(now + 6_000 + STABLE_UP_MS + 1, probe=0)
+    assert (await backoff())[0] == PROBE_FIRST_MS

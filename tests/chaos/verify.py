@@ -1,4 +1,4 @@
-"""After a scenario: let the system settle, then check the issue's four promises and collect the counts.
+"""After a scenario: let the system settle, then check the four promises of the sync and collect the counts.
 
 1. Magento equals Cloud Retailer for every SKU (name, price, status, weight, on-hand and stock status).
 2. Every completed Magento order is exactly one Cloud Retailer sale (and no sale lacks its order).

@@ -7,7 +7,7 @@
   answer the probe either, it is marked down and the job parks; if it does, the failure is the record's own
   and spends an attempt as before.
 - The probe loop: while a remote is not up, one worker at a time (a lease) probes it when its backoff is due
-  (1 s, doubling to 60 s). When it answers, it is marked up and its parked entities are drained.
+  (1 s, doubling to 40 s). When it answers, it is marked up and its parked entities are drained.
 - The start-up check: every worker checks both remotes when it starts, so a wrong setting is one clear log
   line naming the variable, and that remote's jobs park as "misconfigured" instead of failing one by one.
 - Takeover of dead workers (takeover.py), from the same loop.
@@ -110,7 +110,7 @@ class RemoteMonitor:
         remotes = self.checker.configured()
         results = await asyncio.gather(*(self.checker.check(r) for r in remotes))
         for remote, result in zip(remotes, results, strict=True):
-            await self.apply(remote, result, probe=True)
+            await self.apply(remote, result, probe=False)
         self._task = asyncio.create_task(self._loop(), name="remote-monitor")
 
     async def stop(self) -> None:
