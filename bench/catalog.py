@@ -10,7 +10,7 @@ Magento answers every /rest call after `--latency-ms`. Prints, for the first syn
 wall time, products/s, Magento calls and writes per product, image uploads, and the peak RSS of the whole
 process (sandboxes included, so it overstates the worker's). Writes JSON to bench/results/.
 
-Targets (issue #4): a second full sync with nothing changed makes 0 Magento writes and 0 image uploads.
+Targets: a second full sync with nothing changed makes 0 Magento writes and 0 image uploads.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ monkeypatches that model proposed optimisations or measure a part: experiments o
 the real gateway. `--pin` puts each server under test alone on CPU 0 and wrk and Redis on the other CPUs
 (taskset), so neither side's figures depend on where the kernel happens to place the load.
 
-The issue's target: gateway/bare >= 0.5 with gateway p99 < 20 ms.
+The target: gateway/bare >= 0.5 with gateway p99 < 20 ms.
 """
 
 from __future__ import annotations

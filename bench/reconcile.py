@@ -10,7 +10,7 @@ webhooks), puts a latency fault rule on every Magento route, clears Magento's ca
 reconciliation in this process, through the same code the worker runs (`run_reconciliation`).
 
 It prints the wall time, Magento reads and writes (from the sandbox's /_sandbox/stats), items per write,
-and this process's peak RSS, then checks the issue's targets: writes only for the drifted SKUs, under 60 s,
+and this process's peak RSS, then checks the targets: writes only for the drifted SKUs, under 60 s,
 RSS under 200 MB; and that a dry run afterwards finds no drift left. Exit status 1 when a target is missed.
 The figures also go to bench/results/reconcile-<timestamp>.json.
 

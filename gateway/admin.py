@@ -1,5 +1,5 @@
 """The admin API under /admin/ (bearer tokens): status, the event log and dead letters.
-Force resyncs and reconciliation land with the sync rules (#4-#7)."""
+Force resyncs and reconciliation land with the sync rules."""
 
 from __future__ import annotations
 

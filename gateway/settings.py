@@ -159,7 +159,7 @@ class Settings(BaseSettings):
         default=60, ge=1, description="/readyz fails when no worker heartbeat is younger than this."
     )
 
-    # --- inventory (on-hand stock, #5) -------------------------------------------------------------
+    # --- inventory (on-hand stock) -----------------------------------------------------------------
     reconcile_interval_minutes: int = Field(
         default=30, ge=1, le=1440, description="Minutes between full inventory reconciliations."
     )
@@ -204,7 +204,7 @@ class Settings(BaseSettings):
         default=120, ge=0, le=86_400, description="How far before its cursor each order poll looks again."
     )
 
-    # --- catch-up (changes whose webhook was lost, #10) ------------------------------------------------------
+    # --- catch-up (changes whose webhook was lost) ----------------------------------------------------------
     catchup_interval_minutes: int = Field(
         default=30, ge=1, le=1440, description="Minutes between catch-up runs (changes whose webhook was lost)."
     )

@@ -1,5 +1,5 @@
 """POST /webhooks/{source}: verify, validate, de-duplicate and queue. Never talks to Magento or Cloud
-Retailer; the answer table is DESIGN.md section 3."""
+Retailer; the answer table is in docs/design.md, The webhook contract."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Sandbox Magento 2 and Cloud Retailer servers for tests, benchmarks and the demo (issue #3)."""
+"""Sandbox Magento 2 and Cloud Retailer servers for tests, benchmarks and the demo."""

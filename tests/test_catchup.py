@@ -1,4 +1,4 @@
-"""Catch-up sync end to end (issue #10): changes whose webhook or callback was lost (the sandboxes' header
+"""Catch-up sync end to end: changes whose webhook or callback was lost (the sandboxes' header
 `X-Sandbox-Suppress-Webhook: 1`) reach the other side after one catch-up run, through the real gateway,
 workers and handlers; a change that already arrived by webhook, and a second run, write nothing."""
 

@@ -1,4 +1,4 @@
-"""Catch-up sync parts (issue #10): the clocks and cursors, Magento's keyset paging by created_at against the
+"""Catch-up sync parts: the clocks and cursors, Magento's keyset paging by created_at against the
 sandbox Magento, the lease, the schedule and what the domain registers."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Customers end to end: both sandboxes, the real gateway and workers running the customer rules (issue #7).
+"""Customers end to end: both sandboxes, the real gateway and workers running the customer rules.
 
 Accounts created on either side are created on the other, matched by email; updates flow only from Cloud
 Retailer; the gateway's own creations do not echo; bad data fails one customer with a clear reason.

@@ -1,4 +1,4 @@
-"""Inventory end to end (issue #5): both sandboxes, the real gateway and real workers with the shipped rules.
+"""Inventory end to end: both sandboxes, the real gateway and real workers with the shipped rules.
 
 On-hand at the linked Cloud Retailer store goes to the Magento source: pushed when Cloud Retailer reports a
 change (read back from Cloud Retailer, never taken from the payload), many SKUs per source-items call, and

@@ -1,5 +1,5 @@
 """The sandbox Magento over real HTTP, signed with a bearer token and with OAuth 1.0a, every answer checked
-against Adobe's 2.4.9 schema (tests/data), and the behaviour a connector relies on (GOTCHAS.md): merge
+against Adobe's 2.4.9 schema (tests/data), and the behaviour a connector relies on (docs/magento-api-notes.md): merge
 semantics, store scope, url keys, searchCriteria and its paging quirk, customers per website, the order state
 machine and its signed callbacks, faults, stats, auth failures, MSI off, and a 100k seed."""
 
@@ -47,7 +47,8 @@ NULLABLE = {
     ("customer-data-region-interface", "region"),
 }
 # The schema types error `parameters` as a list of {resources, fieldName, fieldValue} objects; Magento sends a
-# list of values for `%1` placeholders and an object keyed by name for `%fieldName` ones (ENDPOINTS.md §12).
+# list of values for `%1` placeholders and an object keyed by name for `%fieldName` ones
+# (docs/magento-api-notes.md item 8).
 ERROR_PARAMETERS = {"type": ["array", "object"], "description": "list for %1, object for %name placeholders"}
 PNG_RED = catalog.png_bytes((255, 0, 0))
 PNG_BLUE = catalog.png_bytes((0, 0, 255))

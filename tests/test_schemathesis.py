@@ -1,4 +1,4 @@
-"""Schemathesis against the live gateway (issue #8): every operation in openapi.yaml, stateless, with
+"""Schemathesis against the live gateway: every operation in openapi.yaml, stateless, with
 generated data; no answer may be a 5xx or contradict the spec (status, content type, body schema).
 
 The gateway runs for real on a loopback port in a background thread with its own event loop (Schemathesis'

@@ -1,4 +1,5 @@
-"""The webhook edge against DESIGN.md section 3: every row of the answers table, over real HTTP and Redis."""
+"""The webhook edge against the answer table (docs/design.md, The webhook contract): every row, over real HTTP
+and Redis."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Workers: arq settings, jobs and crons, and the sync rules per entity (handlers land with #4-#7)."""
+"""Workers: arq settings, jobs and crons, and the sync rules per entity."""

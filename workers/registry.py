@@ -1,4 +1,4 @@
-"""Event type -> sync handler. The sync rules (#4-#7) register theirs; tests register their own."""
+"""Event type -> sync handler. The sync rules register theirs; tests register their own."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sandbox Cloud Retailer server: the contract in docs/cloudretailer-api.md, served from memory (issue #3)."""
+"""Sandbox Cloud Retailer server: the contract in docs/cloudretailer-api.md, served from memory."""
 
 from sandbox.cloudretailer.app import create_app
 from sandbox.cloudretailer.config import CloudRetailerSandboxConfig

@@ -1,4 +1,4 @@
-"""A Magento 2 REST server that behaves like the real one for the connector's routes (issue #3)."""
+"""A Magento 2 REST server that behaves like the real one for the connector's routes."""
 
 from sandbox.magento.app import create_app
 from sandbox.magento.config import MagentoSandboxConfig

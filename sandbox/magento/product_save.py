@@ -1,13 +1,14 @@
 """`ProductRepository::save`, which both POST /V1/products and PUT /V1/products/{sku} call: an upsert that
 merges only the keys sent into the stored product.
 
-The special cases the connector must live with (GOTCHAS.md #2, #3, #4): `extension_attributes.category_links`
-is additive and `[]` clears it; `media_gallery_entries` omitted leaves the gallery alone, `[]` wipes it, a
-list keeps the listed ids and adds entries carrying content; unknown attribute codes are ignored; a new
-product gets its url_key from its name and a key used in a shared store view is a 400. Values sent through a
-store code become that view's overrides (website-scoped ones for the views of its website, global ones stay
-global); through `all`, and on create, they are global. A new product is assigned to every website through
-`all`, to the store's website otherwise. The save is validated completely before anything is stored.
+The special cases the connector must live with (docs/magento-api-notes.md items 2, 3 and 4):
+`extension_attributes.category_links` is additive and `[]` clears it; `media_gallery_entries` omitted leaves
+the gallery alone, `[]` wipes it, a list keeps the listed ids and adds entries carrying content; unknown
+attribute codes are ignored; a new product gets its url_key from its name and a key used in a shared store
+view is a 400. Values sent through a store code become that view's overrides (website-scoped ones for the
+views of its website, global ones stay global); through `all`, and on create, they are global. A new product
+is assigned to every website through `all`, to the store's website otherwise. The save is validated
+completely before anything is stored.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """MagentoClient: the adapter for Magento 2's REST API (2.3 and newer).
 
-What it copes with (see ../shared/reference/magento/GOTCHAS.md): OAuth 1.0a signing (integration tokens
+What it copes with (docs/magento-api-notes.md items 1, 2, 5, 6 and 8): OAuth 1.0a signing (integration tokens
 are refused as plain Bearer from 2.4.4 unless the store enables it), store scope in the URL (`all` for
 global catalog values), error bodies with `%1` / `%name` placeholders, and searchCriteria paging that
 returns the last page again past the end (so iteration stops on `total_count`).
@@ -22,7 +22,8 @@ from workers.clients.magento_models import Category, Customer, MediaEntry, Order
 from workers.clients.search_criteria import SearchCriteria
 
 GLOBAL_SCOPE = "all"
-SOURCE_ITEMS_BATCH = 20  # array inputs are capped at 20 items when input limiting is on (GOTCHAS.md 8)
+# array inputs are capped at 20 items when input limiting is on (docs/magento-api-notes.md item 6)
+SOURCE_ITEMS_BATCH = 20
 
 
 def fill_placeholders(message: str, parameters: Any) -> str:
@@ -237,7 +238,7 @@ class MagentoClient(ApiClient):
         )
 
     async def source_items(self, skus: list[str] | None = None, *, page_size: int = 300) -> AsyncIterator[SourceItem]:
-        # 300: the largest pageSize Magento accepts when input limiting is on (GOTCHAS.md 8)
+        # 300: the largest pageSize Magento accepts when input limiting is on (docs/magento-api-notes.md item 6)
         criteria = SearchCriteria(page_size=page_size).where("source_code", self.source_code)
         if skus:
             criteria.where("sku", skus, "in")

@@ -1,4 +1,4 @@
-"""The sync rules (DESIGN.md section 1), one module per domain. Each module's `register(registry, settings)`
+"""The sync rules (docs/design.md, Sync rules), one module per domain. Each module's `register(registry, settings)`
 adds its event handlers, admin jobs and crons.
 
 What a domain builds on:

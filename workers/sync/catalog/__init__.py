@@ -1,4 +1,4 @@
-"""Catalog sync (issue #4): products, attributes, attribute sets, images and categories, Cloud Retailer ->
+"""Catalog sync: products, attributes, attribute sets, images and categories, Cloud Retailer ->
 Magento; categories created in Magento -> Cloud Retailer.
 
     magento_meta      what the rules read from Magento (attribute sets, attributes and options, root category)

@@ -1,9 +1,9 @@
-"""Catch-up sync (issue #10): nothing stays stale when a webhook or callback is lost.
+"""Catch-up sync: nothing stays stale when a webhook or callback is lost.
 
 Every CRMAGENTO_CATCHUP_INTERVAL_MINUTES (and on `POST /admin/resync/catchup`) a run asks Cloud Retailer for
 the categories, products and customers changed since its cursors and Magento for the categories and
 customers created since its cursors, and feeds each change through the same handlers and coalescing as a
-webhook. Inventory has its reconciliation (#5) and orders their poll (#6); neither is repeated here.
+webhook. Inventory has its reconciliation and orders their poll; neither is repeated here.
 
     clock     each side's time format, the cursors in Redis (forward only)
     streams   the five listings read, as pages of found changes

@@ -130,7 +130,8 @@ def _created_criteria(since: str, after: tuple[str, int] | None, where: list[Fil
         criteria.where("created_at", since, "gteq")
     else:
         # (created_at, entity_id) > after. Keyset, not page numbers: a record deleted while we page would shift
-        # the next page by one and hide a record; past the end Magento repeats the last page (GOTCHAS 7).
+        # the next page by one and hide a record; past the end Magento repeats the last page
+        # (docs/magento-api-notes.md item 5).
         at, entity_id = after
         criteria.where("created_at", at, "gteq")
         criteria.any_of(Filter("created_at", at, "gt"), Filter("entity_id", entity_id, "gt"))

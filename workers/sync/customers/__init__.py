@@ -1,4 +1,4 @@
-"""Customers sync (issue #7): accounts created on either side are created on the other, matched by email;
+"""Customers sync: accounts created on either side are created on the other, matched by email;
 updates flow only from Cloud Retailer. Passwords, payment data and purchase history never move.
 
     emails      whether an address can be an account's key on both sides (pure)

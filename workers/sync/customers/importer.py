@@ -1,4 +1,4 @@
-"""Customers both ways for creation, Cloud Retailer -> Magento for updates (DESIGN.md section 1).
+"""Customers both ways for creation, Cloud Retailer -> Magento for updates (docs/design.md, Sync rules).
 
 Email is the natural key (unique per website in Magento, unique in Cloud Retailer), so every path that finds
 no binding looks the other side up by email before creating: a callback that races the binding of an account

@@ -1,4 +1,4 @@
-"""Inventory sync (issue #5): on-hand at the linked Cloud Retailer store is the truth for the configured
+"""Inventory sync: on-hand at the linked Cloud Retailer store is the truth for the configured
 Magento inventory source.
 
     stock       the Magento side: MSI source items or legacy stock items, found at start; read, compare, write

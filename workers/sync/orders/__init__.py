@@ -1,4 +1,4 @@
-"""Orders: each completed Magento order becomes exactly one executed Cloud Retailer sale (issue #6).
+"""Orders: each completed Magento order becomes exactly one executed Cloud Retailer sale.
 
 - `order.completed` callback -> importer.on_order_completed (fetch, check complete, match the customer, map,
   record the sale once);

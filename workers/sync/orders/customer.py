@@ -3,7 +3,7 @@
 A guest order has none. A registered customer that Cloud Retailer does not know yet (its customer.created
 callback not handled yet, or lost) is created with the names on the order; creating is safe to race because
 Cloud Retailer's email is unique and a 409 hands back the existing customer. Only what identifies the buyer
-is sent: the customer sync (#7) owns the rest of the record (addresses, phone) and its updates.
+is sent: the customer sync owns the rest of the record (addresses, phone) and its updates.
 """
 
 from __future__ import annotations

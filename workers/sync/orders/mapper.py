@@ -58,7 +58,8 @@ def top_rows(order: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def completed_at(order: Mapping[str, Any]) -> str:
-    """Magento's `Y-m-d H:i:s` (UTC, GOTCHAS 11) as ISO-8601 with its zone, as Cloud Retailer requires."""
+    """Magento's `Y-m-d H:i:s` (UTC, docs/magento-api-notes.md item 7) as ISO-8601 with its zone, as Cloud
+    Retailer requires."""
     raw = order.get("updated_at") or order.get("created_at")
     if not raw:
         raise OrderNotMappable(f"order {order.get('increment_id')}: no updated_at or created_at")

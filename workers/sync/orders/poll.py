@@ -191,7 +191,7 @@ def poll_cron_job(settings: Settings) -> CronJob:
     """Every CRMAGENTO_ORDER_POLL_INTERVAL_MINUTES, on the clock (minute 0, 5, 10... of each hour for 5).
 
     arq names each run after its scheduled time, so with many workers a run happens once; two tries, so a
-    worker restarting mid-run does not lose the run (GOTCHA of arq's single-try crons)."""
+    worker restarting mid-run does not lose the run (arq's crons default to one try)."""
     minutes = settings.order_poll_interval_minutes
     if minutes < 60:
         schedule: dict[str, Any] = {"minute": set(range(0, 60, minutes)), "second": {0}}

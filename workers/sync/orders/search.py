@@ -3,8 +3,8 @@
 The search pages by key, not by page number: `state=complete AND (updated_at, entity_id) > the last row
 seen`, sorted by both ascending, always asking for the first page. A numbered page shifts when an order
 changes while we page (it moves to the end and the one after it slides onto the page we already read), and
-past the end Magento repeats the last page (GOTCHAS 7). Each answer's total_count says how many match from
-the key on, so the search stops when what matched fits in the page it got.
+past the end Magento repeats the last page (docs/magento-api-notes.md item 5). Each answer's total_count says
+how many match from the key on, so the search stops when what matched fits in the page it got.
 """
 
 from __future__ import annotations
