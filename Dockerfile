@@ -21,6 +21,7 @@ RUN python -m venv /opt/venv
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY crmagento ./crmagento
+COPY crmcore ./crmcore
 COPY gateway ./gateway
 COPY workers ./workers
 COPY sandbox ./sandbox

@@ -29,8 +29,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from crmcore.logs import configure_logging  # noqa: E402
 from gateway.embedded_redis import EmbeddedRedis  # noqa: E402
-from gateway.logs import configure_logging  # noqa: E402
 from tests.support.stack import Stack, full_stack  # noqa: E402
 from workers import sync  # noqa: E402
 from workers.registry import Registry  # noqa: E402

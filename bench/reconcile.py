@@ -136,9 +136,9 @@ async def bench(args: argparse.Namespace, sandboxes: SandboxProcess, redis_url: 
     import aiohttp
     from pydantic import SecretStr
 
-    from gateway.logs import configure_logging
-    from gateway.redis_conn import create_redis
-    from gateway.settings import Settings
+    from crmcore.logs import configure_logging
+    from crmcore.redis_conn import create_redis
+    from crmcore.settings import Settings
     from sandbox.catalog import LINKED_STORE_ID, sku
     from workers.registry import HandlerContext
     from workers.services import Services

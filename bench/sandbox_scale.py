@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project's packages come from the checkout
 
 from crmagento.sandboxes import DEFAULT_CR_API_KEY, configs_from_settings, sandboxes_running  # noqa: E402
-from gateway.settings import Settings  # noqa: E402
+from crmcore.settings import Settings  # noqa: E402
 from sandbox.magento.config import MagentoSandboxConfig  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"

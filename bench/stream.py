@@ -164,8 +164,8 @@ def serve_sandboxes(products: int, seed: int, gateway_url: str) -> None:
     from aiohttp import web
 
     from crmagento.sandboxes import configs_from_settings
-    from gateway.logs import configure_logging
-    from gateway.settings import Settings
+    from crmcore.logs import configure_logging
+    from crmcore.settings import Settings
     from sandbox.cloudretailer.app import create_app as create_cr
     from sandbox.magento.app import create_app as create_magento
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gateway.settings import Settings, env_name
+from crmcore.settings import Settings, env_name
 
 # Exit codes (also in `crmagento --help` and the README).
 EXIT_OK = 0

@@ -32,11 +32,11 @@ from crmagento.admin_api import (
     Job,
     target_from_settings,
 )
+from crmcore.deadletters import MAX_BULK_REPLAY
+from crmcore.eventlog import STATUSES
+from crmcore.events import Source
+from crmcore.settings import ConfigError, load_settings
 from gateway.adminjobs import RESYNC_KINDS
-from gateway.deadletters import MAX_BULK_REPLAY
-from gateway.eventlog import STATUSES
-from gateway.events import Source
-from gateway.settings import ConfigError, load_settings
 
 EXIT_CODES_HELP = (
     "Exit codes of the admin commands: 0 ok; 1 a job failed or the thing asked for does not exist; "

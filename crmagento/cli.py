@@ -13,8 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from crmagento import admin_cli
-from gateway.logs import configure_logging
-from gateway.settings import ConfigError, Settings, load_settings
+from crmcore.logs import configure_logging
+from crmcore.settings import ConfigError, Settings, load_settings
 from workers.registry import Registry, default_registry
 
 app = typer.Typer(

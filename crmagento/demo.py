@@ -29,9 +29,9 @@ from crmagento.demo_scenario import run_scenario
 from crmagento.demo_support import Demo
 from crmagento.runtime import bound_port, gateway_running, stop_on_signals
 from crmagento.sandboxes import Sandboxes, configs_from_settings, sandboxes_running
+from crmcore.logs import configure_logging
+from crmcore.settings import Settings
 from gateway.embedded_redis import EmbeddedRedis
-from gateway.logs import configure_logging
-from gateway.settings import Settings
 from sandbox.catalog import LINKED_STORE_ID
 from workers.worker import run_worker
 

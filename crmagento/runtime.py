@@ -12,11 +12,11 @@ import structlog
 from aiohttp import web
 from pydantic import SecretStr
 
+from crmcore.redis_conn import describe
+from crmcore.settings import Settings
 from gateway.app import create_app
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.gc_tuning import freeze_startup_heap
-from gateway.redis_conn import describe
-from gateway.settings import Settings
 from workers.registry import Registry
 from workers.worker import run_worker
 

@@ -31,7 +31,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from gateway.settings import Settings, env_name
+from crmcore.settings import Settings, env_name
 from sandbox.cloudretailer.app import create_app as create_cloudretailer_app
 from sandbox.cloudretailer.config import CloudRetailerSandboxConfig
 from sandbox.faults import FaultRule

@@ -8,9 +8,10 @@ from aiohttp import web
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from gateway import deadletters, eventlog, status
+from crmcore import deadletters, eventlog
+from crmcore.events import Source
+from gateway import status
 from gateway.appkeys import QUEUE, REDIS, SETTINGS
-from gateway.events import Source
 from gateway.guards import admin_only
 from gateway.problems import field_errors, problem
 

@@ -14,7 +14,7 @@ from aiohttp import web
 from arq.connections import ArqRedis
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from gateway import jobrecords
+from crmcore import jobrecords
 from gateway.admin import json_answer as _json
 from gateway.appkeys import REDIS, SETTINGS
 from gateway.guards import admin_only

@@ -6,14 +6,14 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from crmcore.entityqueue import EntityQueue
+from crmcore.events import Source
+from crmcore.redis_conn import redis_from_settings
+from crmcore.settings import Settings
 from gateway import admin, adminjobs, dashboard, guards, health, webhooks
 from gateway.appkeys import ADMIN_TOKENS, INGESTOR, METRICS, QUEUE, REDIS, SETTINGS, VERIFIERS
-from gateway.entityqueue import EntityQueue
-from gateway.events import Source
 from gateway.ingest import Ingestor
 from gateway.metrics import Metrics
-from gateway.redis_conn import redis_from_settings
-from gateway.settings import Settings
 from gateway.signatures import Verifier
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 from redis.asyncio import Redis
 
-from gateway.entityqueue import EntityQueue
-from gateway.events import Source
+from crmcore.entityqueue import EntityQueue
+from crmcore.events import Source
+from crmcore.settings import Settings
 from gateway.ingest import Ingestor
 from gateway.metrics import Metrics
-from gateway.settings import Settings
 from gateway.signatures import Verifier
 
 SETTINGS = web.AppKey("settings", Settings)

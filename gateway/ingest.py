@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import structlog
 from redis.exceptions import RedisError
 
-from gateway.entityqueue import ACCEPT_LUA, EntityQueue, accept_statuses
+from crmcore.entityqueue import ACCEPT_LUA, EntityQueue, accept_statuses
+from crmcore.settings import Settings
 from gateway.scriptconn import ScriptConnection
-from gateway.settings import Settings
 
 log = structlog.get_logger(__name__)
 

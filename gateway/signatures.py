@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from gateway.settings import decode_webhook_secret
+from crmcore.settings import decode_webhook_secret
 
 MAX_ID_LENGTH = 256
 # More signatures than this in one header is not a rotation, it is someone guessing.

@@ -8,8 +8,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from gateway import remotes
-from gateway.entityqueue import DEADLETTERS, JOB_STATS, RECENT_EVENTS, REPORTS, WORKERS, worker_key
+from crmcore import keys, remotes
 
 # Heartbeats older than this are dropped from the listing (the worker is gone).
 _FORGET_WORKER_S = 86_400
@@ -20,20 +19,20 @@ async def snapshot(redis: Redis, queue_name: str, *, parked_events: bool = True)
     entity): /readyz, which a load balancer calls every few seconds, does not need it."""
     now = time.time()
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.zremrangebyscore(WORKERS, "-inf", now - _FORGET_WORKER_S)
+        pipe.zremrangebyscore(keys.WORKERS, "-inf", now - _FORGET_WORKER_S)
         pipe.zcard(queue_name)
-        pipe.zrange(WORKERS, 0, -1, withscores=True)
-        pipe.zcard(DEADLETTERS)
-        pipe.zcard(RECENT_EVENTS)
-        pipe.hgetall(JOB_STATS)
-        pipe.hgetall(REPORTS)
+        pipe.zrange(keys.WORKERS, 0, -1, withscores=True)
+        pipe.zcard(keys.DEADLETTERS)
+        pipe.zcard(keys.RECENT_EVENTS)
+        pipe.hgetall(keys.JOB_STATS)
+        pipe.hgetall(keys.REPORTS)
         remotes.queue_reads(pipe)
         _, depth, workers, dead, recent, stats, reports, *remote_reads = await pipe.execute()
     states = remotes.decode_reads(remote_reads)
     parked = await remotes.parked_events(redis, states) if parked_events else dict.fromkeys(states, 0)
     async with redis.pipeline(transaction=False) as pipe:
         for wid, _ in workers:
-            pipe.hgetall(worker_key(wid.decode()))
+            pipe.hgetall(keys.worker(wid.decode()))
         infos = await pipe.execute()
     listed = []
     for (wid, seen), info in zip(workers, infos, strict=True):

@@ -12,9 +12,9 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
+from crmcore.entityqueue import ACCEPT_DUPLICATE
+from crmcore.events import TYPED_ENVELOPES, Envelope, Source, data_model
 from gateway.appkeys import INGESTOR, METRICS, SETTINGS, VERIFIERS
-from gateway.entityqueue import ACCEPT_DUPLICATE
-from gateway.events import TYPED_ENVELOPES, Envelope, Source, data_model
 from gateway.guards import error_answer
 from gateway.ingest import QueueUnavailable, Row
 from gateway.problems import field_errors, problem

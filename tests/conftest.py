@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from crmcore.redis_conn import create_redis
+from crmcore.settings import Settings
 from gateway.app import create_app
 from gateway.embedded_redis import EmbeddedRedis
-from gateway.redis_conn import create_redis
-from gateway.settings import Settings
 from tests.support.signing import ADMIN_TOKEN, CR_SECRET, MAGENTO_SECRET, SECRETS, new_id, sign_headers
 from workers.registry import Registry
 from workers.worker import run_worker

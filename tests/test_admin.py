@@ -8,6 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
+from crmcore import keys
 from gateway.app import create_app
 from tests.conftest import make_settings, post_event, wait_for
 from tests.support.signing import ADMIN_TOKEN, CR_SECRET, MAGENTO_SECRET, envelope, new_id
@@ -132,7 +133,7 @@ async def test_healthz_readyz_and_metrics(gateway: TestClient, redis: Redis, sta
     await start_worker(Registry())
     await wait_for(lambda: _ready(gateway))
     # A heartbeat older than the limit makes the gateway unready again.
-    await redis.zadd("crm:workers", {"old-worker": 1})
+    await redis.zadd(keys.WORKERS, {"old-worker": 1})
     await post_event(gateway, "cloudretailer", envelope("product.updated", {"product_id": "P", "sku": "S"}))
     await post_event(gateway, "cloudretailer", b"nope")
     await wait_for(lambda: _metric(gateway, 'crmagento_jobs_total{outcome="skipped"} 1.0'))
@@ -154,7 +155,7 @@ async def _metric(gateway: TestClient, line: str) -> bool:
 async def test_readyz_reports_a_stale_worker(gateway: TestClient, redis: Redis) -> None:
     import time
 
-    await redis.zadd("crm:workers", {"host:1:abcd": time.time() - 120})
+    await redis.zadd(keys.WORKERS, {"host:1:abcd": time.time() - 120})
     resp = await gateway.get("/readyz")
     assert resp.status == 503
     assert "120 s old" in (await resp.json(content_type=None))["detail"]

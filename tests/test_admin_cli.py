@@ -17,9 +17,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
+from crmcore import keys
+from crmcore.events import AcceptedEvent, Source
 from gateway.app import create_app
-from gateway.entityqueue import REPORTS
-from gateway.events import AcceptedEvent, Source
 from tests.conftest import make_settings, post_event, wait_for
 from tests.support.signing import ADMIN_TOKEN, envelope, new_id
 from tests.test_cli import CLI, clean_env, run_cli
@@ -108,7 +108,7 @@ def test_help_documents_the_admin_verbs_and_exit_codes(tmp_path: Path) -> None:
 
 async def test_status_as_table_and_json(cli: Run, gateway: TestClient, redis: Redis) -> None:
     await _send(gateway)
-    await redis.hset(REPORTS, "order-poll", orjson.dumps({"cursor": "2026-01-31T10:00:00Z", "orders": 4}))
+    await redis.hset(keys.REPORTS, "order-poll", orjson.dumps({"cursor": "2026-01-31T10:00:00Z", "orders": 4}))
     snap = (await cli("status", "--json")).json()
     assert snap["redis"] == "ok" and snap["queue_depth"] == 1 and snap["recent_events"] == 1
     assert snap["reports"]["order-poll"]["orders"] == 4
@@ -282,7 +282,7 @@ async def test_reconcile_shows_its_report_and_a_failed_job_exits_1(cli: Run, gat
         if len(runs) > 1:
             raise PermanentError("Magento is not configured: set CRMAGENTO_MAGENTO_URL")
         report = {"skus_compared": 40, "drift": 2, "fixed": 0 if params["dry_run"] else 2}
-        await ctx.redis.hset(REPORTS, "reconcile-inventory", orjson.dumps(report))  # as the real job does
+        await ctx.redis.hset(keys.REPORTS, "reconcile-inventory", orjson.dumps(report))  # as the real job does
         await progress(done=40, total=40)
         return report
 

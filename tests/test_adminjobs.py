@@ -11,8 +11,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from gateway.events import AcceptedEvent, ProductEvent, Source
-from gateway.jobrecords import feed_origin, job_key
+from crmcore import keys
+from crmcore.events import AcceptedEvent, ProductEvent, Source
+from crmcore.jobrecords import feed_origin
 from tests.conftest import wait_for
 from tests.support.signing import ADMIN_TOKEN
 from workers.binder import Binder
@@ -39,7 +40,7 @@ async def _finished(gateway: TestClient, job_id: str) -> dict[str, Any]:
 
 
 async def _settled(redis: Redis, job_id: str, count: int) -> bool:
-    return int(await redis.hget(job_key(job_id), "done") or 0) >= count
+    return int(await redis.hget(keys.admin_job(job_id), "done") or 0) >= count
 
 
 async def test_resync_job_feeds_changes_through_the_handlers_with_progress(gateway, redis, settings, start_worker):
@@ -155,6 +156,6 @@ async def test_feeding_the_same_origin_twice_queues_once(redis: Redis, settings)
 
 
 async def test_status_shows_the_last_report_of_each_run(gateway, redis):
-    await redis.hset("crm:reports", "reconcile-inventory", b'{"run_id": "r-1", "drift_fixed": 3}')
+    await redis.hset(keys.REPORTS, "reconcile-inventory", b'{"run_id": "r-1", "drift_fixed": 3}')
     status = await (await gateway.get("/admin/status", headers=AUTH)).json()
     assert status["reports"] == {"reconcile-inventory": {"run_id": "r-1", "drift_fixed": 3}}

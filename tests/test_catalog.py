@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from crmcore import keys
 from sandbox.magento.routing import STATE
 from tests.conftest import wait_for
 from tests.support.stack import Stack, full_stack
@@ -434,7 +435,9 @@ async def test_losing_every_mapping_and_hash_in_redis_rebuilds_without_duplicate
         for p in await cr_products(stack)
         if not is_shoes(p)
     }
-    lost = [k async for k in stack.redis.scan_iter("crm:fp:*")] + [k async for k in stack.redis.scan_iter("crm:bind:*")]
+    lost = [k async for k in stack.redis.scan_iter(keys.fingerprints("*"))] + [
+        k async for k in stack.redis.scan_iter(keys.binding("*", "*"))
+    ]
     assert lost
     await stack.redis.delete(*lost)
 

@@ -14,10 +14,11 @@ from aiohttp.test_utils import TestClient
 from arq.connections import create_pool
 from redis.asyncio import Redis
 
-from gateway.entityqueue import DEADLETTERS, EntityQueue, entity_key, event_key
-from gateway.events import AcceptedEvent, Source
-from gateway.redis_conn import arq_redis_settings
-from gateway.settings import Settings
+from crmcore import keys
+from crmcore.entityqueue import EntityQueue
+from crmcore.events import AcceptedEvent, Source
+from crmcore.redis_conn import arq_redis_settings
+from crmcore.settings import Settings
 from tests.conftest import make_settings, post_event, wait_for
 from tests.support.signing import ADMIN_TOKEN, envelope, new_id
 from workers.errors import PermanentError, Skip
@@ -38,7 +39,7 @@ class Recorder:
 
 
 async def _status(redis: Redis, source: str, msg_id: str) -> str | None:
-    value = await redis.hget(event_key(f"{source}:{msg_id}"), "status")
+    value = await redis.hget(keys.event(f"{source}:{msg_id}"), "status")
     return value.decode() if value else None
 
 
@@ -61,7 +62,7 @@ async def test_changes_waiting_for_a_worker_collapse_into_one_run(gateway, redis
     await wait_for(lambda: _status(redis, "cloudretailer", ids[-1]), within=10)
     await wait_for(lambda: all_done(redis, ids))
     assert recorder.calls == [("product.updated", ids)]
-    assert not await redis.exists(entity_key("cloudretailer:product:P-1"))
+    assert not await redis.exists(keys.entity("cloudretailer:product:P-1"))
 
 
 async def all_done(redis: Redis, ids: list[str], status: str = "done") -> bool:
@@ -85,7 +86,7 @@ async def test_change_while_running_causes_exactly_one_more_run(gateway, redis, 
     await asyncio.wait_for(entered.wait(), 10)
     during = [await _send_product(gateway) for _ in range(3)]
     # While the first run is busy, the three changes wait: no second job runs in parallel.
-    assert await redis.llen(entity_key("cloudretailer:product:P-1") + ":pending") == 3
+    assert await redis.llen(keys.entity("cloudretailer:product:P-1") + ":pending") == 3
     release.set()
     await wait_for(lambda: all_done(redis, [first, *during]))
     await asyncio.sleep(0.3)  # a third run would have started by now
@@ -107,7 +108,7 @@ async def test_no_handler_in_the_build_marks_skipped(gateway, redis, start_worke
     await start_worker(Registry())
     msg_id = await _send_product(gateway)
     await wait_for(lambda: all_done(redis, [msg_id], "skipped"))
-    reason = await redis.hget(event_key(f"cloudretailer:{msg_id}"), "last_error")
+    reason = await redis.hget(keys.event(f"cloudretailer:{msg_id}"), "last_error")
     assert b"no handler for cloudretailer product.updated" in reason
 
 
@@ -122,11 +123,11 @@ async def test_skip_records_the_handlers_reason(gateway, redis, start_worker) ->
     body = envelope("order.completed", {"order_id": 5, "increment_id": "0005"})
     assert (await post_event(gateway, "magento", body, msg_id=msg_id)).status == 202
     await wait_for(lambda: _hget(redis, f"magento:{msg_id}", "status", b"skipped"))
-    assert await redis.hget(event_key(f"magento:{msg_id}"), "last_error") == b"order 5 is processing, not complete"
+    assert await redis.hget(keys.event(f"magento:{msg_id}"), "last_error") == b"order 5 is processing, not complete"
 
 
 async def _hget(redis: Redis, ref: str, field: str, expected: bytes) -> bool:
-    return await redis.hget(event_key(ref), field) == expected
+    return await redis.hget(keys.event(ref), field) == expected
 
 
 async def test_each_type_runs_once_ordered_by_newest(gateway, redis, start_worker) -> None:
@@ -163,7 +164,7 @@ async def test_transient_failures_retry_with_backoff_then_succeed(gateway, redis
     await wait_for(lambda: _status(redis, "cloudretailer", msg_id), within=5)
     await wait_for(lambda: all_done(redis, [msg_id]))
     assert attempts == [1, 2, 3]
-    record = await redis.hgetall(event_key(f"cloudretailer:{msg_id}"))
+    record = await redis.hgetall(keys.event(f"cloudretailer:{msg_id}"))
     assert record[b"attempts"] == b"3" and record[b"last_error"] == b""
 
 
@@ -188,13 +189,13 @@ async def test_exhausted_retries_dead_letter_then_replay_succeeds(redis_url, red
     (dl,) = listing["items"]
     assert dl["event_ids"] == [msg_id] and dl["attempts"] == 3 and dl["type"] == "product.updated"
     assert "gave up after 3 attempts" in dl["reason"] and "Cloud Retailer did not answer" in dl["reason"]
-    assert not await redis.exists(entity_key("cloudretailer:product:P-1"))  # the entity is not stuck
+    assert not await redis.exists(keys.entity("cloudretailer:product:P-1"))  # the entity is not stuck
 
     broken["on"] = False
     resp = await gateway.post(f"/admin/dead-letters/{dl['id']}/replay", headers=AUTH)
     assert resp.status == 202
     await wait_for(lambda: all_done(redis, [msg_id]))
-    assert await redis.zcard(DEADLETTERS) == 0
+    assert await redis.zcard(keys.DEADLETTERS) == 0
     again = await gateway.post(f"/admin/dead-letters/{dl['id']}/replay", headers=AUTH)
     assert again.status == 404
 
@@ -212,14 +213,14 @@ async def test_replay_works_after_the_event_log_expired(gateway, redis, start_wo
     assert dl["attempts"] == 1 and dl["reason"] == "attribute set 'Shoes' does not exist in Magento"
     await handle.close()
 
-    await redis.delete(event_key(f"cloudretailer:{msg_id}"))  # as if 7 days passed
+    await redis.delete(keys.event(f"cloudretailer:{msg_id}"))  # as if 7 days passed
     recorder = Recorder()
     fixed = Registry()
     fixed.register(CR, "product.updated", recorder)
     await start_worker(fixed)
     assert (await gateway.post(f"/admin/dead-letters/{dl['id']}/replay", headers=AUTH)).status == 202
     # Recreated for as long as an accepted record lives: it is the delivery's dedupe marker again.
-    assert 7 * 86400 - 60 < await redis.ttl(event_key(f"cloudretailer:{msg_id}")) <= 7 * 86400
+    assert 7 * 86400 - 60 < await redis.ttl(keys.event(f"cloudretailer:{msg_id}")) <= 7 * 86400
     await wait_for(lambda: all_done(redis, [msg_id]))
     assert recorder.calls == [("product.updated", [msg_id])]
 
@@ -301,5 +302,5 @@ async def test_every_accepted_event_is_handled_exactly_once(gateway, redis, star
     # arq takes a job off the queue only after it finished (result written), a moment after the handler ran.
     await wait_for(queue_empty, within=5)
     assert sorted(seen) == sorted(ids)
-    stats = await redis.hgetall("crm:stats:jobs")
+    stats = await redis.hgetall(keys.JOB_STATS)
     assert int(stats[b"done"]) == count

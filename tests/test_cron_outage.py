@@ -20,9 +20,8 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from gateway import jobrecords
-from gateway.entityqueue import REPORTS
-from gateway.remotes import MARK_DOWN_LUA, MARK_UP_LUA, Remote, read_states, remote_key
+from crmcore import keys
+from crmcore.remotes import MARK_DOWN_LUA, MARK_UP_LUA, Remote, read_states
 from sandbox.catalog import LINKED_STORE_ID, sku
 from sandbox.magento.routing import STATE
 from tests.conftest import wait_for
@@ -48,12 +47,12 @@ QUIET = {"X-Sandbox-Suppress-Webhook": "1"}
 async def mark_down(redis: Redis) -> str:
     """Magento down in the shared state, as a worker's probe records it; returns the reason a run gives."""
     now_ms = int(time.time() * 1000)
-    await redis.eval(MARK_DOWN_LUA, 1, remote_key(Remote.MAGENTO), "unavailable", "Magento 503", "", now_ms)
+    await redis.eval(MARK_DOWN_LUA, 1, keys.remote(Remote.MAGENTO), "unavailable", "Magento 503", "", now_ms)
     return skip_reason((await read_states(redis))[Remote.MAGENTO])
 
 
 async def mark_up(redis: Redis) -> None:
-    await redis.eval(MARK_UP_LUA, 1, remote_key(Remote.MAGENTO), int(time.time() * 1000))
+    await redis.eval(MARK_UP_LUA, 1, keys.remote(Remote.MAGENTO), int(time.time() * 1000))
 
 
 async def magento_faults(stack: Stack, *rules: dict[str, Any]) -> None:
@@ -81,7 +80,7 @@ async def reset_calls(stack: Stack) -> None:
 
 
 async def report(redis: Redis, name: str) -> dict[str, Any]:
-    raw = await redis.hget(REPORTS, name)
+    raw = await redis.hget(keys.REPORTS, name)
     assert raw is not None, f"no {name} report"
     return orjson.loads(raw)
 
@@ -222,7 +221,7 @@ async def test_the_catchup_is_skipped_while_magento_is_down_and_no_cursor_moves_
         assert shown["status"] == "skipped" and shown["cursors"] == before
         assert await clock.cursors(stack.redis) == before
         assert not await stack.redis.exists(catchup.LOCK_KEY)
-        assert not await stack.redis.exists(jobrecords.job_key("catchup-1000"))
+        assert not await stack.redis.exists(keys.admin_job("catchup-1000"))
         assert await calls(stack) == {"magento": 0, "cloudretailer": 0}
 
         # The state says up, Magento answers 503: Cloud Retailer's streams are read and their changes queued,

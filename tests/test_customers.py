@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from gateway.settings import Settings
+from crmcore.settings import Settings
 from sandbox.catalog import LINKED_STORE_ID
 from sandbox.catalog import customer as catalog_customer
 from sandbox.magento.routing import STATE

@@ -18,9 +18,9 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.entityqueue import REPORTS, entity_key
-from gateway.events import AcceptedEvent, Source
-from gateway.remotes import MARK_DOWN_LUA, Remote, drain_rank, parked_key, remote_key
+from crmcore import keys
+from crmcore.events import AcceptedEvent, Source
+from crmcore.remotes import MARK_DOWN_LUA, Remote, drain_rank
 from tests.conftest import post_event
 from tests.support.signing import ADMIN_TOKEN, envelope, new_id
 from tests.test_openapi import check
@@ -207,7 +207,7 @@ async def test_buttons_start_jobs_and_show_their_progress(
         await progress(done=1, total=3)
         await release.wait()  # held until the test has seen the running job's progress in the page
         report = {"skus_compared": 3, "drift": 1, "dry_run": params["dry_run"]}
-        await ctx.redis.hset(REPORTS, "reconcile-inventory", orjson.dumps(report))  # as the real job does
+        await ctx.redis.hset(keys.REPORTS, "reconcile-inventory", orjson.dumps(report))  # as the real job does
         await progress(done=3)
         return report
 
@@ -259,11 +259,11 @@ async def test_remotes_panel_shows_an_outage_and_its_parked_backlog(
 
     # What a worker records when Magento answers 503, and the entities it parks meanwhile.
     now_ms = int(time.time() * 1000)
-    await redis.eval(MARK_DOWN_LUA, 1, remote_key(Remote.MAGENTO), "unavailable", "magento 503", "", now_ms)
+    await redis.eval(MARK_DOWN_LUA, 1, keys.remote(Remote.MAGENTO), "unavailable", "magento 503", "", now_ms)
     for i, events in enumerate((2, 1, 1)):
         entity = f"cloudretailer:product:P-{i}"
-        await redis.zadd(parked_key(Remote.MAGENTO), {entity: drain_rank(entity, now_ms)})
-        await redis.rpush(f"{entity_key(entity)}:pending", *[f"ev-{i}-{n}" for n in range(events)])
+        await redis.zadd(keys.remote_parked(Remote.MAGENTO), {entity: drain_rank(entity, now_ms)})
+        await redis.rpush(f"{keys.entity(entity)}:pending", *[f"ev-{i}-{n}" for n in range(events)])
 
     await expect(magento.locator(".remote-state")).to_have_text("unavailable", timeout=WAIT_MS)
     await expect(magento.locator(".remote-state")).to_have_class(re.compile(r"\bwarn\b"))

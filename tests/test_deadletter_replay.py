@@ -14,10 +14,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from gateway import deadletters
-from gateway.entityqueue import DEADLETTERS, entity_key
-from gateway.events import AcceptedEvent, Source
-from gateway.settings import Settings
+from crmcore import deadletters, keys
+from crmcore.events import AcceptedEvent, Source
+from crmcore.settings import Settings
 from tests.conftest import post_event, wait_for
 from tests.support.signing import ADMIN_TOKEN, envelope, new_id
 from tests.test_admin_cli import Run, _cli_for
@@ -73,7 +72,7 @@ async def make_dead_letters(
     await handle.close()
 
     made = []
-    for member in await redis.zrange(DEADLETTERS, 0, -1):
+    for member in await redis.zrange(keys.DEADLETTERS, 0, -1):
         dl = await deadletters.get_deadletter(redis, member.decode())
         assert dl is not None
         (msg_id,) = dl["event_ids"]
@@ -83,7 +82,7 @@ async def make_dead_letters(
 
 async def _settled(redis: Redis, dead: int, entities: list[str]) -> bool:
     # Dead-lettered and released: no entity still holds a job, so what a replay schedules is all there is.
-    return await redis.zcard(DEADLETTERS) == dead and not await redis.exists(*(entity_key(e) for e in entities))
+    return await redis.zcard(keys.DEADLETTERS) == dead and not await redis.exists(*(keys.entity(e) for e in entities))
 
 
 async def replay(gateway: TestClient, body: object) -> Any:
@@ -104,8 +103,8 @@ async def assert_requeued(gateway: TestClient, redis: Redis, settings: Settings,
     record = await (await gateway.get(f"/admin/events/{dead.msg_id}", headers=AUTH)).json()
     assert record["status"] == "queued" and record["last_error"] is None, record
     ref = f"cloudretailer:{dead.msg_id}"
-    assert await redis.lrange(f"{entity_key(dead.entity)}:pending", 0, -1) == [ref.encode()]
-    state, job = await redis.hmget(entity_key(dead.entity), "state", "job")
+    assert await redis.lrange(f"{keys.entity(dead.entity)}:pending", 0, -1) == [ref.encode()]
+    state, job = await redis.hmget(keys.entity(dead.entity), "state", "job")
     assert state == b"queued" and job is not None
     assert await redis.exists(b"arq:job:" + job)
     assert await redis.zscore(settings.queue_name, job) is not None
@@ -114,7 +113,7 @@ async def assert_requeued(gateway: TestClient, redis: Redis, settings: Settings,
 async def assert_still_dead(gateway: TestClient, redis: Redis, dead: Dead) -> None:
     record = await (await gateway.get(f"/admin/events/{dead.msg_id}", headers=AUTH)).json()
     assert record["status"] == "dead"
-    assert not await redis.exists(entity_key(dead.entity))
+    assert not await redis.exists(keys.entity(dead.entity))
 
 
 # ----------------------------------------------------------------------------------------------- filters
@@ -205,7 +204,7 @@ async def test_replay_all_then_again_replays_nothing(
     assert answer == {"replayed": 3, "events": 3, "ids": [d.dl_id for d in dead], "matched": 3}
     for d in dead:
         await assert_requeued(gateway, redis, settings, d)
-    assert await redis.zcard(DEADLETTERS) == 0
+    assert await redis.zcard(keys.DEADLETTERS) == 0
 
     assert await replay(gateway, {"all": True}) == {"replayed": 0, "events": 0, "ids": [], "matched": 0}
     # Nothing was queued a second time.
@@ -235,9 +234,9 @@ async def test_matching_walks_pages_across_equal_scores(
         gateway, redis, start_worker, [(PRODUCT, f"P-{i}", r) for i, r in enumerate(reasons)]
     )
     scores = [1000, 1000, 1000, 1000, 1000, 2000, 2000, 3000]
-    await redis.zadd(DEADLETTERS, {d.dl_id: s for d, s in zip(dead, scores, strict=True)}, xx=True)
+    await redis.zadd(keys.DEADLETTERS, {d.dl_id: s for d, s in zip(dead, scores, strict=True)}, xx=True)
     by_id = {d.dl_id: d for d in dead}
-    in_order = [by_id[m.decode()] for m in await redis.zrange(DEADLETTERS, 0, -1)]
+    in_order = [by_id[m.decode()] for m in await redis.zrange(keys.DEADLETTERS, 0, -1)]
     wanted = [d.dl_id for d in in_order if d.reason == SHOES]
     assert len(wanted) == 6
 
@@ -297,7 +296,7 @@ async def test_concurrent_replays_queue_each_dead_letter_once(
 async def test_a_body_without_one_valid_filter_is_422_naming_the_field(
     gateway: TestClient, redis: Redis, body: bytes, field: str
 ) -> None:
-    await redis.zadd(DEADLETTERS, {"0123456789abcdef": 1})  # something that `all` would take
+    await redis.zadd(keys.DEADLETTERS, {"0123456789abcdef": 1})  # something that `all` would take
     resp = await gateway.post(REPLAY, data=body, headers={**AUTH, "Content-Type": "application/json"})
     assert resp.status == 422, await resp.text()
     assert resp.content_type == "application/problem+json"
@@ -305,7 +304,7 @@ async def test_a_body_without_one_valid_filter_is_422_naming_the_field(
     assert problem["type"] == "urn:crmagento:problem:invalid-body" and problem["status"] == 422
     assert [e["field"] for e in problem["errors"]] == [field]
     assert field in problem["detail"]
-    assert await redis.zcard(DEADLETTERS) == 1
+    assert await redis.zcard(keys.DEADLETTERS) == 1
 
 
 async def test_not_json_is_400_and_no_token_is_401(gateway: TestClient) -> None:
@@ -356,7 +355,7 @@ async def test_cli_replays_by_reason_and_type(
 
 
 async def test_cli_wants_exactly_one_way_of_choosing(cli: Run, redis: Redis) -> None:
-    await redis.zadd(DEADLETTERS, {"0123456789abcdef": 1})
+    await redis.zadd(keys.DEADLETTERS, {"0123456789abcdef": 1})
     for args, got in (
         ((), ""),
         (("0123456789abcdef", "--all"), "(got ID and --all)"),
@@ -370,4 +369,4 @@ async def test_cli_wants_exactly_one_way_of_choosing(cli: Run, redis: Redis) -> 
     # Refused by the gateway: an empty reason (422) is a usage error too.
     empty = await cli("dead-letters", "replay", "--reason", "")
     assert empty.code == 2 and "reason" in empty.err
-    assert await redis.zcard(DEADLETTERS) == 1
+    assert await redis.zcard(keys.DEADLETTERS) == 1

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from gateway.events import CATALOGUE, TYPED_ENVELOPES, Envelope, Source, data_model
+from crmcore.events import CATALOGUE, TYPED_ENVELOPES, Envelope, Source, data_model
 
 FIELDS = ["product_id", "sku", "store_id", "on_hand", "category_id", "customer_id", "order_id", "increment_id"]
 

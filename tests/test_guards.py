@@ -9,8 +9,8 @@ import orjson
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from crmcore.events import Source
 from gateway.appkeys import METRICS, VERIFIERS
-from gateway.events import Source
 from gateway.guards import FALLBACK_ROUTE
 from tests.conftest import post_event
 from tests.support.signing import ADMIN_TOKEN, envelope

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.entityqueue import REPORTS
-from gateway.settings import Settings
+from crmcore import keys
+from crmcore.settings import Settings
 from sandbox.catalog import LINKED_STORE_ID, sku
 from sandbox.magento.app import STATS
 from sandbox.magento.routing import STATE
@@ -286,7 +286,7 @@ async def test_a_run_still_going_is_not_started_twice(redis_url: str) -> None:
         job = await reconcile_now(stack)
         assert job["status"] == "done"
         assert job["result"]["status"] == "skipped" and job["result"]["running"] == "rec-held-by-another"
-        assert await stack.redis.hget(REPORTS, "reconcile-inventory") is None
+        assert await stack.redis.hget(keys.REPORTS, "reconcile-inventory") is None
         await lock.release()
         assert (await reconcile_now(stack))["result"]["status"] == "ok"
 

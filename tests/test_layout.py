@@ -1,5 +1,6 @@
-"""The repository's layout rules. Dependencies point one way (docs/design.md, Shape of the system): `gateway`
-never imports `workers` (it enqueues jobs by name), and product code never imports `sandbox`. And the
+"""The repository's layout rules. Dependencies point one way (docs/design.md, Shape of the system): `crmcore`
+(the contract both sides share) imports neither side; `gateway` never imports `workers` (it enqueues jobs by
+name); `workers` never imports `gateway` (the HTTP edge); and product code never imports `sandbox`. And the
 repository stands alone: no file points outside it or names an issue of our tracker."""
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ def imported_packages(package: str) -> dict[str, set[str]]:
 
 
 @pytest.mark.parametrize(
-    ("package", "forbidden"), [("gateway", {"workers", "sandbox", "crmagento"}), ("workers", {"sandbox", "crmagento"})]
+    ("package", "forbidden"),
+    [
+        ("crmcore", {"gateway", "workers", "sandbox", "crmagento"}),
+        ("gateway", {"workers", "sandbox", "crmagento"}),
+        ("workers", {"gateway", "sandbox", "crmagento"}),
+    ],
 )
 def test_dependencies_point_one_way(package: str, forbidden: set[str]) -> None:
     offenders = {
@@ -72,4 +78,19 @@ def test_the_repository_stands_alone() -> None:
         for number, line in enumerate((ROOT / name).read_text().splitlines(), 1):
             if OUTSIDE.search(line) or OUR_ISSUE.search(UPSTREAM_ISSUE.sub("", line)):
                 offenders.append(f"{name}:{number}: {line.strip()}")
+    assert offenders == []
+
+
+def python_files() -> list[Path]:
+    return [ROOT / f for f in text_files() if f.endswith(".py")]
+
+
+def test_every_redis_key_is_spelled_in_one_place() -> None:
+    """crmcore/keys.py builds every key; the prefix spelled anywhere else would be a second owner."""
+    prefix = "crm" + ":"
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in python_files()
+        if path.relative_to(ROOT).as_posix() != "crmcore/keys.py" and prefix in path.read_text()
+    ]
     assert offenders == []

@@ -1,4 +1,4 @@
-"""gateway.logs: every line on stderr is one JSON object, and no secret, token or signature reaches it."""
+"""crmcore.logs: every line on stderr is one JSON object, and no secret, token or signature reaches it."""
 
 from __future__ import annotations
 
@@ -130,7 +130,7 @@ _SCRIPT = textwrap.dedent(
     """
     import logging, sys
     import structlog
-    from gateway.logs import configure_logging
+    from crmcore.logs import configure_logging
 
     configure_logging("DEBUG", "json")
     log = structlog.get_logger("probe")

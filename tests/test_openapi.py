@@ -18,12 +18,11 @@ from openapi_spec_validator import validate
 from redis.asyncio import Redis
 from referencing.jsonschema import DRAFT202012
 
-from gateway import deadletters
+from crmcore import deadletters, keys
+from crmcore.events import CATALOGUE, Source
+from crmcore.settings import Settings
 from gateway.app import create_app
-from gateway.entityqueue import event_key
-from gateway.events import CATALOGUE, Source
 from gateway.guards import FALLBACK_ROUTE
-from gateway.settings import Settings
 from tests.conftest import make_settings, post_event, wait_for
 from tests.support.signing import ADMIN_TOKEN, envelope, new_id
 from workers.registry import Registry
@@ -279,7 +278,7 @@ async def test_admin_answers_match_the_spec(gateway: TestClient, redis: Redis) -
         await check(resp, "GET", "/admin/events")
 
     # A dead letter made the way a worker makes one, then listed, read, replayed and gone.
-    raw = await redis.hgetall(event_key(f"cloudretailer:{msg_id}"))
+    raw = await redis.hgetall(keys.event(f"cloudretailer:{msg_id}"))
     dl_id = await deadletters.create(
         redis,
         entity="cloudretailer:customer:C-1",
@@ -287,7 +286,7 @@ async def test_admin_answers_match_the_spec(gateway: TestClient, redis: Redis) -
         records=[raw],
         reason="PermanentError: no such customer",
         attempts=1,
-        job_id="crm:cloudretailer:customer:C-1:1",
+        job_id=keys.job_id("cloudretailer:customer:C-1", 1),
     )
     dls = await check(await gateway.get("/admin/dead-letters", headers=AUTH), "GET", "/admin/dead-letters")
     assert dls["total"] == 1 and dls["items"][0]["id"] == dl_id

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from arq import cron
 
-from gateway.events import AcceptedEvent, Source
+from crmcore.events import AcceptedEvent, Source
 from sandbox import catalog
 from sandbox.magento.routing import STATE
 from tests.conftest import post_event, wait_for

@@ -11,17 +11,8 @@ import asyncio
 import time
 from typing import Any
 
-from gateway.remotes import (
-    MARK_DOWN_LUA,
-    MARK_UP_LUA,
-    PROBE_FIRST_MS,
-    PROBE_MAX_MS,
-    STABLE_UP_MS,
-    Remote,
-    parked_key,
-    read_states,
-    remote_key,
-)
+from crmcore import keys
+from crmcore.remotes import MARK_DOWN_LUA, MARK_UP_LUA, PROBE_FIRST_MS, PROBE_MAX_MS, STABLE_UP_MS, Remote, read_states
 from sandbox.catalog import LINKED_STORE_ID
 from sandbox.magento.routing import STATE
 from tests.conftest import wait_for
@@ -137,7 +128,7 @@ async def test_a_magento_outage_longer_than_every_retry_budget_loses_nothing(red
 
 
 async def _drained(stack: Stack) -> bool:
-    return await stack.redis.zcard(parked_key(Remote.MAGENTO)) == 0
+    return await stack.redis.zcard(keys.remote_parked(Remote.MAGENTO)) == 0
 
 
 async def test_a_maintenance_page_answered_with_200_is_an_outage_not_a_bad_record(redis_url: str) -> None:
@@ -227,7 +218,7 @@ async def test_a_flapping_remote_settles_and_loses_or_repeats_nothing(redis_url:
         await flapping
         await synced(stack, products)
         assert await dead_letters(stack) == before
-        outages = int(await stack.redis.hget(remote_key(Remote.CLOUDRETAILER), "outages") or 0)
+        outages = int(await stack.redis.hget(keys.remote(Remote.CLOUDRETAILER), "outages") or 0)
         # Each down period may be seen once; a remote that thrashed would count many more.
         assert 1 <= outages <= 4 + 1, outages
         await wait_for(lambda: _drained(stack), within=10)
@@ -246,7 +237,7 @@ async def _flap(stack: Stack, periods: int) -> None:
 async def test_the_probe_backoff_doubles_once_per_due_probe_and_restarts_after_a_stable_minute(redis) -> None:
     mark_down = redis.register_script(MARK_DOWN_LUA)
     mark_up = redis.register_script(MARK_UP_LUA)
-    key = remote_key(Remote.MAGENTO)
+    key = keys.remote(Remote.MAGENTO)
 
     async def down(now: int, probe: int = 1) -> None:
         await mark_down(keys=[key], args=["unavailable", "503", "", now, probe])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gateway.settings import Settings, env_name
+from crmcore.settings import Settings, env_name
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

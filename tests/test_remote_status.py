@@ -1,6 +1,6 @@
 """Each remote's state and parked backlog as the operator sees it: /admin/status (against the spec), /metrics
 and `crmagento status`, over real HTTP and Redis. The state is written the way the workers write it
-(gateway/remotes.py's keys and Lua), the parked entities by hand."""
+(crmcore/remotes.py's keys and Lua), the parked entities by hand."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from gateway.entityqueue import WORKERS, entity_key
-from gateway.remotes import MARK_DOWN_LUA, Remote, drain_rank, parked_key, remote_key
+from crmcore import keys
+from crmcore.remotes import MARK_DOWN_LUA, Remote, drain_rank
 from tests.support.signing import ADMIN_TOKEN
 from tests.test_admin_cli import Run, _cli_for
 from tests.test_openapi import check
@@ -29,16 +29,16 @@ def cli(gateway: TestClient, tmp_path: Path) -> Run:
 async def mark_down(redis: Redis, remote: Remote, state: str, error: str, setting: str = "") -> int:
     """What a worker does when a call to `remote` fails in a way that is about the remote, not the event."""
     now_ms = int(time.time() * 1000)
-    await redis.eval(MARK_DOWN_LUA, 1, remote_key(remote), state, error, setting, now_ms)
+    await redis.eval(MARK_DOWN_LUA, 1, keys.remote(remote), state, error, setting, now_ms)
     return now_ms
 
 
 async def park(redis: Redis, remote: Remote, events_per_entity: dict[str, int]) -> None:
     now_ms = int(time.time() * 1000)
     for entity, n in events_per_entity.items():
-        await redis.zadd(parked_key(remote), {entity: drain_rank(entity, now_ms)})
+        await redis.zadd(keys.remote_parked(remote), {entity: drain_rank(entity, now_ms)})
         if n:
-            await redis.rpush(f"{entity_key(entity)}:pending", *[f"event-{entity}-{i}" for i in range(n)])
+            await redis.rpush(f"{keys.entity(entity)}:pending", *[f"event-{entity}-{i}" for i in range(n)])
 
 
 async def status(gateway: TestClient) -> dict[str, Any]:
@@ -90,7 +90,7 @@ async def test_unavailable_shows_since_error_and_the_parked_backlog(gateway: Tes
 
     # /readyz stays about the gateway: it still takes webhooks, so a load balancer must keep it while Magento
     # is down. A fresh heartbeat stands in for a worker (a real one might probe Magento and change the state).
-    await redis.zadd(WORKERS, {"worker-1": time.time()})
+    await redis.zadd(keys.WORKERS, {"worker-1": time.time()})
     assert (await gateway.get("/readyz")).status == 200
 
 

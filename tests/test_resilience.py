@@ -15,10 +15,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
+from crmcore import keys
+from crmcore.events import AcceptedEvent, Source
 from gateway.app import create_app
 from gateway.embedded_redis import EmbeddedRedis
-from gateway.entityqueue import entity_key, event_key
-from gateway.events import AcceptedEvent, Source
 from tests.conftest import make_settings, post_event, wait_for
 from tests.support.signing import envelope, new_id
 from workers.registry import HandlerContext, Registry
@@ -50,7 +50,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 async def _status(redis: Redis, msg_id: str) -> bytes | None:
-    return await redis.hget(event_key(f"cloudretailer:{msg_id}"), "status")
+    return await redis.hget(keys.event(f"cloudretailer:{msg_id}"), "status")
 
 
 async def test_worker_killed_mid_job_runs_again_and_its_effect_happens_once(gateway, redis, redis_url, tmp_path):
@@ -70,8 +70,8 @@ async def test_worker_killed_mid_job_runs_again_and_its_effect_happens_once(gate
         await wait_for(lambda: _is(redis, msg_id, b"done"), within=40)
         assert await redis.lrange("test:runs", 0, -1) == [b"1", b"2"]
         assert await redis.get("test:effects") == b"1"
-        assert await redis.hget(event_key(f"cloudretailer:{msg_id}"), "attempts") == b"2"
-        assert not await redis.exists(entity_key("cloudretailer:product:P-7"))
+        assert await redis.hget(keys.event(f"cloudretailer:{msg_id}"), "attempts") == b"2"
+        assert not await redis.exists(keys.entity("cloudretailer:product:P-7"))
     finally:
         _stop(first)
         if second is not None:
@@ -98,7 +98,7 @@ async def test_sigterm_lets_the_running_job_finish(gateway, redis, redis_url, tm
         assert await asyncio.to_thread(worker.wait, 15) == 0
         assert await redis.lrange("test:finished", 0, -1) == [msg_id.encode()]
         assert await _status(redis, msg_id) == b"done"
-        assert await redis.zcard("crm:workers") == 0  # it said goodbye
+        assert await redis.zcard(keys.WORKERS) == 0  # it said goodbye
     finally:
         _stop(worker)
 

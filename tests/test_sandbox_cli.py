@@ -27,8 +27,8 @@ from pydantic import SecretStr
 from yarl import URL
 
 from crmagento.sandboxes import DEFAULT_CR_API_KEY, configs_from_settings, sandboxes_running
-from gateway.events import CATALOGUE, Envelope, Source
-from gateway.settings import Settings
+from crmcore.events import CATALOGUE, Envelope, Source
+from crmcore.settings import Settings
 from gateway.signatures import SignatureError, Verifier
 from sandbox import catalog
 from sandbox.magento.config import MagentoSandboxConfig

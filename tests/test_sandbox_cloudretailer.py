@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.events import CATALOGUE, Envelope, Source
+from crmcore.events import CATALOGUE, Envelope, Source
 from gateway.signatures import SignatureError, Verifier
 from sandbox.catalog import png_bytes
 from sandbox.cloudretailer import CloudRetailerSandboxConfig, create_app
@@ -864,7 +864,7 @@ async def test_stats_count_calls_per_route_template(cr: Api) -> None:
 async def test_the_workers_adapter_speaks_this_contract(cr: Api) -> None:
     from pydantic import SecretStr
 
-    from gateway.settings import Settings
+    from crmcore.settings import Settings
     from workers.clients.cloudretailer import CloudRetailerClient
     from workers.clients.cloudretailer_models import Sale, SaleLine, Tender
     from workers.clients.errors import NotFound, PermanentApiError

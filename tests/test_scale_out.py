@@ -20,7 +20,7 @@ import pytest
 import redis as redis_sync
 from redis.asyncio import Redis
 
-from gateway.redis_conn import create_redis
+from crmcore.redis_conn import create_redis
 from tests.support.cluster import (
     Proc,
     cluster_env,

@@ -33,8 +33,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from crmcore.redis_conn import create_redis
 from gateway.app import create_app
-from gateway.redis_conn import create_redis
 from tests.conftest import make_settings
 from tests.support.signing import ADMIN_TOKEN, SECRETS, new_id, sign_headers
 from workers.heartbeat import Heartbeat, new_worker_id

@@ -19,8 +19,8 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from crmagento.runtime import redis_for
-from gateway.redis_conn import SentinelRedis, redis_from_settings
-from gateway.settings import Settings
+from crmcore.redis_conn import SentinelRedis, redis_from_settings
+from crmcore.settings import Settings
 from tests.support.cluster import Proc, cluster_env, post_webhook, spawn_gateway, spawn_worker, wait_healthy
 from tests.support.redis_procs import RedisProcess
 from tests.support.signing import ADMIN_TOKEN

@@ -1,4 +1,4 @@
-"""gateway.settings: CRMAGENTO_ variables and .env files in, clear ConfigErrors out, secrets never shown."""
+"""crmcore.settings: CRMAGENTO_ variables and .env files in, clear ConfigErrors out, secrets never shown."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.settings import ConfigError, Settings, env_name, load_settings
+from crmcore.settings import ConfigError, Settings, env_name, load_settings
 from tests.support.signing import ADMIN_TOKEN, CR_SECRET, CR_SECRET_NEXT, MAGENTO_SECRET
 
 REDIS_PASSWORD = "redis-pw-Zq81xx"

@@ -11,7 +11,7 @@ import pytest
 from multidict import CIMultiDict
 from standardwebhooks.webhooks import Webhook
 
-from gateway.settings import decode_webhook_secret
+from crmcore.settings import decode_webhook_secret
 from gateway.signatures import MAX_SIGNATURES, SignatureError, Verifier, sign, signed_headers
 from tests.support.signing import CR_SECRET, CR_SECRET_NEXT, MAGENTO_SECRET, envelope, new_id, sign_headers
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from gateway.entityqueue import WORKERS, entity_key, event_key, worker_jobs_key
+from crmcore import keys
 from tests.conftest import make_settings, post_event, wait_for
 from tests.support.signing import envelope, new_id
 from tests.support.stack import full_stack
@@ -54,11 +54,11 @@ def _stop(*procs: subprocess.Popen[bytes] | None) -> None:
 
 
 async def _workers(redis: Redis, n: int) -> bool:
-    return await redis.zcard(WORKERS) >= n
+    return await redis.zcard(keys.WORKERS) >= n
 
 
 async def _status(redis: Redis, msg_id: str) -> bytes | None:
-    return await redis.hget(event_key(f"cloudretailer:{msg_id}"), "status")
+    return await redis.hget(keys.event(f"cloudretailer:{msg_id}"), "status")
 
 
 async def test_a_killed_workers_entity_runs_again_within_seconds(gateway, redis, redis_url, tmp_path) -> None:
@@ -70,7 +70,7 @@ async def test_a_killed_workers_entity_runs_again_within_seconds(gateway, redis,
         body = envelope("product.updated", {"product_id": "P-7", "sku": "SKU-7"})
         assert (await post_event(gateway, "cloudretailer", body, msg_id=msg_id)).status == 202
         await wait_for(lambda: _llen(redis, "test:runs", 1), within=20)  # hangs after its effect
-        assert await redis.hlen(worker_jobs_key((await redis.zrange(WORKERS, 0, 0))[0].decode())) == 1
+        assert await redis.hlen(keys.worker_jobs((await redis.zrange(keys.WORKERS, 0, 0))[0].decode())) == 1
         second = spawn(redis_url, tmp_path / "w2.log", "tests.support.crash_handlers")
         await wait_for(lambda: _workers(redis, 2), within=20)
         await asyncio.sleep(TAKEOVER_S)  # the live worker must have been connected for the takeover time
@@ -85,7 +85,7 @@ async def test_a_killed_workers_entity_runs_again_within_seconds(gateway, redis,
         assert took < TAKEOVER_S + 8, took
         assert await redis.get("test:effects") == b"1"  # the effect happened once
         assert await redis.lrange("test:runs", 0, -1) == [b"1", b"2"]
-        assert not await redis.exists(entity_key("cloudretailer:product:P-7"))
+        assert not await redis.exists(keys.entity("cloudretailer:product:P-7"))
         assert "worker_taken_over" in (tmp_path / "w2.log").read_text()
     finally:
         _stop(first, second)
@@ -119,7 +119,7 @@ async def test_a_frozen_worker_that_wakes_up_cannot_write_its_older_state(gatewa
 async def test_the_http_client_refuses_a_write_for_a_job_that_lost_its_entity(redis_url: str) -> None:
     async with full_stack(redis_url, products=1, magento_products=1) as stack:
         client = MagentoClient(stack.settings)
-        await stack.redis.hset(entity_key("cloudretailer:product:P-1"), mapping={"job": "the-new-job"})
+        await stack.redis.hset(keys.entity("cloudretailer:product:P-1"), mapping={"job": "the-new-job"})
         token = CURRENT_FENCE.set(Fence(stack.redis, "cloudretailer:product:P-1", "the-old-job"))
         try:
             with pytest.raises(StaleJob):

@@ -11,9 +11,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
+from crmcore import keys
+from crmcore.entityqueue import JOB_EXPIRE_MS
+from crmcore.eventlog import decode_record
 from gateway.app import create_app
-from gateway.entityqueue import JOB_EXPIRE_MS, entity_key, event_key
-from gateway.eventlog import decode_record
 from tests.conftest import make_settings, post_event
 from tests.support.signing import (
     CR_SECRET,
@@ -47,11 +48,11 @@ async def test_queued_then_duplicate(gateway: TestClient, redis: Redis) -> None:
     assert again.status == 200
     assert await again.json() == {"id": msg_id, "status": "duplicate"}
 
-    record = decode_record(await redis.hgetall(event_key(f"cloudretailer:{msg_id}")))
+    record = decode_record(await redis.hgetall(keys.event(f"cloudretailer:{msg_id}")))
     assert record["status"] == "queued" and record["entity"] == "cloudretailer:product:P-1"
     assert record["attempts"] == 0 and record["updated_at"] == record["received_at"]
     # Kept 7 days, then gone: bounded memory without a sweeper. The record is also the dedupe marker.
-    assert 7 * 86400 - 60 < await redis.ttl(event_key(f"cloudretailer:{msg_id}")) <= 7 * 86400
+    assert 7 * 86400 - 60 < await redis.ttl(keys.event(f"cloudretailer:{msg_id}")) <= 7 * 86400
     assert await redis.zcard("crmagento:queue") == 1
 
 
@@ -64,7 +65,7 @@ async def test_dedupe_window_is_the_longer_of_the_two_ttls(redis_url: str, redis
             msg_id = new_id()
             body = envelope("customer.updated", {"customer_id": "C-ttl"})
             assert (await post_event(client, "cloudretailer", body, msg_id=msg_id)).status == 202
-            assert kept - 60 < await redis.ttl(event_key(f"cloudretailer:{msg_id}")) <= kept
+            assert kept - 60 < await redis.ttl(keys.event(f"cloudretailer:{msg_id}")) <= kept
             assert (await post_event(client, "cloudretailer", body, msg_id=msg_id)).status == 200
 
 
@@ -94,7 +95,7 @@ async def test_fifty_identical_deliveries_at_once_queue_one(gateway: TestClient,
     statuses = sorted(r.status for r in answers)
     assert statuses == [200] * 49 + [202]
     assert await redis.zcard("crmagento:queue") == 1
-    assert await redis.llen(entity_key("cloudretailer:inventory:S1:SKU-9") + ":pending") == 1
+    assert await redis.llen(keys.entity("cloudretailer:inventory:S1:SKU-9") + ":pending") == 1
 
 
 async def test_unknown_type_is_ignored_and_not_queued(gateway: TestClient, redis: Redis) -> None:
@@ -153,7 +154,7 @@ async def test_known_type_with_bad_data_is_422_naming_the_field(
     assert field in problem["detail"] and problem["id"] == msg_id
     assert await redis.zcard("crmagento:queue") == 0
     # A refused delivery is not remembered: the sender's corrected retry with the same id is accepted.
-    assert not await redis.exists(event_key(f"{source}:{msg_id}"))
+    assert not await redis.exists(keys.event(f"{source}:{msg_id}"))
 
 
 async def test_unsigned_stale_future_and_wrong_signatures_are_401(gateway: TestClient, redis: Redis) -> None:
@@ -271,7 +272,7 @@ async def test_entities_by_event_type(gateway: TestClient, redis: Redis) -> None
         msg_id = new_id()
         resp = await post_event(gateway, source, envelope(event_type, data), msg_id=msg_id)
         assert resp.status == 202, (event_type, await resp.text())
-        assert await redis.hget(event_key(f"{source}:{msg_id}"), "entity") == entity.encode()
+        assert await redis.hget(keys.event(f"{source}:{msg_id}"), "entity") == entity.encode()
 
 
 async def test_garbage_never_gives_500(gateway: TestClient) -> None:

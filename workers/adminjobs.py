@@ -16,8 +16,8 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from gateway import jobrecords
-from gateway.settings import Settings
+from crmcore import jobrecords, keys
+from crmcore.settings import Settings
 from workers.availability.gate import BOTH, blocked_remote, outage_reason, skip_reason
 from workers.clients.errors import RemoteUnavailable
 from workers.errors import PermanentError
@@ -85,7 +85,7 @@ def _time_limit(timeout_s: int) -> float:
 
 async def _failed(redis: Redis, job_id: str, exc: Exception, *, timed_out: bool, limit_s: int) -> None:
     if timed_out:
-        reason = await redis.hget(jobrecords.job_key(job_id), "reason")
+        reason = await redis.hget(keys.admin_job(job_id), "reason")
         waiting = f" while waiting: {reason.decode()}" if reason else ""
         error = f"gave up after {limit_s} s (CRMAGENTO_ADMIN_JOB_TIMEOUT_SECONDS){waiting}"
         log.warning("admin_job_timed_out", error=error[:500])

@@ -1,7 +1,7 @@
 """The id mapping between Cloud Retailer and Magento records, kept in Redis (the binder of ERP connectors).
 
-One pair of hashes per kind: `crm:bind:{kind}:cr` (Cloud Retailer id -> Magento id) and
-`crm:bind:{kind}:mg` (the reverse). Both directions are written in one MULTI so a reader never sees half a
+One pair of hashes per kind: `keys.binding(kind, "cr")` (Cloud Retailer id -> Magento id) and
+`keys.binding(kind, "mg")` (the reverse). Both directions are written in one MULTI so a reader never sees half a
 binding. `bind_new` refuses to overwrite, so two racing creators learn which of them won.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-PREFIX = "crm:bind:"
+from crmcore import keys
 
 # Atomically bind unless either side is bound already; returns the existing counterpart or nil.
 _BIND_NEW_LUA = """
@@ -24,7 +24,7 @@ return false
 
 
 def _keys(kind: str) -> tuple[str, str]:
-    return f"{PREFIX}{kind}:cr", f"{PREFIX}{kind}:mg"
+    return keys.binding(kind, "cr"), keys.binding(kind, "mg")
 
 
 class Binder:

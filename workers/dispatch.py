@@ -24,11 +24,11 @@ from arq import Retry
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway import deadletters, eventlog, jobrecords
-from gateway.entityqueue import JOB_STATS, EntityQueue, event_key
-from gateway.events import AcceptedEvent, Source
-from gateway.remotes import Remote, RemoteState, drain_rank, parked_key
-from gateway.settings import Settings
+from crmcore import deadletters, eventlog, jobrecords, keys
+from crmcore.entityqueue import EntityQueue
+from crmcore.events import AcceptedEvent, Source
+from crmcore.remotes import Remote, RemoteState, drain_rank
+from crmcore.settings import Settings
 from workers.availability.monitor import RemoteMonitor
 from workers.backoff import retry_delay
 from workers.clients.errors import remote_condition
@@ -127,7 +127,7 @@ class Dispatcher:
         attempt, refs = claimed
         async with self.redis.pipeline(transaction=False) as pipe:
             for ref in refs:
-                pipe.hgetall(event_key(ref))
+                pipe.hgetall(keys.event(ref))
             raws = await pipe.execute()
         expired = [ref for ref, raw in zip(refs, raws, strict=True) if not raw]
         present = [Claimed(ref, raw, _to_event(raw)) for ref, raw in zip(refs, raws, strict=True) if raw]
@@ -233,7 +233,7 @@ class Dispatcher:
             entity,
             job_id,
             now_ms=now,
-            parked_key=parked_key(state.remote),
+            parked_key=keys.remote_parked(state.remote),
             score=drain_rank(entity, now),
             remote=state.remote.value,
             defer_ms=PARK_DEFER_MS,
@@ -245,7 +245,7 @@ class Dispatcher:
         async with self.redis.pipeline(transaction=False) as pipe:
             for c in items:
                 eventlog.set_status(pipe, c.ref, "parked", now_ms=now, attempts=attempt - 1, error=reason)
-            pipe.hincrby(JOB_STATS, "parked", len(items))
+            pipe.hincrby(keys.JOB_STATS, "parked", len(items))
             await pipe.execute()
         log.info("job_parked", remote=state.remote.value, state=state.state.value, events=len(items))
         return "parked"
@@ -294,7 +294,7 @@ class Dispatcher:
                 counter = jobrecords.SETTLED_COUNTERS.get(status)
                 job_id = jobrecords.job_of_event(ref.partition(":")[2])
                 if counter and job_id:
-                    pipe.hincrby(jobrecords.job_key(job_id), counter, 1)
+                    pipe.hincrby(keys.admin_job(job_id), counter, 1)
             await pipe.execute()
 
     async def _dead_letter(
@@ -313,7 +313,7 @@ class Dispatcher:
             entity=entity,
             event_type=event_type,
             # Snapshot after marking, so a replayed record starts from "dead" with its history.
-            records=[await self.redis.hgetall(event_key(c.ref)) or c.raw for c in group],
+            records=[await self.redis.hgetall(keys.event(c.ref)) or c.raw for c in group],
             reason=reason,
             attempts=attempts,
             job_id=job_id,
@@ -330,5 +330,5 @@ class Dispatcher:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for outcome, n in outcomes.items():
-                pipe.hincrby(JOB_STATS, outcome, n)
+                pipe.hincrby(keys.JOB_STATS, outcome, n)
             await pipe.execute()

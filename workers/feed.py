@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
-from gateway.entityqueue import ACCEPT_QUEUED, EntityQueue
-from gateway.events import EventData, Source
-from gateway.settings import Settings
+from crmcore.entityqueue import ACCEPT_QUEUED, EntityQueue
+from crmcore.events import EventData, Source
+from crmcore.settings import Settings
 
 
 async def feed(

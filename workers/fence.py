@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from gateway.entityqueue import entity_key
+from crmcore import keys
 from workers.errors import StaleJob
 
 
@@ -27,7 +27,7 @@ class Fence:
     job_id: str
 
     async def holds(self) -> bool:
-        current = await self.redis.hget(entity_key(self.entity), "job")
+        current = await self.redis.hget(keys.entity(self.entity), "job")
         return current is not None and current.decode() == self.job_id
 
     async def check(self) -> None:

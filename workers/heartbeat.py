@@ -15,7 +15,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway.entityqueue import WORKERS, worker_key
+from crmcore import keys
 
 log = structlog.get_logger(__name__)
 
@@ -35,9 +35,9 @@ class Heartbeat:
 
     async def beat(self) -> None:
         now = time.time()
-        key = worker_key(self.worker_id)
+        key = keys.worker(self.worker_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(WORKERS, {self.worker_id: now})
+            pipe.zadd(keys.WORKERS, {self.worker_id: now})
             pipe.hset(
                 key,
                 mapping={
@@ -67,5 +67,5 @@ class Heartbeat:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(RedisError, OSError):
-            await self.redis.zrem(WORKERS, self.worker_id)
-            await self.redis.delete(worker_key(self.worker_id))
+            await self.redis.zrem(keys.WORKERS, self.worker_id)
+            await self.redis.delete(keys.worker(self.worker_id))

@@ -9,9 +9,9 @@ from typing import Any, Protocol
 from arq.cron import CronJob
 from redis.asyncio import Redis
 
-from gateway.events import AcceptedEvent, Source
-from gateway.remotes import Remote
-from gateway.settings import Settings
+from crmcore.events import AcceptedEvent, Source
+from crmcore.remotes import Remote
+from crmcore.settings import Settings
 from workers.clients.cloudretailer import CloudRetailerClient
 from workers.clients.magento import MagentoClient
 from workers.services import Services

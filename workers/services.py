@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.settings import Settings
+from crmcore.settings import Settings
 from workers.clients.cloudretailer import CloudRetailerClient
 from workers.clients.magento import MagentoClient
 from workers.errors import PermanentError

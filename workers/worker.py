@@ -17,10 +17,10 @@ from arq import Worker, cron
 from arq.worker import func
 from redis.exceptions import RedisError
 
-from gateway.entityqueue import PROCESS_ENTITY, EntityQueue
-from gateway.jobrecords import RUN_ADMIN_JOB, long_queue_name
-from gateway.redis_conn import arq_worker_redis
-from gateway.settings import Settings
+from crmcore.entityqueue import PROCESS_ENTITY, EntityQueue
+from crmcore.jobrecords import RUN_ADMIN_JOB, long_queue_name
+from crmcore.redis_conn import arq_worker_redis
+from crmcore.settings import Settings
 from workers import serializer
 from workers.adminjobs import run_admin_job
 from workers.availability.monitor import RemoteMonitor

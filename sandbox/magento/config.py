@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from gateway.settings import decode_webhook_secret
+from crmcore.settings import decode_webhook_secret
 from sandbox.faults import FaultRule
 
 

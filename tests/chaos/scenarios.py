@@ -26,9 +26,9 @@ from typing import Any
 
 import aiohttp
 
-from gateway.entityqueue import entity_key, event_key, worker_jobs_key
-from gateway.remotes import Remote
-from gateway.settings import Settings
+from crmcore import keys
+from crmcore.remotes import Remote
+from crmcore.settings import Settings
 from sandbox.catalog import products as catalog_products
 from tests.chaos.processes import Proc
 from tests.chaos.stack import CR_API_KEY, MAGENTO_TOKEN, ChaosStack
@@ -232,15 +232,15 @@ async def _busy_worker(stack: ChaosStack, within: float = 30.0) -> tuple[Proc, s
 
 async def _running_on(stack: ChaosStack, worker_id: str) -> tuple[dict[str, str], dict[str, list[str]]]:
     """What a (frozen) worker is in the middle of: ({entity: job}, {entity: the event refs its job holds})."""
-    claimed = {k.decode(): v.decode() for k, v in (await stack.kv.hgetall(worker_jobs_key(worker_id))).items()}
+    claimed = {k.decode(): v.decode() for k, v in (await stack.kv.hgetall(keys.worker_jobs(worker_id))).items()}
     leased = await stack.leased_jobs()
     orphaned: dict[str, str] = {}
     held: dict[str, list[str]] = {}
     for entity, job in claimed.items():
-        current, state = await stack.kv.hmget(entity_key(entity), "job", "state")
+        current, state = await stack.kv.hmget(keys.entity(entity), "job", "state")
         if current == job.encode() and state == b"running" and f"arq:in-progress:{job}" in leased:
             orphaned[entity] = job
-            held[entity] = [r.decode() for r in await stack.kv.lrange(f"{entity_key(entity)}:inflight", 0, -1)]
+            held[entity] = [r.decode() for r in await stack.kv.lrange(f"{keys.entity(entity)}:inflight", 0, -1)]
     return orphaned, held
 
 
@@ -255,7 +255,7 @@ async def _watch_takeover(
             if seen["done_s"] is not None:
                 continue
             now = round(time.monotonic() - killed_at, 2)
-            current = await stack.kv.hget(entity_key(entity), "job")
+            current = await stack.kv.hget(keys.entity(entity), "job")
             if seen["taken_over_s"] is None and current != job.encode():
                 seen["taken_over_s"] = now
             if seen["taken_over_s"] is not None and (current is None or await _finished(stack, held[entity])):
@@ -268,8 +268,8 @@ async def _watch_takeover(
 
 async def _finished(stack: ChaosStack, refs: list[str]) -> bool:
     for ref in refs:
-        # An event record without a status has not been touched since it was accepted (gateway/eventlog.py).
-        status = await stack.kv.hget(event_key(ref), "status")
+        # An event record without a status has not been touched since it was accepted (crmcore/eventlog.py).
+        status = await stack.kv.hget(keys.event(ref), "status")
         if (status or b"queued").decode() not in TERMINAL:
             return False
     return True

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from crmcore import keys
 from sandbox.catalog import LINKED_STORE_ID
 from sandbox.cloudretailer.app import create_app as create_cr
 from sandbox.cloudretailer.config import CloudRetailerSandboxConfig
@@ -167,7 +168,7 @@ class ChaosStack:
     async def leased_jobs(self) -> set[str]:
         """Entity jobs some worker holds right now (arq's in-progress keys, deleted when a job ends). The crons
         (housekeeping every minute, the schedule ticks) are leased briefly on the minute: not counted."""
-        return {k.decode() async for k in self.kv.scan_iter(match="arq:in-progress:crm:*", count=1000)}
+        return {k.decode() async for k in self.kv.scan_iter(match=f"arq:in-progress:{keys.PREFIX}*", count=1000)}
 
     @property
     def gateway_url(self) -> str:

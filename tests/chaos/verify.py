@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.entityqueue import JOB_SEQ, PREFIX
+from crmcore import keys
+from crmcore.entityqueue import PREFIX
 from sandbox.catalog import LINKED_STORE_ID
 from tests.chaos.stack import CR_API_KEY, MAGENTO_TOKEN, ChaosStack
 from tests.chaos.stream import Stream
@@ -71,7 +72,7 @@ async def baseline(stack: ChaosStack) -> Baseline:
     return Baseline(
         webhooks=metrics["webhooks"],
         jobs=metrics["jobs"],
-        minted=int(await stack.kv.get(JOB_SEQ) or 0),
+        minted=int(await stack.kv.get(keys.JOB_SEQ) or 0),
         received=stack.relay.stats.received,
         posts=stack.relay.stats.posts,
         acknowledged=frozenset(stack.relay.acknowledged),
@@ -323,7 +324,7 @@ async def counts(
 
     hooks, jobs = metrics["webhooks"], metrics["jobs"]
     accepted = since(hooks, base.webhooks, "queued")
-    minted = int(await stack.kv.get(JOB_SEQ) or 0) - base.minted
+    minted = int(await stack.kv.get(keys.JOB_SEQ) or 0) - base.minted
     relay = stack.relay.stats
     settled = sum(since(jobs, base.jobs, k) for k in ("done", "skipped", "dead"))
     ours = {ref: r for ref, r in records.items() if ref not in base.acknowledged}

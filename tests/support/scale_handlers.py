@@ -14,7 +14,7 @@ from typing import Any
 
 from arq import cron
 
-from gateway.events import AcceptedEvent, Source
+from crmcore.events import AcceptedEvent, Source
 from workers.registry import HandlerContext, Registry
 
 PID = str(os.getpid())

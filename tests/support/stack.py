@@ -22,9 +22,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from crmcore.redis_conn import create_redis
+from crmcore.settings import Settings
 from gateway.app import create_app
-from gateway.redis_conn import create_redis
-from gateway.settings import Settings
 from sandbox.catalog import LINKED_STORE_ID
 from sandbox.cloudretailer.app import create_app as create_cr
 from sandbox.cloudretailer.config import CloudRetailerSandboxConfig

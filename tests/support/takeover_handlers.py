@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.events import AcceptedEvent, Source
+from crmcore.events import AcceptedEvent, Source
 from workers.fence import check_fence
 from workers.registry import HandlerContext, Registry
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from gateway.remotes import Remote, RemoteStateName
-from gateway.settings import Settings, env_name
+from crmcore.remotes import Remote, RemoteStateName
+from crmcore.settings import Settings, env_name
 from workers.clients.cloudretailer import CloudRetailerClient
 from workers.clients.errors import ApiError, NotFound, RemoteUnavailable, TransientApiError, Unauthorized
 from workers.clients.http import RetryPolicy

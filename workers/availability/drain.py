@@ -1,5 +1,5 @@
 """When a remote answers again, its parked entities are released by one worker, in dependency order
-(categories, customers, products, stock, orders: gateway/remotes.py DRAIN_RANKS) and never more at a time than
+(categories, customers, products, stock, orders: crmcore/remotes.py DRAIN_RANKS) and never more at a time than
 the remote's concurrency setting, so the backlog does not knock over a store that has just come back.
 
 A rank is finished before the next one starts. If the remote goes down again, the drain stops where it is;
@@ -15,9 +15,10 @@ import time
 import structlog
 from redis.asyncio import Redis
 
-from gateway.entityqueue import EntityQueue, entity_key
-from gateway.remotes import Remote, drain_lease_key, parked_key, rank_of, remote_key
-from gateway.settings import Settings
+from crmcore import keys
+from crmcore.entityqueue import EntityQueue
+from crmcore.remotes import Remote, rank_of
+from crmcore.settings import Settings
 from workers.lease import Lease
 
 log = structlog.get_logger(__name__)
@@ -38,7 +39,7 @@ class Drainer:
     async def drain(self, remote: Remote) -> int:
         """Release every parked entity of `remote` while it stays up. Returns how many were released (0 when
         another worker is draining it)."""
-        lease = Lease(self.redis, drain_lease_key(remote), self.worker_id, lease_ms=DRAIN_LEASE_MS)
+        lease = Lease(self.redis, keys.remote_drain_lock(remote), self.worker_id, lease_ms=DRAIN_LEASE_MS)
         if not await lease.take():
             return 0
         started = time.monotonic()
@@ -64,19 +65,21 @@ class Drainer:
                 batch, rank = await self._next(remote, free, rank)
                 if not batch and not window:
                     break
-                got = await self.queue.unpark(batch, now_ms=int(time.time() * 1000), parked_key=parked_key(remote))
+                got = await self.queue.unpark(
+                    batch, now_ms=int(time.time() * 1000), parked_key=keys.remote_parked(remote)
+                )
                 window.update(got)
                 released += len(got)
             await asyncio.sleep(_TICK_S)
         return released
 
     async def _up(self, remote: Remote) -> bool:
-        state = await self.redis.hget(remote_key(remote), "state")
+        state = await self.redis.hget(keys.remote(remote), "state")
         return state in (None, b"up")
 
     async def _next(self, remote: Remote, free: int, rank: int | None) -> tuple[list[str], int | None]:
         """The next entities in line, of the rank being drained (a new rank only once the window is empty)."""
-        items = await self.redis.zrange(parked_key(remote), 0, free - 1, withscores=True)
+        items = await self.redis.zrange(keys.remote_parked(remote), 0, free - 1, withscores=True)
         batch = []
         for entity, score in items:
             if rank is None:
@@ -90,7 +93,7 @@ class Drainer:
         entities = list(window)
         async with self.redis.pipeline(transaction=False) as pipe:
             for entity in entities:
-                pipe.hmget(entity_key(entity), "job", "state")
+                pipe.hmget(keys.entity(entity), "job", "state")
             rows = await pipe.execute()
         for entity, (job, state) in zip(entities, rows, strict=True):
             if job is None or job.decode() != window[entity] or state not in _IN_FLIGHT:

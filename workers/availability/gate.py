@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
-from gateway.remotes import Remote, RemoteState, read_states
+from crmcore.remotes import Remote, RemoteState, read_states
 from workers.clients.errors import RemoteUnavailable
 
 BOTH = (Remote.MAGENTO, Remote.CLOUDRETAILER)

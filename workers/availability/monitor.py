@@ -1,6 +1,6 @@
 """Each worker's view of Magento and Cloud Retailer, and what it does about a remote that is down.
 
-- A cache of both remotes' shared state (gateway/remotes.py), refreshed every second, which the dispatcher
+- A cache of both remotes' shared state (crmcore/remotes.py), refreshed every second, which the dispatcher
   asks before it runs a job: a job that needs a remote that is not up is parked without trying.
 - `confirm()`: a job's call failed the way a down remote fails (RemoteUnavailable, or a 401). Is it the
   remote or this record? One probe answers it (shared by the jobs that fail together): if the remote does not
@@ -24,18 +24,10 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway.entityqueue import EntityQueue
-from gateway.remotes import (
-    MARK_DOWN_LUA,
-    MARK_UP_LUA,
-    Remote,
-    RemoteState,
-    RemoteStateName,
-    probe_lease_key,
-    read_states,
-    remote_key,
-)
-from gateway.settings import Settings
+from crmcore import keys
+from crmcore.entityqueue import EntityQueue
+from crmcore.remotes import MARK_DOWN_LUA, MARK_UP_LUA, Remote, RemoteState, RemoteStateName, read_states
+from crmcore.settings import Settings
 from workers.availability.checks import Checker, CheckResult
 from workers.availability.drain import Drainer
 from workers.availability.takeover import Takeover
@@ -151,7 +143,7 @@ class RemoteMonitor:
             self._start_drain(remote)
 
     async def _probe(self, remote: Remote) -> None:
-        key = probe_lease_key(remote)
+        key = keys.remote_probe_lock(remote)
         if not await self.redis.set(key, self.worker_id, nx=True, px=PROBE_LEASE_MS):
             return
         try:
@@ -165,7 +157,7 @@ class RemoteMonitor:
         """Record what a check found in the shared state, log a change once, and drain a remote that is back."""
         now = _now_ms()
         if result.state is RemoteStateName.UP:
-            was = await self._mark_up(keys=[remote_key(remote)], args=[now])
+            was = await self._mark_up(keys=[keys.remote(remote)], args=[now])
             was = was.decode() if isinstance(was, bytes) else was
             await self.refresh()
             if was not in ("", "up"):
@@ -174,7 +166,7 @@ class RemoteMonitor:
                 self._start_drain(remote)
             return
         changed = await self._mark_down(
-            keys=[remote_key(remote)],
+            keys=[keys.remote(remote)],
             args=[result.state.value, result.detail, result.setting, now, 1 if probe else 0],
         )
         await self.refresh()

@@ -1,8 +1,8 @@
 """Dead workers are taken over in seconds, not after arq's lease (job timeout x 2 + 10 s, 160 s as shipped).
 
 Every worker beats every CRMAGENTO_WORKER_HEARTBEAT_SECONDS (workers/heartbeat.py) and records what it runs
-(`crm:worker:{id}:jobs`, written by the claim). A worker whose beat is older than
-CRMAGENTO_WORKER_TAKEOVER_SECONDS has each of its running entities given a new job (gateway/entityqueue.py
+(`keys.worker_jobs(id)`, written by the claim). A worker whose beat is older than
+CRMAGENTO_WORKER_TAKEOVER_SECONDS has each of its running entities given a new job (crmcore/entityqueue.py
 TAKEOVER_LUA, atomic: one taker wins). If it was only frozen and wakes up, its old jobs can no longer claim,
 settle or write (workers/fence.py).
 
@@ -17,8 +17,9 @@ import time
 import structlog
 from redis.asyncio import Redis
 
-from gateway.entityqueue import WORKERS, EntityQueue, worker_jobs_key
-from gateway.settings import Settings
+from crmcore import keys
+from crmcore.entityqueue import EntityQueue
+from crmcore.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -38,11 +39,11 @@ class Takeover:
         if time.monotonic() - self.connected_since < wait:
             return 0
         now = time.time()
-        silent = await self.redis.zrangebyscore(WORKERS, "-inf", now - wait, withscores=True)
+        silent = await self.redis.zrangebyscore(keys.WORKERS, "-inf", now - wait, withscores=True)
         moved = 0
         for raw_id, last_beat in silent:
             worker_id = raw_id.decode()
-            if worker_id == self.worker_id or not await self.redis.exists(worker_jobs_key(worker_id)):
+            if worker_id == self.worker_id or not await self.redis.exists(keys.worker_jobs(worker_id)):
                 continue
             entities = await self.queue.takeover(worker_id, now_ms=int(now * 1000))
             if entities:

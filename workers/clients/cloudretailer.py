@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from gateway.settings import Settings
+from crmcore.settings import Settings
 from workers.clients.cloudretailer_models import Category, Customer, InventoryLevel, Product, Sale, Store
 from workers.clients.errors import Conflict
 from workers.clients.http import ApiClient, HttpApi, RetryPolicy

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256, Client
 from yarl import URL
 
-from gateway.settings import Settings
+from crmcore.settings import Settings
 from workers.clients.http import ApiClient, HttpApi, RetryPolicy
 from workers.clients.magento_models import Category, Customer, MediaEntry, Order, Page, Product, SourceItem
 from workers.clients.search_criteria import SearchCriteria

@@ -11,13 +11,13 @@ What a domain builds on:
   routed by gateway/adminjobs.py to job kinds `resync-<kind>` / `reconcile-inventory`;
   `registry.register_job(kind, job)` with `job(ctx, params, progress) -> result dict`. They and the crons
   (`registry.register_cron(arq.cron(...))`) run on the long queue (workers/worker.py `build_long_worker`).
-- reports: `HSET crm:reports <name> <json>` shows in GET /admin/status under `reports`.
+- reports: `HSET keys.REPORTS <name> <json>` shows in GET /admin/status under `reports`.
 - end-to-end tests: tests/support/stack.py `full_stack(...)` runs both sandboxes, the gateway and workers.
 """
 
 from __future__ import annotations
 
-from gateway.settings import Settings
+from crmcore.settings import Settings
 from workers.registry import Registry
 from workers.sync import catalog, catchup, customers, inventory, orders
 

@@ -13,8 +13,8 @@ Magento; categories created in Magento -> Cloud Retailer.
 
 from __future__ import annotations
 
-from gateway.events import AcceptedEvent, Source
-from gateway.settings import Settings
+from crmcore.events import AcceptedEvent, Source
+from crmcore.settings import Settings
 from workers.registry import HandlerContext, Registry
 from workers.sync.catalog import categories, products, resync
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from crmcore import keys
 from workers.binder import Binder
 from workers.clients.cloudretailer_models import Category
 from workers.clients.errors import Conflict, NotFound
@@ -49,7 +50,7 @@ async def cr_category(ctx: HandlerContext, cr_id: str) -> Category:
 async def _locked(ctx: HandlerContext, name: str) -> AsyncIterator[None]:
     """A Redis lease per record: two products needing the same new category must not both create it. Short and
     renewed while held, so a worker killed mid-creation blocks the others for seconds, not a minute."""
-    lease = Lease(ctx.redis, f"crm:lock:{name}", secrets.token_hex(8), LOCK_LEASE_MS)
+    lease = Lease(ctx.redis, keys.lock(name), secrets.token_hex(8), LOCK_LEASE_MS)
     deadline = time.monotonic() + LOCK_WAIT_S
     while not await lease.take():
         if time.monotonic() >= deadline:

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-PREFIX = "crm:fp:"
+from crmcore import keys
 
 
 def fingerprint(payload: Any) -> str:
@@ -20,7 +20,7 @@ def fingerprint(payload: Any) -> str:
 class Fingerprints:
     def __init__(self, redis: Redis, kind: str) -> None:
         self.redis = redis
-        self.key = PREFIX + kind
+        self.key = keys.fingerprints(kind)
 
     async def unchanged(self, record_key: str, payload: Any) -> bool:
         stored = await self.redis.hget(self.key, record_key)
@@ -36,9 +36,6 @@ class Fingerprints:
         await self.redis.hdel(self.key, record_key)
 
 
-APPLIED_PREFIX = "crm:applied:"
-
-
 class AppliedVersions:
     """The Cloud Retailer version (`updated_at`) each record was last brought to Magento at. The catch-up
     skips a record whose listed version is the one applied already, so a stream of changes the webhooks
@@ -46,7 +43,7 @@ class AppliedVersions:
 
     def __init__(self, redis: Redis, kind: str) -> None:
         self.redis = redis
-        self.key = APPLIED_PREFIX + kind
+        self.key = keys.applied(kind)
 
     async def record(self, record_id: str, version: str | None) -> None:
         if version:

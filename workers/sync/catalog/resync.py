@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from gateway.events import CategoryEvent, ProductEvent, Source
-from gateway.jobrecords import feed_origin
+from crmcore.events import CategoryEvent, ProductEvent, Source
+from crmcore.jobrecords import feed_origin
 from workers.clients.errors import NotFound
 from workers.feed import feed
 from workers.registry import HandlerContext, Progress

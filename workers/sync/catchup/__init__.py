@@ -13,7 +13,7 @@ webhook. Inventory has its reconciliation and orders their poll; neither is repe
 
 from __future__ import annotations
 
-from gateway.settings import ConfigError, Settings, load_settings
+from crmcore.settings import ConfigError, Settings, load_settings
 from workers.registry import Registry
 from workers.sync.catchup.run import ADMIN_KIND, catchup_cron, catchup_job, cron_job
 

@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
-from gateway.entityqueue import PREFIX
+from crmcore import keys
 from workers.sync.orders.search import magento_time, parse_time
 
-CURSORS = f"{PREFIX}catchup:cursors"  # hash: stream name -> cursor
+CURSORS = keys.CATCHUP_CURSORS  # hash: stream name -> cursor
 
 # Moves the cursor forward only: a run that is cut short, or one racing another (lease lost), never moves
 # it back over changes the other already handled.

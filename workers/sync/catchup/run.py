@@ -18,7 +18,7 @@ the last page handled; an admin run raises it instead, so its job waits for the 
 
 Every run has a job record (`GET /admin/jobs/{run id}`): the changes are fed as `job:<run id>:...`, so the
 workers count them applied (`done`) or failed as they settle. The run waits (a bounded time) for that, then
-writes its report, with each stream's cursor, to `crm:reports` "catchup" (GET /admin/status).
+writes its report, with each stream's cursor, to the reports hash (`keys.REPORTS`) as "catchup" (GET /admin/status).
 """
 
 from __future__ import annotations
@@ -33,10 +33,9 @@ import structlog
 from arq import cron
 from arq.cron import CronJob
 
-from gateway import jobrecords
-from gateway.entityqueue import PREFIX, REPORTS
-from gateway.remotes import RemoteState
-from gateway.settings import Settings
+from crmcore import jobrecords, keys
+from crmcore.remotes import RemoteState
+from crmcore.settings import Settings
 from workers.availability.gate import BOTH, blocked_remote, outage_reason, skip_reason
 from workers.clients.errors import RemoteUnavailable
 from workers.errors import PermanentError
@@ -49,10 +48,10 @@ from workers.sync.catchup.streams import STREAMS, Found, Stream
 
 log = structlog.get_logger(__name__)
 
-REPORT = "catchup"  # the crm:reports field, and the cron's name
+REPORT = "catchup"  # the reports field, and the cron's name
 ADMIN_KIND = "resync-catchup"  # POST /admin/resync/catchup
 CRON_KIND = "catchup"  # the job record of a cron run
-LOCK_KEY = f"{PREFIX}lock:catchup"
+LOCK_KEY = keys.CATCHUP_LOCK
 SETTLE_MAX_S = 300.0
 SETTLE_POLL_S = 0.2
 
@@ -130,7 +129,7 @@ async def _settle(ctx: HandlerContext, fed: int, lease: Lease) -> tuple[int, int
     within = min(SETTLE_MAX_S, ctx.settings.catchup_interval_minutes * 30.0)
     deadline = time.monotonic() + within
     while True:
-        done, failed = await ctx.redis.hmget(jobrecords.job_key(ctx.job_id), ["done", "failed"])
+        done, failed = await ctx.redis.hmget(keys.admin_job(ctx.job_id), ["done", "failed"])
         applied, failed_n = int(done or 0), int(failed or 0)
         if applied + failed_n >= fed or time.monotonic() >= deadline or lease.lost:
             return applied, failed_n
@@ -139,7 +138,7 @@ async def _settle(ctx: HandlerContext, fed: int, lease: Lease) -> tuple[int, int
 
 async def _save(ctx: HandlerContext, report: dict[str, Any]) -> None:
     report["cursors"] = await clock.cursors(ctx.redis)
-    await ctx.redis.hset(REPORTS, REPORT, orjson.dumps(report))
+    await ctx.redis.hset(keys.REPORTS, REPORT, orjson.dumps(report))
 
 
 async def run(ctx: HandlerContext, progress: Progress, *, trigger: str) -> dict[str, Any]:
@@ -256,7 +255,7 @@ async def catchup_cron(ctx: dict[str, Any]) -> dict[str, Any]:
     down = await blocked_remote(redis, BOTH)
     if down is not None:
         return await _skipped(hctx, down, "cron")
-    if not await redis.exists(jobrecords.job_key(run_id)):
+    if not await redis.exists(keys.admin_job(run_id)):
         await jobrecords.create(redis, run_id, CRON_KIND, {"trigger": "cron"})
     await jobrecords.update(redis, run_id, status="running", started=jobrecords.now_iso())
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, TypeVar
 
-from gateway.events import (
+from crmcore.events import (
     CategoryEvent,
     CustomerEvent,
     EventData,

@@ -11,8 +11,8 @@ updates flow only from Cloud Retailer. Passwords, payment data and purchase hist
 
 from __future__ import annotations
 
-from gateway.events import AcceptedEvent, Source
-from gateway.settings import Settings
+from crmcore.events import AcceptedEvent, Source
+from crmcore.settings import Settings
 from workers.registry import HandlerContext, Registry
 from workers.sync.customers import importer, resync
 

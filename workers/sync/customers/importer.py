@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import structlog
 
+from crmcore import keys
 from workers.binder import Binder
 from workers.clients import cloudretailer_models as cr_models
 from workers.clients.errors import NotFound, PermanentApiError
@@ -27,7 +28,7 @@ log = structlog.get_logger(__name__)
 
 KIND = "customer"
 # Magento account id -> ids of the addresses Cloud Retailer owns on it (see addresses.py).
-MANAGED_ADDRESSES = "crm:customers:managed-addresses"
+MANAGED_ADDRESSES = keys.MANAGED_ADDRESSES
 # Left out of a save: read-only, derived from the address flags, or not ours (a subscription flag sent back
 # could undo a subscription made since the read).
 NOT_SENT = frozenset(

@@ -3,7 +3,7 @@
 With `customer_ids` (Cloud Retailer ids): those customers. Without: every account of the linked Magento
 website that no binding names, as the `customer.created` callback that was lost (its job links it by email or
 creates it in Cloud Retailer), then every Cloud Retailer customer. Progress counts the fed changes as they
-settle (gateway/jobrecords.py).
+settle (crmcore/jobrecords.py).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from gateway.events import CustomerEvent, EventData, MagentoCustomerEvent, Source
-from gateway.jobrecords import feed_origin
+from crmcore.events import CustomerEvent, EventData, MagentoCustomerEvent, Source
+from crmcore.jobrecords import feed_origin
 from workers.binder import Binder
 from workers.clients.errors import NotFound
 from workers.clients.search_criteria import SearchCriteria

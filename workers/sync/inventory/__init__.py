@@ -18,8 +18,8 @@ from collections.abc import Iterable
 
 import structlog
 
-from gateway.events import AcceptedEvent, InventoryEvent, Source
-from gateway.settings import Settings
+from crmcore.events import AcceptedEvent, InventoryEvent, Source
+from crmcore.settings import Settings
 from workers.clients.cloudretailer_models import InventoryLevel
 from workers.clients.errors import NotFound
 from workers.errors import PermanentError, Skip

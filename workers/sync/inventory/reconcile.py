@@ -11,7 +11,7 @@ One run:
 4. reads what changed in Cloud Retailer since the high-water mark and uses those newer counts;
 5. writes only the SKUs that differ, CRMAGENTO_INVENTORY_BATCH_SIZE per call, then reads the changes since
    again: a SKU that changed while it was being written gets the newer count (see "Races" below);
-6. records the report in `crm:reports` ("reconcile-inventory", shown by GET /admin/status) and returns it
+6. records the report in the reports hash ("reconcile-inventory", shown by GET /admin/status) and returns it
    as the admin job's result. A dry run does steps 1-4 and writes nothing.
 
 Races with the change handler. Cloud Retailer gives every write an `updated_at` later than any before, and
@@ -50,9 +50,8 @@ import structlog
 from arq.cron import CronJob, cron
 from redis.asyncio import Redis
 
-from gateway import jobrecords
-from gateway.entityqueue import PREFIX, REPORTS
-from gateway.remotes import RemoteState
+from crmcore import jobrecords, keys
+from crmcore.remotes import RemoteState
 from workers.availability.gate import BOTH, blocked_remote, outage_reason, skip_reason
 from workers.clients.errors import RemoteUnavailable
 from workers.errors import PermanentError
@@ -64,10 +63,10 @@ from workers.sync.inventory.stock import LegacyStock, Mode, MsiStock, Outcome, T
 log = structlog.get_logger(__name__)
 
 REPORT_NAME = "reconcile-inventory"
-LOCK_KEY = f"{PREFIX}lock:reconcile-inventory"
-NEXT_KEY = f"{PREFIX}reconcile-inventory:next"  # when the next cron run is due (epoch seconds)
-CLAIM_KEY = f"{PREFIX}reconcile-inventory:claimed-by"  # the cron job running it (a retry goes on)
-RUNS_KEY = f"{PREFIX}reconcile-inventory:runs"  # the newest runs (id, trigger, started, finished, status)
+LOCK_KEY = keys.RECONCILE_LOCK
+NEXT_KEY = keys.RECONCILE_NEXT
+CLAIM_KEY = keys.RECONCILE_CLAIM
+RUNS_KEY = keys.RECONCILE_RUNS
 RUNS_KEPT = 50
 CR_PAGE = 1000
 SAMPLE = 50  # SKUs listed per category in a report (the counts are exact)
@@ -437,7 +436,7 @@ async def run_reconciliation(
     progress: Progress | None = None,
     admin_job: str | None = None,
 ) -> dict[str, Any]:
-    """One reconciliation under the run lock. Returns its report (also stored in crm:reports), or a
+    """One reconciliation under the run lock. Returns its report (also stored in the reports hash), or a
     `skipped` answer naming the run still going. A run cut short by a remote outage is `skipped` too; an
     admin run raises the RemoteUnavailable instead, so its job waits for the remote and runs again."""
     run_id = new_run_id()
@@ -503,7 +502,7 @@ async def _finish(
         report.status = "partial" if report.error_count else "ok"
     body = report.as_dict()
     with contextlib.suppress(Exception):
-        await ctx.redis.hset(REPORTS, REPORT_NAME, orjson.dumps(body))
+        await ctx.redis.hset(keys.REPORTS, REPORT_NAME, orjson.dumps(body))
         await _record_run(ctx.redis, report)
     log.info(
         "reconcile_finished",
@@ -546,7 +545,7 @@ async def skip_report(ctx: HandlerContext, state: RemoteState, trigger: str) -> 
     report.status, report.reason = "skipped", skip_reason(state)
     report.finished, report.seconds = report.started, 0.0
     body = report.as_dict()
-    await ctx.redis.hset(REPORTS, REPORT_NAME, orjson.dumps(body))
+    await ctx.redis.hset(keys.REPORTS, REPORT_NAME, orjson.dumps(body))
     log.info("cron_skipped", cron=REPORT_NAME, remote=state.remote.value, reason=report.reason)
     return body
 
@@ -564,14 +563,14 @@ async def _record_run(redis: Redis, report: Report) -> None:
         }
     )
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(f"{RUNS_KEY}:entries", report.run_id, entry)
+        pipe.hset(keys.RECONCILE_RUN_ENTRIES, report.run_id, entry)
         pipe.zadd(RUNS_KEY, {report.run_id: time.time()}, nx=True)
         await pipe.execute()
     stale = await redis.zrange(RUNS_KEY, 0, -RUNS_KEPT - 1)
     if stale:
         async with redis.pipeline(transaction=True) as pipe:
             pipe.zrem(RUNS_KEY, *stale)
-            pipe.hdel(f"{RUNS_KEY}:entries", *stale)
+            pipe.hdel(keys.RECONCILE_RUN_ENTRIES, *stale)
             await pipe.execute()
 
 
@@ -579,7 +578,7 @@ async def recent_runs(redis: Redis) -> list[dict[str, Any]]:
     ids = await redis.zrevrange(RUNS_KEY, 0, -1)
     if not ids:
         return []
-    raw = await redis.hmget(f"{RUNS_KEY}:entries", ids)
+    raw = await redis.hmget(keys.RECONCILE_RUN_ENTRIES, ids)
     return [orjson.loads(v) for v in raw if v is not None]
 
 

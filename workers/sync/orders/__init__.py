@@ -10,8 +10,8 @@ complete orders in Magento), importer (the handler), poll (cron and admin job).
 
 from __future__ import annotations
 
-from gateway.events import Source
-from gateway.settings import ConfigError, Settings, load_settings
+from crmcore.events import Source
+from crmcore.settings import ConfigError, Settings, load_settings
 from workers.registry import Registry
 from workers.sync.orders.importer import on_order_completed
 from workers.sync.orders.poll import poll_cron_job, resync

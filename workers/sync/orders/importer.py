@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from gateway.events import AcceptedEvent, MagentoOrderEvent
+from crmcore.events import AcceptedEvent, MagentoOrderEvent
 from workers.clients.errors import PermanentApiError, remote_condition
 from workers.errors import PermanentError, Skip
 from workers.registry import HandlerContext

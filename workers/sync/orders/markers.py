@@ -1,4 +1,4 @@
-"""What the gateway remembers about each order it saw: `crm:order:{increment_id}`, a hash with `state`
+"""What the gateway remembers about each order it saw: `keys.order_marker(increment_id)`, a hash with `state`
 (importing -> imported, or failed), the sale id, the Magento entity id and when.
 
 The marker is a cache, never the authority: Cloud Retailer's sale with `external_ref` = `magento:{increment_id}`
@@ -16,7 +16,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-PREFIX = "crm:order:"
+from crmcore import keys
+
 MARKER_TTL_S = 90 * 86_400
 
 IMPORTING = "importing"
@@ -25,7 +26,7 @@ FAILED = "failed"
 
 
 def marker_key(increment_id: str) -> str:
-    return f"{PREFIX}{increment_id}"
+    return keys.order_marker(increment_id)
 
 
 def _text(value: Any) -> str:

@@ -5,7 +5,7 @@ Neither imports anything itself: each feeds the orders not yet imported into the
 racing for the same order. An order is "handled" once it is durably queued there (or already imported); the
 queue retries it, and an order that fails for good is a dead letter an operator replays.
 
-The poll's cursor (`crm:orders:poll:cursor`, Magento time, UTC) is the newest `updated_at` handled; each run
+The poll's cursor (`keys.ORDER_POLL_CURSOR`, Magento time, UTC) is the newest `updated_at` handled; each run
 looks again from `cursor - CRMAGENTO_ORDER_POLL_OVERLAP_SECONDS`, because Magento's timestamps have whole
 seconds (another order saved later in the same second as the cursor) and a save's timestamp is taken before
 its transaction commits. The first run starts one interval back: older orders are not booked as sales unless
@@ -29,10 +29,10 @@ import structlog
 from arq import cron
 from arq.cron import CronJob
 
-from gateway.entityqueue import REPORTS
-from gateway.events import MagentoOrderEvent, Source
-from gateway.remotes import RemoteState
-from gateway.settings import Settings
+from crmcore import keys
+from crmcore.events import MagentoOrderEvent, Source
+from crmcore.remotes import RemoteState
+from crmcore.settings import Settings
 from workers.availability.gate import BOTH, blocked_remote, outage_reason, skip_reason
 from workers.clients.errors import RemoteUnavailable
 from workers.clients.search_criteria import SearchCriteria
@@ -45,8 +45,8 @@ from workers.sync.orders.search import completed_orders, earlier, linked_store_i
 
 log = structlog.get_logger(__name__)
 
-CURSOR_KEY = "crm:orders:poll:cursor"
-LOCK_KEY = "crm:orders:poll:lock"
+CURSOR_KEY = keys.ORDER_POLL_CURSOR
+LOCK_KEY = keys.ORDER_POLL_LOCK
 REPORT = "order-poll"
 EVENT = "order.completed"
 _LOOKUP_BATCH = 100
@@ -141,7 +141,7 @@ async def poll(ctx: HandlerContext, *, page_size: int = 100) -> dict[str, Any]:
     finally:
         report.update(tally.counts, cursor=cursor, duration_ms=int((time.monotonic() - started) * 1000))
         report["finished_at"] = datetime.now(UTC).isoformat()
-        await ctx.redis.hset(REPORTS, REPORT, orjson.dumps(report))
+        await ctx.redis.hset(keys.REPORTS, REPORT, orjson.dumps(report))
         await ctx.redis.eval(_RELEASE_LUA, 1, LOCK_KEY, ctx.job_id)
     log.info("order_poll_done", **tally.counts, cursor=cursor)
     return report
@@ -169,7 +169,7 @@ async def _skipped(ctx: HandlerContext, down: RemoteState) -> dict[str, Any]:
         "job_id": ctx.job_id,
         "cursor": cursor,
     }
-    await ctx.redis.hset(REPORTS, REPORT, orjson.dumps(report))
+    await ctx.redis.hset(keys.REPORTS, REPORT, orjson.dumps(report))
     log.info("cron_skipped", cron=REPORT, remote=down.remote.value, reason=report["reason"])
     return report
 

@@ -1,8 +1,8 @@
 """Admin jobs (force resyncs, reconciliations): their record in Redis, shared by the gateway and workers.
 
-`crm:adminjob:{id}` is a hash: kind, params (JSON), status queued|running|waiting|done|failed, done/total
+`keys.admin_job(id)` is a hash: kind, params (JSON), status queued|running|waiting|done|failed, done/total
 for progress, result (JSON), error, reason (why it is waiting), created/started/finished (ISO UTC). Records
-expire after 7 days; the newest ids are listed in `crm:adminjobs` (trimmed).
+expire after 7 days; the newest ids are listed in `keys.ADMIN_JOBS` (trimmed).
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from gateway.entityqueue import PREFIX
+from crmcore import keys
 
-JOBS_INDEX = f"{PREFIX}adminjobs"
 RUN_ADMIN_JOB = "run_admin_job"
 TTL_S = 7 * 86400
 INDEX_MAX = 1000
@@ -45,10 +44,6 @@ def long_queue_name(queue_name: str) -> str:
     return f"{queue_name}:long"
 
 
-def job_key(job_id: str) -> str:
-    return f"{PREFIX}adminjob:{job_id}"
-
-
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -61,7 +56,7 @@ async def create(redis: Redis, job_id: str, kind: str, params: dict[str, Any]) -
     created = now_iso()
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(
-            job_key(job_id),
+            keys.admin_job(job_id),
             mapping={
                 "id": job_id,
                 "kind": kind,
@@ -70,19 +65,19 @@ async def create(redis: Redis, job_id: str, kind: str, params: dict[str, Any]) -
                 "created": created,
             },
         )
-        pipe.expire(job_key(job_id), TTL_S)
-        pipe.zadd(JOBS_INDEX, {job_id: datetime.now(UTC).timestamp()})
-        pipe.zremrangebyrank(JOBS_INDEX, 0, -INDEX_MAX - 1)
+        pipe.expire(keys.admin_job(job_id), TTL_S)
+        pipe.zadd(keys.ADMIN_JOBS, {job_id: datetime.now(UTC).timestamp()})
+        pipe.zremrangebyrank(keys.ADMIN_JOBS, 0, -INDEX_MAX - 1)
         await pipe.execute()
 
 
 async def update(redis: Redis, job_id: str, **fields: Any) -> None:
     mapping = {k: (orjson.dumps(v) if isinstance(v, dict | list) else str(v)) for k, v in fields.items()}
-    await redis.hset(job_key(job_id), mapping=mapping)
+    await redis.hset(keys.admin_job(job_id), mapping=mapping)
 
 
 async def get(redis: Redis, job_id: str) -> dict[str, Any] | None:
-    raw = await redis.hgetall(job_key(job_id))
+    raw = await redis.hgetall(keys.admin_job(job_id))
     if not raw:
         return None
     rec = {k.decode(): v.decode() for k, v in raw.items()}
@@ -111,7 +106,7 @@ async def get(redis: Redis, job_id: str) -> dict[str, Any] | None:
 
 
 async def recent(redis: Redis, limit: int = 20) -> list[dict[str, Any]]:
-    ids = await redis.zrevrange(JOBS_INDEX, 0, limit - 1)
+    ids = await redis.zrevrange(keys.ADMIN_JOBS, 0, limit - 1)
     out = []
     for raw_id in ids:
         rec = await get(redis, raw_id.decode())

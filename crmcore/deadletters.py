@@ -14,8 +14,9 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from redis.asyncio import Redis
 
-from gateway.entityqueue import DEADLETTERS, JOB_EXPIRE_MS, LUA_SCHEDULE, EntityQueue, deadletter_key
-from gateway.eventlog import decode_record
+from crmcore import keys
+from crmcore.entityqueue import JOB_EXPIRE_MS, LUA_SCHEDULE, EntityQueue
+from crmcore.eventlog import decode_record
 
 MAX_BULK_REPLAY = 10_000
 # Dead letters read per round trip while matching: their type and reason only, never the event snapshots.
@@ -69,7 +70,7 @@ async def create(
     snapshot = [{k.decode(): v.decode() for k, v in r.items()} for r in records]
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(
-            deadletter_key(dl_id),
+            keys.deadletter(dl_id),
             mapping={
                 "id": dl_id,
                 "entity": entity,
@@ -81,7 +82,7 @@ async def create(
                 "events": orjson.dumps(snapshot),
             },
         )
-        pipe.zadd(DEADLETTERS, {dl_id: now_ms})
+        pipe.zadd(keys.DEADLETTERS, {dl_id: now_ms})
         await pipe.execute()
     return dl_id
 
@@ -105,17 +106,17 @@ def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
 
 
 async def list_deadletters(redis: Redis, limit: int = 100, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
-    total = await redis.zcard(DEADLETTERS)
-    ids = await redis.zrevrange(DEADLETTERS, offset, offset + limit - 1)
+    total = await redis.zcard(keys.DEADLETTERS)
+    ids = await redis.zrevrange(keys.DEADLETTERS, offset, offset + limit - 1)
     async with redis.pipeline(transaction=False) as pipe:
         for dl_id in ids:
-            pipe.hgetall(deadletter_key(dl_id.decode()))
+            pipe.hgetall(keys.deadletter(dl_id.decode()))
         raws = await pipe.execute()
     return total, [_decode(r) for r in raws if r]
 
 
 async def get_deadletter(redis: Redis, dl_id: str) -> dict[str, Any] | None:
-    raw = await redis.hgetall(deadletter_key(dl_id))
+    raw = await redis.hgetall(keys.deadletter(dl_id))
     return _decode(raw) if raw else None
 
 
@@ -180,7 +181,7 @@ async def matching_ids(redis: Redis, wanted: ReplayFilter) -> list[str]:
     seen_at_low = 0
     while len(found) < wanted.limit:
         page: list[tuple[bytes, float]] = await redis.zrangebyscore(
-            DEADLETTERS, "-inf" if low is None else low, "+inf", start=seen_at_low, num=MATCH_PAGE, withscores=True
+            keys.DEADLETTERS, "-inf" if low is None else low, "+inf", start=seen_at_low, num=MATCH_PAGE, withscores=True
         )
         if not page:
             break
@@ -190,7 +191,7 @@ async def matching_ids(redis: Redis, wanted: ReplayFilter) -> list[str]:
         else:
             async with redis.pipeline(transaction=False) as pipe:
                 for dl_id in ids:
-                    pipe.hmget(deadletter_key(dl_id), "reason", "type")
+                    pipe.hmget(keys.deadletter(dl_id), "reason", "type")
                 fields = await pipe.execute()
             found.extend(
                 dl_id

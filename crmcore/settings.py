@@ -287,7 +287,7 @@ class Settings(BaseSettings):
 
     @property
     def event_record_ttl_seconds(self) -> int:
-        """An event's record is also its dedupe marker (gateway/entityqueue.py), so it lives as long as the
+        """An event's record is also its dedupe marker (crmcore/entityqueue.py), so it lives as long as the
         longer of the two windows."""
         return max(self.dedupe_ttl_seconds, self.event_log_ttl_seconds)
 

@@ -9,22 +9,22 @@ step is atomic (and written to the append-only file as one unit):
                        ^  accept: coalesces   |  accept: waits in pending
                        +------- release: exactly one new job --------------+  (something arrived)
 
-Keys (all in one Redis; arq's own keys keep arq's names):
-    crm:event:{source}:{webhook-id}    hash: the event log record (status, attempts, last error); its existence
+Keys (built by crmcore/keys.py; arq's own keys keep arq's names):
+    event(ref)                         hash: the event log record (status, attempts, last error); its existence
                                        is also the de-duplication window (Settings.event_record_ttl_seconds)
-    crm:events:recent                  zset ref -> received ms, trimmed: the bounded recent index
-    crm:entity:{entity}                hash: state queued|running, job, attempts
-    crm:entity:{entity}:pending        list of event refs that arrived since the last claim
-    crm:entity:{entity}:inflight       list of event refs the current job is working on
-    crm:worker:{worker-id}:jobs        hash entity -> job: what that worker is running (for takeover)
+    RECENT_EVENTS                      zset ref -> received ms, trimmed: the bounded recent index
+    entity(e)                          hash: state queued|running|parked|retrying, job, attempts, worker
+    pending(e)                         list of event refs that arrived since the last claim
+    inflight(e)                        list of event refs the current job is working on
+    worker_jobs(worker id)             hash entity -> job: what that worker is running (for takeover)
     arq:job:{job-id} + the queue zset  a plain arq job `process_entity(entity)`, serialized as JSON
 
 Two more states: `parked` (a remote the job needs is down; the entity waits on that remote's parked set with
-a job deferred far ahead, see gateway/remotes.py) and `retrying` (a handler failed and the job waits for its
+a job deferred far ahead, see crmcore/remotes.py) and `retrying` (a handler failed and the job waits for its
 backoff). A worker that stops beating is taken over: each entity it was `running` gets a new job on a live
 worker (workers/availability/takeover.py), and the old job can no longer claim, settle or write.
 
-A new arq job id is minted for every run (`crm:{entity}:{n}`), so arq's id refusal never applies. The
+A new arq job id is minted for every run (`keys.job_id(entity, n)`), so arq's id refusal never applies. The
 ingest script also heals an entity whose job vanished (expired, or given up by arq): if the state names a
 job whose arq key is gone, a fresh job is enqueued and picks up both the inflight and pending refs.
 """
@@ -37,15 +37,9 @@ import orjson
 from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from redis.asyncio import Redis
 
+from crmcore import keys
+
 PROCESS_ENTITY = "process_entity"
-PREFIX = "crm:"
-RECENT_EVENTS = f"{PREFIX}events:recent"
-JOB_SEQ = f"{PREFIX}jobseq"
-DEADLETTERS = f"{PREFIX}deadletters"
-WORKERS = f"{PREFIX}workers"
-JOB_STATS = f"{PREFIX}stats:jobs"
-# name -> JSON of the last report of a periodic or admin run (reconciliation, order poll, catch-up), for /admin/status.
-REPORTS = f"{PREFIX}reports"
 # Long enough that a week-long worker outage does not expire queued work (arq's default is one day).
 JOB_EXPIRE_MS = 7 * 86_400_000
 
@@ -53,32 +47,14 @@ ACCEPT_QUEUED = "queued"
 ACCEPT_DUPLICATE = "duplicate"
 
 
-def event_key(ref: str) -> str:
-    return f"{PREFIX}event:{ref}"
-
-
-def entity_key(entity: str) -> str:
-    return f"{PREFIX}entity:{entity}"
-
-
-def deadletter_key(dl_id: str) -> str:
-    return f"{PREFIX}deadletter:{dl_id}"
-
-
-def worker_key(worker_id: str) -> str:
-    return f"{PREFIX}worker:{worker_id}"
-
-
-def worker_jobs_key(worker_id: str) -> str:
-    return f"{PREFIX}worker:{worker_id}:jobs"
-
-
 # Shared Lua: put `ref` on the entity's pending list and make sure exactly one job will look at it.
 LUA_SCHEDULE = """
-local PREFIX, JOB_PREFIX = 'crm:', '%(job_prefix)s'
+local PREFIX, JOB_PREFIX = '%(prefix)s', '%(job_prefix)s'
+local EVENT, ENTITY, WORKER = '%(event)s', '%(entity)s', '%(worker)s'
+local RECENT, JOBSEQ = '%(recent)s', '%(jobseq)s'
 
 local function mint_job(ek, entity, queue, now_ms, expire_ms)
-  local job_id = PREFIX .. entity .. ':' .. redis.call('INCR', PREFIX .. 'jobseq')
+  local job_id = PREFIX .. entity .. ':' .. redis.call('INCR', JOBSEQ)
   local body = '{"t":null,"f":"%(function)s","a":[' .. cjson.encode(entity) .. '],"k":{},"et":' .. now_ms .. '}'
   redis.call('PSETEX', JOB_PREFIX .. job_id, expire_ms, body)
   redis.call('ZADD', queue, now_ms, job_id)
@@ -87,7 +63,7 @@ local function mint_job(ek, entity, queue, now_ms, expire_ms)
 end
 
 local function schedule(entity, ref, queue, now_ms, expire_ms)
-  local ek = PREFIX .. 'entity:' .. entity
+  local ek = ENTITY .. entity
   redis.call('RPUSH', ek .. ':pending', ref)
   local job = redis.call('HGET', ek, 'job')
   if (not job) or redis.call('EXISTS', JOB_PREFIX .. job) == 0 then
@@ -99,11 +75,11 @@ end
 local function forget_worker(ek, entity)
   local w = redis.call('HGET', ek, 'worker')
   if w then
-    redis.call('HDEL', PREFIX .. 'worker:' .. w .. ':jobs', entity)
+    redis.call('HDEL', WORKER .. w .. ':jobs', entity)
     redis.call('HDEL', ek, 'worker')
   end
 end
-""" % {"job_prefix": job_key_prefix, "function": PROCESS_ENTITY}
+""" % {**keys.LUA, "job_prefix": job_key_prefix, "function": PROCESS_ENTITY}
 
 # ARGV: now_ms, record_ttl_s, recent_max, queue, expire_ms, batch_json where batch_json is
 #       [[source, id, type, entity, timestamp, data_json], ...]. One JSON argument rather than six per event:
@@ -125,12 +101,12 @@ local received = nil
 for _, ev in ipairs(cjson.decode(ARGV[6])) do
   local source, id, typ, entity = ev[1], ev[2], ev[3], ev[4]
   local ref = source .. ':' .. id
-  local ek = PREFIX .. 'event:' .. ref
+  local ek = EVENT .. ref
   if redis.call('EXISTS', ek) == 0 then
     redis.call('HSET', ek, 'id', id, 'source', source, 'type', typ, 'entity', entity,
       'timestamp', ev[5], 'data', ev[6], 'received_ms', now_ms)
     redis.call('EXPIRE', ek, record_ttl)
-    redis.call('ZADD', PREFIX .. 'events:recent', now_ms, ref)
+    redis.call('ZADD', RECENT, now_ms, ref)
     schedule(entity, ref, queue, now_ms, expire_ms)
     out[#out + 1] = 'queued'
     received = true
@@ -139,7 +115,7 @@ for _, ev in ipairs(cjson.decode(ARGV[6])) do
   end
 end
 if received then
-  redis.call('ZREMRANGEBYRANK', PREFIX .. 'events:recent', 0, -recent_max - 1)
+  redis.call('ZREMRANGEBYRANK', RECENT, 0, -recent_max - 1)
 end
 return out
 """
@@ -150,13 +126,14 @@ return out
 # The claiming worker is recorded on both sides, so a live worker can take the entity over if it dies.
 # ARGV: entity, job_id, worker_id ('' for none).  Returns {attempts, ref...} or {-1} for a job that is no
 # longer current.
-CLAIM_LUA = """
-local ek = 'crm:entity:' .. ARGV[1]
+CLAIM_LUA = (
+    """
+local ek = '%(entity)s' .. ARGV[1]
 if redis.call('HGET', ek, 'job') ~= ARGV[2] then return {-1} end
 redis.call('HSET', ek, 'state', 'running')
 if ARGV[3] ~= '' then
   redis.call('HSET', ek, 'worker', ARGV[3])
-  redis.call('HSET', 'crm:worker:' .. ARGV[3] .. ':jobs', ARGV[1], ARGV[2])
+  redis.call('HSET', '%(worker)s' .. ARGV[3] .. ':jobs', ARGV[1], ARGV[2])
 end
 local attempts = redis.call('HINCRBY', ek, 'attempts', 1)
 local pending, inflight = ek .. ':pending', ek .. ':inflight'
@@ -165,15 +142,20 @@ local out = redis.call('LRANGE', inflight, 0, -1)
 table.insert(out, 1, attempts)
 return out
 """
+    % keys.LUA
+)
 
 # Some refs are finished (done, skipped or dead-lettered): they leave inflight.
 # ARGV: entity, job_id, ref...
-SETTLE_LUA = """
-local ek = 'crm:entity:' .. ARGV[1]
+SETTLE_LUA = (
+    """
+local ek = '%(entity)s' .. ARGV[1]
 if redis.call('HGET', ek, 'job') ~= ARGV[2] then return -1 end
 for i = 3, #ARGV do redis.call('LREM', ek .. ':inflight', 0, ARGV[i]) end
 return redis.call('LLEN', ek .. ':inflight')
 """
+    % keys.LUA
+)
 
 # The job is over. If changes arrived while it ran, exactly one new job is enqueued for them.
 # ARGV: entity, job_id, now_ms, queue, expire_ms.  Returns 'idle', 'requeued' or 'stale'.
@@ -181,7 +163,7 @@ RELEASE_LUA = (
     LUA_SCHEDULE
     + """
 local entity, job_id, now_ms, queue, expire_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local ek = PREFIX .. 'entity:' .. entity
+local ek = ENTITY .. entity
 if redis.call('HGET', ek, 'job') ~= job_id then return 'stale' end
 forget_worker(ek, entity)
 local left = redis.call('LLEN', ek .. ':pending') + redis.call('LLEN', ek .. ':inflight')
@@ -201,7 +183,7 @@ HEAL_LUA = (
     LUA_SCHEDULE
     + """
 local entity, now_ms, queue, expire_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local ek = PREFIX .. 'entity:' .. entity
+local ek = ENTITY .. entity
 local job = redis.call('HGET', ek, 'job')
 if job and redis.call('EXISTS', JOB_PREFIX .. job) == 1 then return 0 end
 local left = redis.call('LLEN', ek .. ':pending') + redis.call('LLEN', ek .. ':inflight')
@@ -218,7 +200,7 @@ return 1
 RETRYING_LUA = (
     LUA_SCHEDULE
     + """
-local ek = PREFIX .. 'entity:' .. ARGV[1]
+local ek = ENTITY .. ARGV[1]
 if redis.call('HGET', ek, 'job') ~= ARGV[2] then return 0 end
 forget_worker(ek, ARGV[1])
 redis.call('HSET', ek, 'state', 'retrying')
@@ -235,7 +217,7 @@ PARK_LUA = (
     LUA_SCHEDULE
     + """
 local entity, job_id, now_ms, queue, expire_ms = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local ek = PREFIX .. 'entity:' .. entity
+local ek = ENTITY .. entity
 if redis.call('HGET', ek, 'job') ~= job_id then return 0 end
 forget_worker(ek, entity)
 local attempts = math.max(0, tonumber(redis.call('HGET', ek, 'attempts') or '1') - 1)
@@ -258,7 +240,7 @@ local now_ms, queue, expire_ms, parked = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local out = {}
 for i = 5, #ARGV do
   local entity = ARGV[i]
-  local ek = PREFIX .. 'entity:' .. entity
+  local ek = ENTITY .. entity
   redis.call('ZREM', parked, entity)
   if redis.call('HGET', ek, 'state') == 'parked' then
     local job = redis.call('HGET', ek, 'job')
@@ -290,13 +272,13 @@ TAKEOVER_LUA = (
     LUA_SCHEDULE
     + """
 local wid, now_ms, queue, expire_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local wk = PREFIX .. 'worker:' .. wid .. ':jobs'
+local wk = WORKER .. wid .. ':jobs'
 local items = redis.call('HGETALL', wk)
 redis.call('DEL', wk)
 local out = {}
 for i = 1, #items, 2 do
   local entity, job = items[i], items[i + 1]
-  local ek = PREFIX .. 'entity:' .. entity
+  local ek = ENTITY .. entity
   if redis.call('HGET', ek, 'job') == job and redis.call('HGET', ek, 'state') == 'running' then
     redis.call('DEL', JOB_PREFIX .. job, '%(in_progress)s' .. job, '%(retry)s' .. job)
     redis.call('ZREM', queue, job)
@@ -376,8 +358,8 @@ class EntityQueue:
     async def heal(self, *, now_ms: int, scan_count: int = 500) -> int:
         """Give every stranded entity a job again. Returns how many were healed."""
         healed = 0
-        async for key in self.redis.scan_iter(match=f"{PREFIX}entity:*", count=scan_count, _type="hash"):
-            entity = key.decode().removeprefix(f"{PREFIX}entity:")
+        async for key in self.redis.scan_iter(match=keys.entity_pattern(), count=scan_count, _type="hash"):
+            entity = key.decode().removeprefix(keys.entity(""))
             healed += int(await self._heal(args=[entity, now_ms, self.queue_name, JOB_EXPIRE_MS]))
         return healed
 

@@ -9,12 +9,12 @@ and when it answers the parked entities are released again by themselves (worker
     unavailable    connection refused or reset, timeouts, 502/503/504, a 429 storm, a non-JSON page
     misconfigured  it answers, but a setting is wrong (credentials, base path, store, website, source)
 
-Keys (all `crm:`-prefixed like the entity queue's):
-    crm:remote:{remote}          hash: state, since_ms, error, setting, checked_ms, next_probe_ms,
+Keys (crmcore/keys.py):
+    remote(r)                    hash: state, since_ms, error, setting, checked_ms, next_probe_ms,
                                  backoff_ms, up_since_ms, outages
-    crm:remote:{remote}:parked   zset: entity -> drain rank (dependency order, then park time)
-    crm:remote:{remote}:probe    string lease: the one worker probing it now
-    crm:remote:{remote}:drain    string lease: the one worker releasing its parked entities
+    remote_parked(r)             zset: entity -> drain rank (dependency order, then park time)
+    remote_probe_lock(r)         lease: the one worker probing it now
+    remote_drain_lock(r)         lease: the one worker releasing its parked entities
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from gateway.entityqueue import PREFIX
+from crmcore import keys
 
 
 class Remote(StrEnum):
@@ -59,22 +59,6 @@ STABLE_UP_MS = 60_000
 # the product, a customer before their order, a product before its stock).
 DRAIN_RANKS = {"category": 0, "customer": 1, "product": 2, "inventory": 3, "order": 4}
 _RANK_SPAN = 10**13  # above any millisecond timestamp until the year 2286
-
-
-def remote_key(remote: Remote | str) -> str:
-    return f"{PREFIX}remote:{remote}"
-
-
-def parked_key(remote: Remote | str) -> str:
-    return f"{PREFIX}remote:{remote}:parked"
-
-
-def probe_lease_key(remote: Remote | str) -> str:
-    return f"{PREFIX}remote:{remote}:probe"
-
-
-def drain_lease_key(remote: Remote | str) -> str:
-    return f"{PREFIX}remote:{remote}:drain"
 
 
 def drain_rank(entity: str, parked_ms: int) -> int:
@@ -158,8 +142,8 @@ def decode_state(remote: Remote, raw: dict[bytes, bytes], parked: int = 0) -> Re
 def queue_reads(pipe: Pipeline) -> None:
     """Add the reads of every remote's state and parked count to a pipeline (see `decode_reads`)."""
     for remote in Remote:
-        pipe.hgetall(remote_key(remote))
-        pipe.zcard(parked_key(remote))
+        pipe.hgetall(keys.remote(remote))
+        pipe.zcard(keys.remote_parked(remote))
 
 
 def decode_reads(results: list[Any]) -> dict[Remote, RemoteState]:
@@ -220,15 +204,18 @@ return cur
 # The events waiting in a remote's parked entities. Exact up to PARKED_COUNT_EXACT entities (a few
 # milliseconds of Redis); past that the average of those is extrapolated, so a scrape stays cheap in a
 # day-long outage. KEYS[1] parked zset.  ARGV: limit.  Returns {entities counted, events in them}.
-PARKED_EVENTS_LUA = """
+PARKED_EVENTS_LUA = (
+    """
 local ents = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 local n = 0
 for _, e in ipairs(ents) do
-  local ek = '%(prefix)sentity:' .. e
+  local ek = '%(entity)s' .. e
   n = n + redis.call('LLEN', ek .. ':pending') + redis.call('LLEN', ek .. ':inflight')
 end
 return {#ents, n}
-""" % {"prefix": PREFIX}
+"""
+    % keys.LUA
+)
 PARKED_COUNT_EXACT = 20_000
 
 
@@ -240,7 +227,7 @@ async def parked_events(redis: Redis, states: dict[Remote, RemoteState]) -> dict
         if not state.parked:
             out[remote] = 0
             continue
-        counted, events = await script(keys=[parked_key(remote)], args=[PARKED_COUNT_EXACT])
+        counted, events = await script(keys=[keys.remote_parked(remote)], args=[PARKED_COUNT_EXACT])
         counted, events = int(counted), int(events)
         out[remote] = events if counted >= state.parked or not counted else round(events * state.parked / counted)
     return out

@@ -11,7 +11,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from gateway.entityqueue import RECENT_EVENTS, event_key
+from crmcore import keys
 
 STATUSES = ("queued", "processing", "parked", "done", "skipped", "failed", "dead")
 
@@ -43,15 +43,15 @@ def decode_record(raw: dict[bytes, bytes]) -> dict[str, Any]:
 
 
 async def get_event(redis: Redis, ref: str) -> dict[str, Any] | None:
-    raw = await redis.hgetall(event_key(ref))
+    raw = await redis.hgetall(keys.event(ref))
     return decode_record(raw) if raw else None
 
 
 async def recent_events(redis: Redis, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
-    refs = await redis.zrevrange(RECENT_EVENTS, 0, max(limit * (4 if status else 1), limit) - 1)
+    refs = await redis.zrevrange(keys.RECENT_EVENTS, 0, max(limit * (4 if status else 1), limit) - 1)
     async with redis.pipeline(transaction=False) as pipe:
         for ref in refs:
-            pipe.hgetall(event_key(ref.decode()))
+            pipe.hgetall(keys.event(ref.decode()))
         raws = await pipe.execute()
     records = [decode_record(r) for r in raws if r]
     if status:
@@ -75,7 +75,7 @@ def set_status(
         fields["attempts"] = attempts
     if error is not None:
         fields["last_error"] = error[:500]
-    pipe.eval(_HSET_IF_EXISTS, 1, event_key(ref), *[x for kv in fields.items() for x in kv])
+    pipe.eval(_HSET_IF_EXISTS, 1, keys.event(ref), *[x for kv in fields.items() for x in kv])
 
 
 _HSET_IF_EXISTS = """

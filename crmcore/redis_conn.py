@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
-from gateway.settings import Settings
+from crmcore.settings import Settings
 
 # Short timeouts: a webhook sender waits on us, and a hung Redis must turn into a 503 quickly.
 SOCKET_TIMEOUT_S = 3.0
