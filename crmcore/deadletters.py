@@ -34,16 +34,16 @@ REPLAY_LUA = (
     LUA_SCHEDULE
     + """
 local dl_id, now_ms, queue, expire_ms, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local dk = PREFIX .. 'deadletter:' .. dl_id
+local dk = '%(deadletter)s' .. dl_id
 local raw = redis.call('HGETALL', dk)
 -- Before the check: an index entry whose hash is gone would otherwise be matched again by every bulk replay.
-redis.call('ZREM', PREFIX .. 'deadletters', dl_id)
+redis.call('ZREM', '%(deadletters)s', dl_id)
 if #raw == 0 then return false end
 local h = {}
 for i = 1, #raw, 2 do h[raw[i]] = raw[i + 1] end
 for _, ev in ipairs(cjson.decode(h['events'] or '[]')) do
   local ref = ev['source'] .. ':' .. ev['id']
-  local ek = PREFIX .. 'event:' .. ref
+  local ek = EVENT .. ref
   for k, v in pairs(ev) do redis.call('HSET', ek, k, v) end
   redis.call('EXPIRE', ek, ttl)
   redis.call('HSET', ek, 'status', 'queued', 'updated_ms', now_ms, 'last_error', '')
@@ -52,6 +52,7 @@ end
 redis.call('DEL', dk)
 return raw
 """
+    % keys.LUA
 )
 
 

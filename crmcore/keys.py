@@ -81,7 +81,7 @@ def worker_jobs(worker_id: str) -> str:
 
 
 # --- admin jobs (crmcore/jobrecords.py) ---------------------------------------------------------------------
-ADMIN_JOBS = f"{PREFIX}adminjobs"  # zset job id -> created ms
+ADMIN_JOBS = f"{PREFIX}adminjobs"  # zset job id -> created (epoch s)
 
 
 def admin_job(job_id: str) -> str:
@@ -145,5 +145,5 @@ CATCHUP_CURSORS = f"{PREFIX}catchup:cursors"  # hash stream -> cursor
 MANAGED_ADDRESSES = f"{PREFIX}customers:managed-addresses"
 RECONCILE_NEXT = f"{PREFIX}reconcile-inventory:next"  # when the next cron run is due (epoch s)
 RECONCILE_CLAIM = f"{PREFIX}reconcile-inventory:claimed-by"  # the cron job running it (a retry goes on)
-RECONCILE_RUNS = f"{PREFIX}reconcile-inventory:runs"  # zset run id -> started ms, the newest runs
+RECONCILE_RUNS = f"{PREFIX}reconcile-inventory:runs"  # zset run id -> started (epoch s), the newest runs
 RECONCILE_RUN_ENTRIES = f"{RECONCILE_RUNS}:entries"  # hash run id -> JSON report

@@ -67,7 +67,7 @@ async def test_a_lock_left_by_a_killed_worker_clears_within_its_lease(
     async with context(redis_url) as (stack, ctx):
         cr_id, name = deepest_category(stack)
         # What a worker SIGKILLed mid-creation leaves: the lock, with nobody renewing it.
-        await stack.redis.set(keys.lock(f"category:cr:{cr_id}"), "killed-worker", px=categories.LOCK_LEASE_MS)
+        await stack.redis.set(keys.category_lock(f"cr:{cr_id}"), "killed-worker", px=categories.LOCK_LEASE_MS)
         started = time.monotonic()
         magento_id = await categories.magento_id_for(ctx, cr_id)
         waited = time.monotonic() - started

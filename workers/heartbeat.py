@@ -68,4 +68,5 @@ class Heartbeat:
                 await self._task
         with contextlib.suppress(RedisError, OSError):
             await self.redis.zrem(keys.WORKERS, self.worker_id)
-            await self.redis.delete(keys.worker(self.worker_id))
+            # What it ran was handed back (finished or re-queued): nothing is left for a takeover to find.
+            await self.redis.delete(keys.worker(self.worker_id), keys.worker_jobs(self.worker_id))

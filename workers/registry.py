@@ -64,8 +64,8 @@ class Registry:
         # The remotes a handler talks to: while one of them is down, its jobs are parked without trying.
         self._needs: dict[tuple[Source, str], tuple[Remote, ...]] = {}
         self.admin_jobs: dict[str, AdminJob] = {}
-        # arq CronJobs; each names a unique job id per run time, so it runs once per interval however many
-        # workers run.
+        # arq CronJobs. arq's per-run job id keeps two workers from starting the same run at the same second;
+        # each cron also guards itself (a lease or a due-time claim) so that a run is never done twice.
         self.cron_jobs: list[CronJob] = []
 
     def register_job(self, kind: str, job: AdminJob) -> None:

@@ -47,10 +47,10 @@ async def cr_category(ctx: HandlerContext, cr_id: str) -> Category:
 
 
 @contextlib.asynccontextmanager
-async def _locked(ctx: HandlerContext, name: str) -> AsyncIterator[None]:
+async def _locked(ctx: HandlerContext, key: str) -> AsyncIterator[None]:
     """A Redis lease per record: two products needing the same new category must not both create it. Short and
     renewed while held, so a worker killed mid-creation blocks the others for seconds, not a minute."""
-    lease = Lease(ctx.redis, keys.lock(name), secrets.token_hex(8), LOCK_LEASE_MS)
+    lease = Lease(ctx.redis, key, secrets.token_hex(8), LOCK_LEASE_MS)
     deadline = time.monotonic() + LOCK_WAIT_S
     while not await lease.take():
         if time.monotonic() >= deadline:
@@ -69,7 +69,7 @@ async def magento_id_for(ctx: HandlerContext, cr_id: str, depth: int = 0) -> int
         return int(bound)
     if depth > MAX_DEPTH:
         raise PermanentError(f"category {cr_id} is nested more than {MAX_DEPTH} deep (a parent loop?)")
-    async with _locked(ctx, f"category:cr:{cr_id}"):
+    async with _locked(ctx, keys.category_lock(f"cr:{cr_id}")):
         if (bound := await binder.magento_id(KIND, cr_id)) is not None:
             return int(bound)
         try:
@@ -152,7 +152,7 @@ async def sync_from_magento(ctx: HandlerContext, magento_id: int, depth: int = 0
         raise Skip("a root category is not synced")
     if parent_mg != root and not await _under_root(ctx, category, root):
         raise Skip(f"category {magento_id} is not under the linked store's root category {root}")
-    async with _locked(ctx, f"category:mg:{magento_id}"):
+    async with _locked(ctx, keys.category_lock(f"mg:{magento_id}")):
         if await binder.cr_id(KIND, magento_id) is not None:
             return "already linked"
         parent_cr: str | None = None

@@ -1,4 +1,4 @@
-"""The Cloud Retailer customer an order is sold to, matched by email (DESIGN: customers are matched by email).
+"""The Cloud Retailer customer an order is sold to, matched by email (the customer rule).
 
 A guest order has none. A registered customer that Cloud Retailer does not know yet (its customer.created
 callback not handled yet, or lost) is created with the names on the order; creating is safe to race because
