@@ -20,6 +20,7 @@ import pytest
 import redis as redis_sync
 from redis.asyncio import Redis
 
+from crmcore import keys
 from crmcore.redis_conn import create_redis
 from tests.support.cluster import (
     Proc,
@@ -30,7 +31,6 @@ from tests.support.cluster import (
     spawn_worker,
 )
 from tests.support.scale_handlers import TICK_SECONDS
-from workers.heartbeat import WORKERS
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +88,7 @@ def cluster(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     workers = [spawn_worker(f"worker-{i}", env, logdir) for i in (1, 2, 3)]
     cluster = Cluster(gateways, workers, redis_url)
     try:
-        _wait_sync(lambda: plain.zcard(WORKERS) == 3, 30, "three workers beating", cluster.procs)
+        _wait_sync(lambda: plain.zcard(keys.WORKERS) == 3, 30, "three workers beating", cluster.procs)
         _wait_sync(lambda: all(_healthy(g) for g in gateways), 20, "both gateways ready", cluster.procs)
         yield cluster
     finally:

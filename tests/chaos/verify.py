@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crmcore import keys
-from crmcore.entityqueue import PREFIX
 from sandbox.catalog import LINKED_STORE_ID
 from tests.chaos.stack import CR_API_KEY, MAGENTO_TOKEN, ChaosStack
 from tests.chaos.stream import Stream
@@ -93,7 +92,7 @@ async def busy(stack: ChaosStack) -> list[str]:
         return [f"/admin/status answered {status}"]
     if snap["queue_depth"]:
         left.append(f"queue depth {snap['queue_depth']}")
-    entities = [k async for k in stack.kv.scan_iter(match=f"{PREFIX}entity:*", count=1000)]
+    entities = [k async for k in stack.kv.scan_iter(match=keys.entity_pattern(), count=1000)]
     if entities:
         left.append(f"{len(entities)} entity keys")
     leased = await stack.leased_jobs()
