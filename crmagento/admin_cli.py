@@ -174,9 +174,10 @@ def _remotes_table(remotes: dict[str, dict[str, Any]]) -> Table:
     for name, r in remotes.items():
         state = str(r.get("state"))
         reason = r.get("error")
-        # The setting's name tells the operator which variable to fix; the error alone often does not.
-        if r.get("setting"):
-            reason = f"{r['setting']}: {reason}" if reason else r["setting"]
+        # The setting's name tells the operator which variable to fix (the workers' checks put it first).
+        setting = r.get("setting")
+        if setting and not str(reason or "").startswith(setting):
+            reason = f"{setting}: {reason}" if reason else setting
         table.add_row(
             _cell(name),
             Text(state, style=_REMOTE_STYLE.get(state, "")),

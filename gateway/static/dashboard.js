@@ -132,11 +132,11 @@ function renderRemotes(remotes) {
         { dataset: { remote: name, state: r.state } },
         el("td", {}, REMOTE_LABELS[name] || name),
         el("td", {}, el("span", { className: `${REMOTE_PILLS[r.state] || "pill bad"} remote-state` }, r.state)),
-        // The setting's name is what the operator has to fix; the summary carries only the reason.
+        // The setting's name is what the operator has to fix (the workers' checks put it in the summary).
         el(
           "td",
           { className: r.state === "up" ? "remote-summary" : "remote-summary error" },
-          r.setting ? `${r.summary} (setting ${r.setting})` : r.summary,
+          r.setting && !r.summary.includes(r.setting) ? `${r.summary} (setting ${r.setting})` : r.summary,
         ),
         el("td", { className: r.parked ? "parked parked-some" : "parked" }, parkedText(r)),
       ),
