@@ -224,13 +224,15 @@ async def test_errors_are_typed_with_the_servers_message(start: Start, connect: 
         await client.create_sale(sale("100000002", sku="NO-SUCH-SKU"))
     assert bad.value.status == 422 and not isinstance(bad.value, NotFound)
     assert bad.value.message == "lines[0].sku: no product with sku 'NO-SUCH-SKU' (lines[0].sku)"
+    code = (await client.categories())[0].code
     with pytest.raises(PermanentApiError) as conflict:
-        await client.update_customer("CU-2", {"email": (await client.get_customer("CU-1")).email})
-    assert conflict.value.status == 409 and conflict.value.message.endswith("exists (CU-1) (email)")
+        await client.create_category({"name": "Twin", "code": code})
+    assert conflict.value.status == 409 and conflict.value.message.endswith("(code)")
     # A page that is not JSON is what a maintenance proxy answers: the remote counts as unavailable.
+    await sandbox.faults({"match": "GET /api/v1/customers/*", "page_rate": 1})
     with pytest.raises(RemoteUnavailable, match="the answer is not JSON"):
-        await client.call("GET", "products/P-1/images/" + (await client.get_product("P-1")).images[0].id)
-    assert await sandbox.calls() == 6  # none retried
+        await client.get_customer("CU-1")
+    assert await sandbox.calls() == 5  # none retried
 
 
 # --- 409: the existing record --------------------------------------------------------------------------------

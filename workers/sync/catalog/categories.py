@@ -43,7 +43,7 @@ def _update_payload(category: Category) -> dict[str, Any]:
 
 
 async def cr_category(ctx: HandlerContext, cr_id: str) -> Category:
-    return Category.model_validate(await ctx.cr.call("GET", f"categories/{cr_id}"))
+    return await ctx.cr.get_category(cr_id)
 
 
 @contextlib.asynccontextmanager
@@ -103,9 +103,9 @@ async def _link_or_create_in_magento(ctx: HandlerContext, category: Category, de
 
 async def _magento_child_named(ctx: HandlerContext, parent_id: int, name: str) -> int | None:
     criteria = SearchCriteria(page_size=100).where("parent_id", parent_id)
-    async for item in ctx.magento.iter_search("categories/list", criteria):
-        if str(item.get("name", "")).strip().casefold() == name.strip().casefold():
-            return int(item["id"])
+    async for category in ctx.magento.iter_categories(criteria):
+        if (category.name or "").strip().casefold() == name.strip().casefold():
+            return category.id
     return None
 
 
