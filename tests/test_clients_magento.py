@@ -6,9 +6,11 @@ concurrency limit. Nothing is mocked; retry delays are made small through the Re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -19,7 +21,8 @@ from aiohttp.test_utils import TestServer
 from sandbox.magento import MagentoSandboxConfig, create_app
 from tests.conftest import make_settings
 from tests.support.sandbox_control import SandboxControl
-from workers.clients.errors import NotFound, PermanentApiError, TransientApiError, Unauthorized
+from tests.test_client_parts import ODD_IDS
+from workers.clients.errors import ApiError, NotFound, PermanentApiError, TransientApiError, Unauthorized
 from workers.clients.http import RetryPolicy
 from workers.clients.magento import MagentoClient
 from workers.clients.magento_models import SourceItem
@@ -392,3 +395,89 @@ async def test_no_more_requests_in_flight_than_the_concurrency_limit(start: Star
     assert all(len(r) == 4 for r in results)
     assert in_flight["max"] == 3
     assert elapsed >= 4 * 0.15 * 0.9, elapsed  # 12 calls, 3 at a time, 150 ms each
+
+
+# --- ids in paths --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request as the sandbox received it: the path as sent, its query, the route it reached."""
+
+    method: str
+    path: str
+    query: str
+    route: str | None
+    match: dict[str, str]
+
+
+def record_requests(seen: list[Seen]) -> Callable[[web.Application], None]:
+    @web.middleware
+    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else None
+        url = request.rel_url
+        seen.append(Seen(request.method, url.raw_path, url.raw_query_string, route, dict(request.match_info)))
+        return await handler(request)
+
+    return lambda app: app.middlewares.insert(0, record)
+
+
+V1 = "/rest/{store_code}/V1"
+PRODUCT, MEDIA_ENTRY = V1 + "/products/{sku}", V1 + "/products/{sku}/media/{entryId}"
+ATTRIBUTE, CATEGORY_LINK = V1 + "/products/attributes/{attributeCode}", V1 + "/categories/{categoryId}/products/{sku}"
+STOCK_ITEM = V1 + "/products/{productSku}/stockItems/{itemId}"
+# Every method that puts an id into a path, with `odd` in one id's place: the route and parameter that id must
+# arrive in. Ids typed int get `odd` too: a str that slipped through must not escape its segment either.
+ID_CALLS: dict[str, tuple[Callable[[MagentoClient, Any], Awaitable[Any]], str, str, str]] = {
+    "get_product": (lambda c, odd: c.get_product(odd), "GET", PRODUCT, "sku"),
+    "get_product store": (lambda c, odd: c.get_product("X", store=odd), "GET", PRODUCT, "store_code"),
+    "save_product": (lambda c, odd: c.save_product(simple(odd)), "PUT", PRODUCT, "sku"),
+    "list_media": (lambda c, odd: c.list_media(odd), "GET", PRODUCT + "/media", "sku"),
+    "add_media": (lambda c, odd: c.add_media(odd, {}), "POST", PRODUCT + "/media", "sku"),
+    "set_media_roles sku": (lambda c, odd: c.set_media_roles(odd, 1, []), "PUT", MEDIA_ENTRY, "sku"),
+    "set_media_roles entry": (lambda c, odd: c.set_media_roles("X", odd, []), "PUT", MEDIA_ENTRY, "entryId"),
+    "delete_media sku": (lambda c, odd: c.delete_media(odd, 1), "DELETE", MEDIA_ENTRY, "sku"),
+    "delete_media entry": (lambda c, odd: c.delete_media("X", odd), "DELETE", MEDIA_ENTRY, "entryId"),
+    "attribute": (lambda c, odd: c.attribute(odd), "GET", ATTRIBUTE, "attributeCode"),
+    "add_attribute_option": (lambda c, odd: c.add_attribute_option(odd, "L"), "POST", ATTRIBUTE + "/options",
+                             "attributeCode"),
+    "get_category": (lambda c, odd: c.get_category(odd), "GET", V1 + "/categories/{categoryId}", "categoryId"),
+    "update_category": (lambda c, odd: c.update_category(odd, {}), "PUT", V1 + "/categories/{id}", "id"),
+    "unassign_product category": (lambda c, odd: c.unassign_product(odd, "X"), "DELETE", CATEGORY_LINK,
+                                  "categoryId"),
+    "unassign_product sku": (lambda c, odd: c.unassign_product(3, odd), "DELETE", CATEGORY_LINK, "sku"),
+    "legacy_stock_item": (lambda c, odd: c.legacy_stock_item(odd), "GET", V1 + "/stockItems/{productSku}",
+                          "productSku"),
+    "save_legacy_stock_item sku": (lambda c, odd: c.save_legacy_stock_item(odd, 1, 1, True), "PUT", STOCK_ITEM,
+                                   "productSku"),
+    "save_legacy_stock_item item": (lambda c, odd: c.save_legacy_stock_item("X", odd, 1, True), "PUT", STOCK_ITEM,
+                                    "itemId"),
+    "get_customer": (lambda c, odd: c.get_customer(odd), "GET", V1 + "/customers/{customerId}", "customerId"),
+    "update_customer": (lambda c, odd: c.update_customer(odd, CUSTOMER), "PUT", V1 + "/customers/{customerId}",
+                        "customerId"),
+    "get_order": (lambda c, odd: c.get_order(odd), "GET", V1 + "/orders/{id}", "id"),
+    "store_configs store": (lambda c, odd: c.store_configs(store=odd), "GET", V1 + "/store/storeConfigs",
+                            "store_code"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("auth", ["oauth", "bearer"])
+@pytest.mark.parametrize("name", list(ID_CALLS))
+async def test_every_id_reaches_its_own_route_as_one_segment(
+    start: Start, connect: Connect, name: str, auth: str
+) -> None:
+    seen: list[Seen] = []
+    sandbox = await start(app_hook=record_requests(seen))
+    client = connect(sandbox, auth)
+    call, method, route, param = ID_CALLS[name]
+    for odd, encoded in ODD_IDS.items():
+        seen.clear()
+        with contextlib.suppress(ApiError):  # the store has no such record: only the request matters here
+            await call(client, odd)
+        [request] = seen
+        assert (request.method, request.route, request.query) == (method, route, ""), (name, odd)
+        assert request.match[param] == odd, (name, odd)
+        # the path as sent: the id as one encoded segment in its place, every other part as the route has it
+        expected = route.format_map({**request.match, param: encoded})
+        assert request.path == expected, (name, odd)
