@@ -1,4 +1,5 @@
-"""The clients' pure parts: Magento message placeholders, Retry-After, searchCriteria, OAuth 1.0a signing.
+"""The clients' pure parts: Magento message placeholders, Retry-After, searchCriteria and its keyset, OAuth 1.0a
+signing, path segments, Magento times.
 (The clients themselves are tested against the sandbox servers over HTTP.)"""
 
 from __future__ import annotations
@@ -6,15 +7,20 @@ from __future__ import annotations
 import base64
 import hmac
 import time
+from datetime import UTC, datetime
 from email.utils import formatdate
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import pytest
 from oauthlib.oauth1.rfc5849 import signature as oauth_signature
 from oauthlib.oauth1.rfc5849.utils import parse_authorization_header
 
 from workers.clients.http import RetryPolicy, parse_retry_after
 from workers.clients.magento import OAuth1Signer, fill_placeholders, magento_error_message
-from workers.clients.search_criteria import Filter, SearchCriteria
+from workers.clients.magento_time import magento_time, parse_time
+from workers.clients.paths import UnsafeSegment, segment
+from workers.clients.search_criteria import Filter, SearchCriteria, keyset_criteria
+from workers.errors import PermanentError
 
 
 def test_magento_placeholders_list_and_dict() -> None:
@@ -75,3 +81,56 @@ def test_oauth1_signature_verifies_server_side() -> None:
     digest = hmac.digest(b"cs-secret&ats-secret", base.encode(), "sha256")
     assert base64.b64encode(digest).decode() == unquote(oauth["oauth_signature"])
     assert "cs-secret" not in repr(signer) and "ats-secret" not in header
+
+
+# Ids that would leave their path segment if sent as they are: climb a level, start a query or a fragment, be
+# read as an escape, split the segment, or cut the URL. Each with the single segment it must travel as.
+ODD_IDS = {
+    "../x": "..%2Fx",
+    "a?b=1": "a%3Fb%3D1",
+    "a#b": "a%23b",
+    "50%": "50%25",
+    "a b": "a%20b",
+    "a/b": "a%2Fb",
+    "\x00": "%00",
+}
+
+
+@pytest.mark.parametrize(("value", "encoded"), [*ODD_IDS.items(), ("CR-1_a.b~c", "CR-1_a.b~c"), (42, "42")])
+def test_a_path_segment_encodes_all_but_the_unreserved_characters(value: str | int, encoded: str) -> None:
+    assert segment(value) == encoded
+
+
+@pytest.mark.parametrize("value", ["", ".", ".."])
+def test_an_empty_or_dot_id_is_refused_for_good(value: str) -> None:
+    with pytest.raises(UnsafeSegment) as info:
+        segment(value)
+    assert isinstance(info.value, PermanentError)  # a dead letter naming the id, not retries
+
+
+@pytest.mark.parametrize(
+    ("value", "moment"),
+    [
+        ("2026-03-01 10:20:30", datetime(2026, 3, 1, 10, 20, 30, tzinfo=UTC)),
+        ("2026-03-01T10:20:30Z", datetime(2026, 3, 1, 10, 20, 30, tzinfo=UTC)),
+        ("2026-03-01T12:20:30+02:00", datetime(2026, 3, 1, 10, 20, 30, tzinfo=UTC)),
+    ],
+)
+def test_magento_times_are_read_as_utc_and_written_its_way(value: str, moment: datetime) -> None:
+    assert parse_time(value) == moment
+    assert magento_time(parse_time(value)) == "2026-03-01 10:20:30"
+
+
+def test_keyset_criteria_ask_for_what_comes_after_the_last_row() -> None:
+    where = [Filter("state", "complete")]
+    first = keyset_criteria("updated_at", "2026-01-01 00:00:00", None, where, 50).params()
+    assert first["searchCriteria[filter_groups][1][filters][0][condition_type]"] == "gteq"
+    assert "searchCriteria[filter_groups][2][filters][0][field]" not in first
+    after = keyset_criteria("updated_at", "2026-01-01 00:00:00", ("2026-01-02 00:00:00", 7), where, 50).params()
+    assert after["searchCriteria[filter_groups][0][filters][0][field]"] == "state"
+    assert after["searchCriteria[filter_groups][1][filters][0][value]"] == "2026-01-02 00:00:00"
+    group = "searchCriteria[filter_groups][2][filters]"
+    assert (after[f"{group}[0][field]"], after[f"{group}[0][condition_type]"]) == ("updated_at", "gt")
+    assert (after[f"{group}[1][field]"], after[f"{group}[1][value]"]) == ("entity_id", "7")
+    assert after["searchCriteria[sortOrders][1][field]"] == "entity_id"
+    assert after["searchCriteria[currentPage]"] == "1"

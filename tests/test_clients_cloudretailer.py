@@ -6,6 +6,7 @@ concurrency limit. Nothing is mocked; retry delays are made small through the Re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,9 +22,18 @@ from pydantic import SecretStr
 from sandbox.cloudretailer import CloudRetailerSandboxConfig, create_app
 from tests.conftest import make_settings
 from tests.support.sandbox_control import SandboxControl
+from tests.test_client_parts import ODD_IDS
+from tests.test_clients_magento import Seen, record_requests
 from workers.clients.cloudretailer import CloudRetailerClient
 from workers.clients.cloudretailer_models import Sale, SaleLine, Tender
-from workers.clients.errors import NotFound, PermanentApiError, RemoteUnavailable, TransientApiError, Unauthorized
+from workers.clients.errors import (
+    ApiError,
+    NotFound,
+    PermanentApiError,
+    RemoteUnavailable,
+    TransientApiError,
+    Unauthorized,
+)
 from workers.clients.http import RetryPolicy
 
 REDIS_URL = "redis://127.0.0.1:6379/15"  # Settings needs one; these tests never connect to it
@@ -224,13 +234,15 @@ async def test_errors_are_typed_with_the_servers_message(start: Start, connect: 
         await client.create_sale(sale("100000002", sku="NO-SUCH-SKU"))
     assert bad.value.status == 422 and not isinstance(bad.value, NotFound)
     assert bad.value.message == "lines[0].sku: no product with sku 'NO-SUCH-SKU' (lines[0].sku)"
+    code = (await client.categories())[0].code
     with pytest.raises(PermanentApiError) as conflict:
-        await client.update_customer("CU-2", {"email": (await client.get_customer("CU-1")).email})
-    assert conflict.value.status == 409 and conflict.value.message.endswith("exists (CU-1) (email)")
+        await client.create_category({"name": "Twin", "code": code})
+    assert conflict.value.status == 409 and conflict.value.message.endswith("(code)")
     # A page that is not JSON is what a maintenance proxy answers: the remote counts as unavailable.
+    await sandbox.faults({"match": "GET /api/v1/customers/*", "page_rate": 1})
     with pytest.raises(RemoteUnavailable, match="the answer is not JSON"):
-        await client.call("GET", "products/P-1/images/" + (await client.get_product("P-1")).images[0].id)
-    assert await sandbox.calls() == 6  # none retried
+        await client.get_customer("CU-1")
+    assert await sandbox.calls() == 5  # none retried
 
 
 # --- 409: the existing record --------------------------------------------------------------------------------
@@ -328,3 +340,42 @@ async def test_no_more_requests_in_flight_than_the_concurrency_limit(start: Star
     assert all(len(r) == 2 for r in results)
     assert in_flight["max"] == 2
     assert elapsed >= 4 * 0.15 * 0.9, elapsed  # 8 calls, 2 at a time, 150 ms each
+
+
+# --- ids in paths --------------------------------------------------------------------------------------------
+
+API = "/api/v1"
+IMAGE, LEVEL = API + "/products/{product_id}/images/{image_id}", API + "/inventory/{store_id}/{sku}"
+# Every method that puts an id into a path, with `odd` in one id's place: the route and parameter that id must
+# arrive in.
+ID_CALLS: dict[str, tuple[Callable[[CloudRetailerClient, Any], Awaitable[Any]], str, str, str]] = {
+    "sales_totals": (lambda c, odd: c.sales_totals(odd), "GET", API + "/stores/{store_id}/sales-totals", "store_id"),
+    "get_product": (lambda c, odd: c.get_product(odd), "GET", API + "/products/{product_id}", "product_id"),
+    "update_product": (lambda c, odd: c.update_product(odd, {}), "PUT", API + "/products/{product_id}",
+                       "product_id"),
+    "image_bytes product": (lambda c, odd: c.image_bytes(odd, "I"), "GET", IMAGE, "product_id"),
+    "image_bytes image": (lambda c, odd: c.image_bytes("P-1", odd), "GET", IMAGE, "image_id"),
+    "inventory_level sku": (lambda c, odd: c.inventory_level(odd), "GET", LEVEL, "sku"),
+    "inventory_level store": (lambda c, odd: c.inventory_level("S", odd), "GET", LEVEL, "store_id"),
+    "set_on_hand sku": (lambda c, odd: c.set_on_hand(odd, 1), "PUT", LEVEL, "sku"),
+    "set_on_hand store": (lambda c, odd: c.set_on_hand("S", 1, odd), "PUT", LEVEL, "store_id"),
+    "get_category": (lambda c, odd: c.get_category(odd), "GET", API + "/categories/{category_id}", "category_id"),
+    "get_customer": (lambda c, odd: c.get_customer(odd), "GET", API + "/customers/{customer_id}", "customer_id"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(ID_CALLS))
+async def test_every_id_reaches_its_own_route_as_one_segment(start: Start, connect: Connect, name: str) -> None:
+    seen: list[Seen] = []
+    sandbox = await start(app_hook=record_requests(seen))
+    client = connect(sandbox)
+    call, method, route, param = ID_CALLS[name]
+    for odd, encoded in ODD_IDS.items():
+        seen.clear()
+        with contextlib.suppress(ApiError):  # no such record: only the request matters here
+            await call(client, odd)
+        [request] = seen
+        assert (request.method, request.route, request.query) == (method, route, ""), (name, odd)
+        assert request.match[param] == odd, (name, odd)
+        # the path as sent: the id as one encoded segment in its place, every other part as the route has it
+        assert request.path == route.format_map({**request.match, param: encoded}), (name, odd)

@@ -6,9 +6,11 @@ concurrency limit. Nothing is mocked; retry delays are made small through the Re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -19,7 +21,8 @@ from aiohttp.test_utils import TestServer
 from sandbox.magento import MagentoSandboxConfig, create_app
 from tests.conftest import make_settings
 from tests.support.sandbox_control import SandboxControl
-from workers.clients.errors import NotFound, PermanentApiError, TransientApiError, Unauthorized
+from tests.test_client_parts import ODD_IDS
+from workers.clients.errors import ApiError, NotFound, PermanentApiError, TransientApiError, Unauthorized
 from workers.clients.http import RetryPolicy
 from workers.clients.magento import MagentoClient
 from workers.clients.magento_models import SourceItem
@@ -123,7 +126,7 @@ async def test_bearer_and_oauth_hmac_sha256_are_both_accepted(start: Start, conn
 async def test_with_bearer_disabled_oauth_works_and_bearer_is_unauthorized(start: Start, connect: Connect) -> None:
     sandbox = await start(bearer_enabled=False)
     oauth, bearer = connect(sandbox, "oauth"), connect(sandbox, "bearer")
-    assert len(await oauth.websites()) == 3
+    assert len(await oauth.store_views()) == 4
     await sandbox.reset_stats()
     with pytest.raises(Unauthorized) as info:
         await bearer.get_product("ANY")
@@ -212,26 +215,27 @@ async def test_429_waits_as_long_as_retry_after_says(start: Start, connect: Conn
 async def test_a_create_is_resent_only_when_the_server_surely_did_not_act(start: Start, connect: Connect) -> None:
     sandbox = await start()
     client = connect(sandbox)
-    route = "POST /rest/{store_code}/V1/customers"
-    # dropped connection or 500: the customer may exist now, so a POST is not sent again
+    route = "POST /rest/{store_code}/V1/categories"
+    new = {"name": "Lost", "parent_id": 2}
+    # dropped connection or 500: the category may exist now, so a POST is not sent again
     for rule in ({"drop_rate": 1}, {"error_rate": 1, "error_status": 500}):
         await sandbox.reset_stats()
         await sandbox.faults({"match": "POST *", **rule})
         with pytest.raises(TransientApiError):
-            await client.create_customer(CUSTOMER)
+            await client.create_category(new)
         assert await sandbox.calls(route) == 1, rule
     # 503 (and 429) mean "not handled": retried
     await sandbox.reset_stats()
     await sandbox.faults({"match": "POST *", "error_rate": 1, "error_status": 503})
     with pytest.raises(TransientApiError):
-        await client.create_customer(CUSTOMER)
+        await client.create_category(new)
     assert await sandbox.calls(route) == 3
-    # a product save is an upsert by SKU, so even its POST is safe to re-send
+    # an email is unique per website, so even a customer's POST is safe to re-send (a second one is a 400)
     await sandbox.reset_stats()
     await sandbox.faults({"match": "POST *", "drop_rate": 1})
     with pytest.raises(TransientApiError):
-        await client.create_product(simple("UPSERT-1"))
-    assert await sandbox.calls("POST /rest/{store_code}/V1/products") == 3
+        await client.create_customer(CUSTOMER)
+    assert await sandbox.calls("POST /rest/{store_code}/V1/customers") == 3
 
 
 async def test_a_server_that_is_not_there_is_retried_then_transient(start: Start, connect: Connect) -> None:
@@ -249,11 +253,11 @@ async def test_a_server_that_is_not_there_is_retried_then_transient(start: Start
 async def test_magentos_400s_are_permanent_with_placeholders_filled(start: Start, connect: Connect) -> None:
     sandbox = await start()
     client = connect(sandbox)
-    await client.create_product(simple("URL-1", "Classic Tee"))
+    await client.save_product(simple("URL-1", "Classic Tee"))
     await client.create_customer(CUSTOMER)
     await sandbox.reset_stats()
     cases = [
-        (client.create_product(simple("URL-2", "Classic Tee")), "URL key for specified store already exists."),
+        (client.save_product(simple("URL-2", "Classic Tee")), "URL key for specified store already exists."),
         (
             client.create_customer(CUSTOMER),
             "A customer with the same email address already exists in an associated website.",
@@ -306,20 +310,23 @@ async def test_paging_stops_on_total_count_past_magentos_last_page_trap(
     assert await sandbox.calls(PRODUCTS) == pages
 
 
-async def test_source_items_page_and_save_in_batches(start: Start, connect: Connect) -> None:
+async def test_source_items_are_listed_by_page_and_saved_in_one_call(start: Start, connect: Connect) -> None:
     sandbox = await start(products=45)
     client = connect(sandbox)
-    items = [i async for i in client.source_items(page_size=20)]
-    assert len({i.sku for i in items}) == len(items) == 45
-    assert await sandbox.calls("GET /rest/{store_code}/V1/inventory/source-items") == 3
+    criteria = SearchCriteria(page_size=20).where("source_code", "default").order_by("sku")
+    pages = [await client.list_source_items(criteria, page=n) for n in (1, 2, 3)]
+    items = [SourceItem.model_validate(i) for page in pages for i in page.items]
+    assert len({i.sku for i in items}) == len(items) == 45 and pages[0].total_count == 45
     chosen = [i.sku for i in items[:3]]
-    assert sorted([i.sku async for i in client.source_items(chosen)]) == sorted(chosen)
+    found = await client.list_source_items(SearchCriteria().where("sku", chosen, "in"))
+    assert sorted(i["sku"] for i in found.items) == sorted(chosen)
 
     await sandbox.reset_stats()
-    updates = [SourceItem(sku=i.sku, source_code="default", quantity=7, status=1) for i in items]
-    await client.save_source_items(updates)
-    assert await sandbox.calls("POST /rest/{store_code}/V1/inventory/source-items") == 3  # 20 + 20 + 5
-    assert {i.quantity async for i in client.source_items()} == {7}
+    # The caller sizes the batch (CRMAGENTO_INVENTORY_BATCH_SIZE): one call however many items it holds.
+    await client.save_source_items([SourceItem(sku=i.sku, source_code="default", quantity=7, status=1) for i in items])
+    assert await sandbox.calls("POST /rest/{store_code}/V1/inventory/source-items") == 1
+    everything = await client.list_source_items(SearchCriteria(page_size=100))
+    assert {i["quantity"] for i in everything.items} == {7}
 
 
 async def test_an_empty_search_is_one_call(start: Start, connect: Connect) -> None:
@@ -349,7 +356,7 @@ async def test_store_scoped_urls_reach_the_right_scope(start: Start, connect: Co
     assert (await client.get_product("SCOPE-1", store="fr")).name == "T-shirt"
     # created through `all`: on every website; through a store code: that store's website only
     assert (await client.get_product("SCOPE-1")).extension_attributes["website_ids"] == [1, 2]
-    outlet = await client.create_product(simple("SCOPE-2", "Outlet Tee"), store="outlet")
+    outlet = await client.save_product(simple("SCOPE-2", "Outlet Tee"), store="outlet")
     assert outlet.extension_attributes["website_ids"] == [2]
 
 
@@ -360,9 +367,7 @@ async def test_skus_with_url_characters_travel_as_one_segment(start: Start, conn
         sku = f"TEE #1 ?50% {auth}"
         await client.save_product(simple(sku, f"Odd {auth}"))
         assert (await client.get_product(sku)).sku == sku
-        assert await client.delete_product(sku)
-        with pytest.raises(NotFound):
-            await client.get_product(sku)
+        assert await client.list_media(sku) == []
 
 
 # --- concurrency ---------------------------------------------------------------------------------------------
@@ -390,3 +395,89 @@ async def test_no_more_requests_in_flight_than_the_concurrency_limit(start: Star
     assert all(len(r) == 4 for r in results)
     assert in_flight["max"] == 3
     assert elapsed >= 4 * 0.15 * 0.9, elapsed  # 12 calls, 3 at a time, 150 ms each
+
+
+# --- ids in paths --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request as the sandbox received it: the path as sent, its query, the route it reached."""
+
+    method: str
+    path: str
+    query: str
+    route: str | None
+    match: dict[str, str]
+
+
+def record_requests(seen: list[Seen]) -> Callable[[web.Application], None]:
+    @web.middleware
+    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else None
+        url = request.rel_url
+        seen.append(Seen(request.method, url.raw_path, url.raw_query_string, route, dict(request.match_info)))
+        return await handler(request)
+
+    return lambda app: app.middlewares.insert(0, record)
+
+
+V1 = "/rest/{store_code}/V1"
+PRODUCT, MEDIA_ENTRY = V1 + "/products/{sku}", V1 + "/products/{sku}/media/{entryId}"
+ATTRIBUTE, CATEGORY_LINK = V1 + "/products/attributes/{attributeCode}", V1 + "/categories/{categoryId}/products/{sku}"
+STOCK_ITEM = V1 + "/products/{productSku}/stockItems/{itemId}"
+# Every method that puts an id into a path, with `odd` in one id's place: the route and parameter that id must
+# arrive in. Ids typed int get `odd` too: a str that slipped through must not escape its segment either.
+ID_CALLS: dict[str, tuple[Callable[[MagentoClient, Any], Awaitable[Any]], str, str, str]] = {
+    "get_product": (lambda c, odd: c.get_product(odd), "GET", PRODUCT, "sku"),
+    "get_product store": (lambda c, odd: c.get_product("X", store=odd), "GET", PRODUCT, "store_code"),
+    "save_product": (lambda c, odd: c.save_product(simple(odd)), "PUT", PRODUCT, "sku"),
+    "list_media": (lambda c, odd: c.list_media(odd), "GET", PRODUCT + "/media", "sku"),
+    "add_media": (lambda c, odd: c.add_media(odd, {}), "POST", PRODUCT + "/media", "sku"),
+    "set_media_roles sku": (lambda c, odd: c.set_media_roles(odd, 1, []), "PUT", MEDIA_ENTRY, "sku"),
+    "set_media_roles entry": (lambda c, odd: c.set_media_roles("X", odd, []), "PUT", MEDIA_ENTRY, "entryId"),
+    "delete_media sku": (lambda c, odd: c.delete_media(odd, 1), "DELETE", MEDIA_ENTRY, "sku"),
+    "delete_media entry": (lambda c, odd: c.delete_media("X", odd), "DELETE", MEDIA_ENTRY, "entryId"),
+    "attribute": (lambda c, odd: c.attribute(odd), "GET", ATTRIBUTE, "attributeCode"),
+    "add_attribute_option": (lambda c, odd: c.add_attribute_option(odd, "L"), "POST", ATTRIBUTE + "/options",
+                             "attributeCode"),
+    "get_category": (lambda c, odd: c.get_category(odd), "GET", V1 + "/categories/{categoryId}", "categoryId"),
+    "update_category": (lambda c, odd: c.update_category(odd, {}), "PUT", V1 + "/categories/{id}", "id"),
+    "unassign_product category": (lambda c, odd: c.unassign_product(odd, "X"), "DELETE", CATEGORY_LINK,
+                                  "categoryId"),
+    "unassign_product sku": (lambda c, odd: c.unassign_product(3, odd), "DELETE", CATEGORY_LINK, "sku"),
+    "legacy_stock_item": (lambda c, odd: c.legacy_stock_item(odd), "GET", V1 + "/stockItems/{productSku}",
+                          "productSku"),
+    "save_legacy_stock_item sku": (lambda c, odd: c.save_legacy_stock_item(odd, 1, 1, True), "PUT", STOCK_ITEM,
+                                   "productSku"),
+    "save_legacy_stock_item item": (lambda c, odd: c.save_legacy_stock_item("X", odd, 1, True), "PUT", STOCK_ITEM,
+                                    "itemId"),
+    "get_customer": (lambda c, odd: c.get_customer(odd), "GET", V1 + "/customers/{customerId}", "customerId"),
+    "update_customer": (lambda c, odd: c.update_customer(odd, CUSTOMER), "PUT", V1 + "/customers/{customerId}",
+                        "customerId"),
+    "get_order": (lambda c, odd: c.get_order(odd), "GET", V1 + "/orders/{id}", "id"),
+    "store_configs store": (lambda c, odd: c.store_configs(store=odd), "GET", V1 + "/store/storeConfigs",
+                            "store_code"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("auth", ["oauth", "bearer"])
+@pytest.mark.parametrize("name", list(ID_CALLS))
+async def test_every_id_reaches_its_own_route_as_one_segment(
+    start: Start, connect: Connect, name: str, auth: str
+) -> None:
+    seen: list[Seen] = []
+    sandbox = await start(app_hook=record_requests(seen))
+    client = connect(sandbox, auth)
+    call, method, route, param = ID_CALLS[name]
+    for odd, encoded in ODD_IDS.items():
+        seen.clear()
+        with contextlib.suppress(ApiError):  # the store has no such record: only the request matters here
+            await call(client, odd)
+        [request] = seen
+        assert (request.method, request.route, request.query) == (method, route, ""), (name, odd)
+        assert request.match[param] == odd, (name, odd)
+        # the path as sent: the id as one encoded segment in its place, every other part as the route has it
+        expected = route.format_map({**request.match, param: encoded})
+        assert request.path == expected, (name, odd)

@@ -94,3 +94,69 @@ def test_every_redis_key_is_spelled_in_one_place() -> None:
         if path.relative_to(ROOT).as_posix() != "crmcore/keys.py" and prefix in path.read_text()
     ]
     assert offenders == []
+
+
+# Only workers/clients speaks to Magento and Cloud Retailer: everywhere else in the workers a remote is reached
+# through a named, typed method of its client, never by a verb and a path. (crmcore and gateway cannot import the
+# clients at all, see above; crmagento's own HTTP goes to the gateway and the sandboxes.)
+CLIENT_PLUMBING = {"call", "_call", "request", "iter_search", "iter_pages"}
+HTTP_PACKAGES = {"aiohttp", "yarl", "urllib"}
+# Files another change is rewriting; each line names what they still do. Empty it once they use the clients'
+# typed methods.
+RAW_CALLS_ALLOWED = {
+    # `cr.iter_pages("inventory", ...)` twice: CloudRetailerClient.inventory(store_id, updated_since, limit=)
+    "workers/sync/inventory/reconcile.py",
+    # `ctx.magento.search("orders", criteria)`: MagentoClient.list_orders(criteria)
+    "workers/sync/orders/poll.py",
+}
+
+
+def _is_pattern(node: ast.expr) -> bool:
+    """`re.search(...)` or `PATTERN.search(...)`: a regular expression's search, not a REST search."""
+    return isinstance(node, ast.Name) and (node.id == "re" or node.id.isupper())
+
+
+def raw_remote_calls(path: Path) -> list[str]:
+    """Calls of the clients' plumbing (`.call(`, `.request(`, `.search(`...) and imports of HTTP packages."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            name = node.func.attr
+            if name in CLIENT_PLUMBING or (name == "search" and not _is_pattern(node.func.value)):
+                found.append(f"{node.lineno}: .{name}(")
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            found += [f"{node.lineno}: import {m}" for m in modules if m.split(".")[0] in HTTP_PACKAGES]
+    return found
+
+
+def test_only_the_clients_build_requests_to_the_remotes() -> None:
+    offenders = {}
+    for path in (ROOT / "workers").rglob("*.py"):
+        name = path.relative_to(ROOT).as_posix()
+        if name.startswith("workers/clients/") or name in RAW_CALLS_ALLOWED:
+            continue
+        if found := raw_remote_calls(path):
+            offenders[name] = found
+    assert offenders == {}
+
+
+def test_the_rule_sees_raw_calls(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "from urllib.parse import quote\n"
+        "async def f(ctx, sku, path):\n"
+        "    await ctx.magento.call('GET', f'products/{sku}')\n"
+        "    await ctx.magento.http.request('GET', url)\n"
+        "    await ctx.magento.search(path, criteria)\n"
+        "    await ctx.cr.iter_pages('inventory')\n"
+        "    PATTERN.search(text) or re.search('x', text)\n"
+        "    await ctx.magento.list_orders(criteria)\n"
+    )
+    assert raw_remote_calls(sample) == [
+        "1: import urllib.parse",
+        "3: .call(",
+        "4: .request(",
+        "5: .search(",
+        "6: .iter_pages(",
+    ]

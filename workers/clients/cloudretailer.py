@@ -1,11 +1,13 @@
 """CloudRetailerClient: the adapter for the Cloud Retailer API contract in docs/cloudretailer-api.md
-(bearer key, cursor paging with `limit` and `updated_since`)."""
+(bearer key, cursor paging with `limit` and `updated_since`).
+
+Every request the workers make to Cloud Retailer is one of the named methods here; `_call` and `iter_pages` are
+their plumbing (tests/test_layout.py keeps the sync code off them)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
-from urllib.parse import quote
 
 from yarl import URL
 
@@ -13,6 +15,7 @@ from crmcore.settings import Settings
 from workers.clients.cloudretailer_models import Category, Customer, InventoryLevel, Product, Sale, Store
 from workers.clients.errors import Conflict
 from workers.clients.http import ApiClient, HttpApi, RetryPolicy
+from workers.clients.paths import segment
 
 
 def cr_error_message(status: int, parsed: Any, raw: bytes) -> str:
@@ -45,10 +48,11 @@ class CloudRetailerClient(ApiClient):
         return f"CloudRetailerClient({self.base.with_user(None)}, store={self.store_id!r})"
 
     def url(self, path: str, params: Mapping[str, str] | None = None) -> URL:
+        """`path` is built by this class only, every id in it through `segment`."""
         url = URL(str(self.base) + "/" + path.lstrip("/"), encoded=True)
         return url.update_query(params) if params else url
 
-    async def call(
+    async def _call(
         self,
         method: str,
         path: str,
@@ -67,7 +71,7 @@ class CloudRetailerClient(ApiClient):
     ) -> AsyncIterator[dict[str, Any]]:
         query = {**(params or {}), "limit": str(limit)}
         while True:
-            page = await self.call("GET", path, params=query)
+            page = await self._call("GET", path, params=query)
             for item in page["items"]:
                 yield item
             if not page.get("next_cursor"):
@@ -79,14 +83,14 @@ class CloudRetailerClient(ApiClient):
         return [Store.model_validate(s) async for s in self.iter_pages("stores")]
 
     async def sales_totals(self, store_id: str) -> dict[str, Any]:
-        return await self.call("GET", f"stores/{_seg(store_id)}/sales-totals")
+        return await self._call("GET", f"stores/{segment(store_id)}/sales-totals")
 
     # --- products -------------------------------------------------------------------------------------
     async def get_product(self, product_id: str) -> Product:
-        return Product.model_validate(await self.call("GET", f"products/{_seg(product_id)}"))
+        return Product.model_validate(await self._call("GET", f"products/{segment(product_id)}"))
 
     async def product_by_sku(self, sku: str) -> Product | None:
-        page = await self.call("GET", "products", params={"sku": sku, "limit": "1"})
+        page = await self._call("GET", "products", params={"sku": sku, "limit": "1"})
         return Product.model_validate(page["items"][0]) if page["items"] else None
 
     async def products(self, updated_since: str | None = None) -> AsyncIterator[Product]:
@@ -95,49 +99,50 @@ class CloudRetailerClient(ApiClient):
             yield Product.model_validate(item)
 
     async def update_product(self, product_id: str, changes: Mapping[str, Any]) -> Product:
-        return Product.model_validate(await self.call("PUT", f"products/{_seg(product_id)}", json=dict(changes)))
+        return Product.model_validate(await self._call("PUT", f"products/{segment(product_id)}", json=dict(changes)))
 
     async def image_bytes(self, product_id: str, image_id: str) -> bytes:
-        return await self.call("GET", f"products/{_seg(product_id)}/images/{_seg(image_id)}", raw=True)
+        return await self._call("GET", f"products/{segment(product_id)}/images/{segment(image_id)}", raw=True)
 
     # --- inventory ------------------------------------------------------------------------------------
     async def inventory(
-        self, store_id: str | None = None, updated_since: str | None = None
+        self, store_id: str | None = None, updated_since: str | None = None, *, limit: int = 500
     ) -> AsyncIterator[InventoryLevel]:
+        """On-hand at a store (the linked one by default), changed at or after `updated_since` when given."""
         params = {"store_id": store_id or self._store()}
         if updated_since:
             params["updated_since"] = updated_since
-        async for item in self.iter_pages("inventory", params):
+        async for item in self.iter_pages("inventory", params, limit=limit):
             yield InventoryLevel.model_validate(item)
 
     async def inventory_level(self, sku: str, store_id: str | None = None) -> InventoryLevel:
-        path = f"inventory/{_seg(store_id or self._store())}/{_seg(sku)}"
-        return InventoryLevel.model_validate(await self.call("GET", path))
+        path = f"inventory/{segment(store_id or self._store())}/{segment(sku)}"
+        return InventoryLevel.model_validate(await self._call("GET", path))
 
     async def set_on_hand(self, sku: str, on_hand: float, store_id: str | None = None) -> InventoryLevel:
-        path = f"inventory/{_seg(store_id or self._store())}/{_seg(sku)}"
-        return InventoryLevel.model_validate(await self.call("PUT", path, json={"on_hand": on_hand}))
+        path = f"inventory/{segment(store_id or self._store())}/{segment(sku)}"
+        return InventoryLevel.model_validate(await self._call("PUT", path, json={"on_hand": on_hand}))
 
     # --- categories -----------------------------------------------------------------------------------
     async def categories(self, updated_since: str | None = None) -> list[Category]:
         params = {"updated_since": updated_since} if updated_since else None
         return [Category.model_validate(c) async for c in self.iter_pages("categories", params)]
 
-    async def create_category(self, category: Mapping[str, Any]) -> Category:
-        return Category.model_validate(await self.call("POST", "categories", json=dict(category)))
+    async def get_category(self, category_id: str) -> Category:
+        return Category.model_validate(await self._call("GET", f"categories/{segment(category_id)}"))
 
-    async def update_category(self, category_id: str, changes: Mapping[str, Any]) -> Category:
-        return Category.model_validate(await self.call("PUT", f"categories/{_seg(category_id)}", json=dict(changes)))
+    async def create_category(self, category: Mapping[str, Any]) -> Category:
+        return Category.model_validate(await self._call("POST", "categories", json=dict(category)))
 
     async def attribute_sets(self) -> list[dict[str, Any]]:
         return [s async for s in self.iter_pages("attribute-sets")]
 
     # --- customers ------------------------------------------------------------------------------------
     async def get_customer(self, customer_id: str) -> Customer:
-        return Customer.model_validate(await self.call("GET", f"customers/{_seg(customer_id)}"))
+        return Customer.model_validate(await self._call("GET", f"customers/{segment(customer_id)}"))
 
     async def find_customer(self, email: str) -> Customer | None:
-        page = await self.call("GET", "customers", params={"email": email})
+        page = await self._call("GET", "customers", params={"email": email})
         return Customer.model_validate(page["items"][0]) if page["items"] else None
 
     async def customers(self, updated_since: str | None = None) -> AsyncIterator[Customer]:
@@ -151,7 +156,7 @@ class CloudRetailerClient(ApiClient):
         The email is unique, so re-sending after a lost answer cannot create a second customer: the POST is
         retried like a PUT, and a retry that meets our own first attempt gets its 409 (created=False)."""
         try:
-            body = await self.call("POST", "customers", json=dict(customer), idempotent=True)
+            body = await self._call("POST", "customers", json=dict(customer), idempotent=True)
             return Customer.model_validate(body), True
         except Conflict as exc:
             existing = _existing(exc)
@@ -162,9 +167,6 @@ class CloudRetailerClient(ApiClient):
                 raise
             return found, False
 
-    async def update_customer(self, customer_id: str, changes: Mapping[str, Any]) -> Customer:
-        return Customer.model_validate(await self.call("PUT", f"customers/{_seg(customer_id)}", json=dict(changes)))
-
     # --- sales ----------------------------------------------------------------------------------------
     async def create_sale(self, sale: Sale) -> tuple[Sale, bool]:
         """Returns (sale, created). A sale with the same external_ref already there is returned as is.
@@ -172,7 +174,7 @@ class CloudRetailerClient(ApiClient):
         external_ref is accepted once, so the POST is safe to re-send after a timeout or dropped connection."""
         body = sale.model_dump(exclude={"id"}, exclude_none=True)
         try:
-            return Sale.model_validate(await self.call("POST", "sales", json=body, idempotent=True)), True
+            return Sale.model_validate(await self._call("POST", "sales", json=body, idempotent=True)), True
         except Conflict as exc:
             existing = _existing(exc)
             if existing is not None:
@@ -183,20 +185,13 @@ class CloudRetailerClient(ApiClient):
             return found, False
 
     async def sale_by_external_ref(self, external_ref: str) -> Sale | None:
-        page = await self.call("GET", "sales", params={"external_ref": external_ref})
+        page = await self._call("GET", "sales", params={"external_ref": external_ref})
         return Sale.model_validate(page["items"][0]) if page["items"] else None
-
-    async def get_sale(self, sale_id: str) -> Sale:
-        return Sale.model_validate(await self.call("GET", f"sales/{_seg(sale_id)}"))
 
     def _store(self) -> str:
         if not self.store_id:
             raise ValueError("CRMAGENTO_CR_STORE_ID is not set")
         return self.store_id
-
-
-def _seg(value: str) -> str:
-    return quote(str(value), safe="")
 
 
 def _existing(exc: Conflict) -> dict[str, Any] | None:

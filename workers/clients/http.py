@@ -65,6 +65,19 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    error: ApiError
+    retryable: bool
+    retry_after: float | None = None
+
+
 Signer = Callable[[str, str, Mapping[str, str]], dict[str, str]]
 ErrorMessage = Callable[[int, Any, bytes], str]
 
@@ -131,50 +144,56 @@ class HttpApi:
             if method != "GET":
                 # A job taken over from a worker thought dead must not write an older state over a newer one.
                 await check_fence()
-            retry_after: float | None = None
-            try:
-                async with self._limit:
-                    self.calls += 1
-                    async with self.session.request(method, url, data=body, headers=send_headers) as resp:
-                        content = await resp.read()
-                        status = resp.status
-                        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-            except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
-                # Never reached the server: safe to re-send whatever the method.
-                error: ApiError = RemoteUnavailable(self.system, None, f"cannot connect: {exc}", method=method,
-                                                    path=url.path)  # fmt: skip
-                retryable = True
-            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-                # Reset, dropped or timed out. str() of a timeout is empty: say what happened instead.
-                error = RemoteUnavailable(
-                    self.system, None, f"{type(exc).__name__}: {str(exc) or 'timed out'}", method=method, path=url.path
-                )
-                retryable = idempotent
-            except aiohttp.ClientError as exc:
-                detail = f"{type(exc).__name__}: {exc}"
-                error = TransientApiError(self.system, None, detail, method=method, path=url.path)
-                retryable = idempotent
-            else:
-                if status < 400:
-                    if raw or not content:
-                        return content if raw else None
-                    try:
-                        return orjson.loads(content)
-                    except orjson.JSONDecodeError:
-                        # A maintenance page served with 200 by a proxy or CDN, or the storefront because the base
-                        # URL is wrong: either way the remote is not usable now. The start-up check tells the two
-                        # apart (workers/availability/checks.py).
-                        snippet = content[:120].decode("utf-8", "replace")
-                        raise RemoteUnavailable(
-                            self.system, status, f"the answer is not JSON: {snippet!r}", method=method, path=url.path
-                        ) from None
-                error = self._error(status, content, method, url.path)
-                retryable = status in (RETRY_STATUSES if idempotent else UNSAFE_RETRY_STATUSES)
-            if not retryable or attempt > self.retry.retries:
-                raise error
-            delay = self.retry.delay(attempt, retry_after)
-            log.info("api_retry", system=self.system, status=error.status, attempt=attempt, delay_s=round(delay, 2))
+            outcome = await self._attempt(method, url, body, send_headers, idempotent)
+            if not isinstance(outcome, _Failure):
+                return self._decode(outcome, method, url, raw)
+            if not outcome.retryable or attempt > self.retry.retries:
+                raise outcome.error
+            delay = self.retry.delay(attempt, outcome.retry_after)
+            status = outcome.error.status
+            log.info("api_retry", system=self.system, status=status, attempt=attempt, delay_s=round(delay, 2))
             await asyncio.sleep(delay)
+
+    async def _attempt(
+        self, method: str, url: URL, body: bytes | None, headers: Mapping[str, str], idempotent: bool
+    ) -> _Answer | _Failure:
+        """One try: the answer when it is below 400, else what failed and whether another try may help."""
+        try:
+            async with self._limit:
+                self.calls += 1
+                async with self.session.request(method, url, data=body, headers=headers) as resp:
+                    content = await resp.read()
+                    status = resp.status
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
+            # Never reached the server: safe to re-send whatever the method.
+            detail = f"cannot connect: {exc}"
+            return _Failure(RemoteUnavailable(self.system, None, detail, method=method, path=url.path), True)
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            # Reset, dropped or timed out. str() of a timeout is empty: say what happened instead.
+            detail = f"{type(exc).__name__}: {str(exc) or 'timed out'}"
+            return _Failure(RemoteUnavailable(self.system, None, detail, method=method, path=url.path), idempotent)
+        except aiohttp.ClientError as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            return _Failure(TransientApiError(self.system, None, detail, method=method, path=url.path), idempotent)
+        if status < 400:
+            return _Answer(status, content)
+        retryable = status in (RETRY_STATUSES if idempotent else UNSAFE_RETRY_STATUSES)
+        return _Failure(self._error(status, content, method, url.path), retryable, retry_after)
+
+    def _decode(self, answer: _Answer, method: str, url: URL, raw: bool) -> Any:
+        if raw or not answer.content:
+            return answer.content if raw else None
+        try:
+            return orjson.loads(answer.content)
+        except orjson.JSONDecodeError:
+            # A maintenance page served with 200 by a proxy or CDN, or the storefront because the base URL is
+            # wrong: either way the remote is not usable now. The start-up check tells the two apart
+            # (workers/availability/checks.py).
+            snippet = answer.content[:120].decode("utf-8", "replace")
+            raise RemoteUnavailable(
+                self.system, answer.status, f"the answer is not JSON: {snippet!r}", method=method, path=url.path
+            ) from None
 
     def _error(self, status: int, content: bytes, method: str, path: str) -> ApiError:
         try:

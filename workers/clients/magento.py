@@ -1,29 +1,56 @@
 """MagentoClient: the adapter for Magento 2's REST API (2.3 and newer).
 
-What it copes with (docs/magento-api-notes.md items 1, 2, 5, 6 and 8): OAuth 1.0a signing (integration tokens
-are refused as plain Bearer from 2.4.4 unless the store enables it), store scope in the URL (`all` for
-global catalog values), error bodies with `%1` / `%name` placeholders, and searchCriteria paging that
-returns the last page again past the end (so iteration stops on `total_count`).
+What it copes with (docs/magento-api-notes.md items 1, 2, 5, 6, 7 and 8): OAuth 1.0a signing (integration
+tokens are refused as plain Bearer from 2.4.4 unless the store enables it), store scope in the URL (`all` for
+global catalog values), error bodies with `%1` / `%name` placeholders, searchCriteria paging that returns the
+last page again past the end (so iteration stops on `total_count`, and searches that must miss nothing read
+by key, `iter_keyset`), and times without a zone.
+
+Every request the workers make to Magento is one of the named methods here; `_call`, `search` and
+`iter_search` are their plumbing (tests/test_layout.py keeps the sync code off them).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
+from enum import StrEnum
 from typing import Any
-from urllib.parse import quote
 
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256, Client
 from yarl import URL
 
 from crmcore.settings import Settings
 from workers.clients.http import ApiClient, HttpApi, RetryPolicy
-from workers.clients.magento_models import Category, Customer, MediaEntry, Order, Page, Product, SourceItem
-from workers.clients.search_criteria import SearchCriteria
+from workers.clients.magento_models import (
+    Category,
+    Customer,
+    MediaEntry,
+    Order,
+    Page,
+    Product,
+    SourceItem,
+    StockItem,
+)
+from workers.clients.magento_time import magento_time, parse_time
+from workers.clients.paths import segment
+from workers.clients.search_criteria import Filter, Key, SearchCriteria, TimeField, keyset_criteria
+from workers.errors import TransientError
 
 GLOBAL_SCOPE = "all"
-# array inputs are capped at 20 items when input limiting is on (docs/magento-api-notes.md item 6)
-SOURCE_ITEMS_BATCH = 20
+
+
+class Listing(StrEnum):
+    """The searches read by key (`MagentoClient.iter_keyset`)."""
+
+    ORDERS = "orders"
+    CATEGORIES = "categories/list"
+    CUSTOMERS = "customers/search"
+
+    @property
+    def id_field(self) -> str:
+        """Where a row of this listing carries its entity id (what the key's `entity_id` filter compares)."""
+        return "entity_id" if self is Listing.ORDERS else "id"
 
 
 def fill_placeholders(message: str, parameters: Any) -> str:
@@ -106,11 +133,11 @@ class MagentoClient(ApiClient):
 
     # --- plumbing -------------------------------------------------------------------------------------
     def url(self, path: str, *, store: str | None = None, params: Mapping[str, str] | None = None) -> URL:
-        url = self.base / "rest" / (store or self.store_code) / "V1"
-        url = URL(str(url) + "/" + path.lstrip("/"), encoded=True)
+        """`path` is built by this class only, every id in it through `segment`."""
+        url = URL(f"{self.base}/rest/{segment(store or self.store_code)}/V1/{path.lstrip('/')}", encoded=True)
         return url.update_query(params) if params else url
 
-    async def call(
+    async def _call(
         self,
         method: str,
         path: str,
@@ -130,7 +157,8 @@ class MagentoClient(ApiClient):
         )
 
     async def search(self, path: str, criteria: SearchCriteria, *, page: int = 1, store: str | None = None) -> Page:
-        return Page.model_validate(await self.call("GET", path, store=store, params=criteria.params(page)))
+        """One page of a searchCriteria list at `path` (a route of this class, never from outside)."""
+        return Page.model_validate(await self._call("GET", path, store=store, params=criteria.params(page)))
 
     async def iter_search(
         self, path: str, criteria: SearchCriteria, *, store: str | None = None
@@ -147,47 +175,72 @@ class MagentoClient(ApiClient):
                 return
             page += 1
 
+    async def iter_keyset(
+        self, listing: Listing, *, by: TimeField, since: str, where: Sequence[Filter] = (), page_size: int = 100
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Pages of `listing` matching `where` with `by` at or after `since` (Magento time), oldest first by
+        (`by`, entity_id). Always page 1 of what comes after the last row seen: a numbered page shifts when a
+        row changes or vanishes while we read. Each answer's total_count counts the matches from the key on,
+        so the page that holds them all is the last."""
+        listing = Listing(listing)
+        after: Key | None = None
+        while True:
+            page = await self.search(listing, keyset_criteria(by, since, after, where, page_size))
+            if not page.items:
+                return
+            yield page.items
+            if len(page.items) >= page.total_count or len(page.items) < page_size:
+                return
+            last = (magento_time(parse_time(str(page.items[-1][by]))), int(page.items[-1][listing.id_field]))
+            if after is not None and last <= after:
+                # the server ignored the key filter: stop instead of reading the same page forever
+                raise TransientError(f"Magento answered {listing.value} after {after} with {last} again")
+            after = last
+
     # --- store ----------------------------------------------------------------------------------------
     async def store_views(self) -> list[dict[str, Any]]:
-        return await self.call("GET", "store/storeViews")
+        return await self._call("GET", "store/storeViews")
 
-    async def websites(self) -> list[dict[str, Any]]:
-        return await self.call("GET", "store/websites")
+    async def store_groups(self) -> list[dict[str, Any]]:
+        return await self._call("GET", "store/storeGroups")
 
     async def store_configs(self, *, store: str | None = None) -> list[dict[str, Any]]:
-        return await self.call("GET", "store/storeConfigs", store=store)
+        return await self._call("GET", "store/storeConfigs", store=store)
+
+    async def countries(self) -> list[dict[str, Any]]:
+        """The countries the store takes, with their regions."""
+        return await self._call("GET", "directory/countries")
 
     # --- products -------------------------------------------------------------------------------------
     async def get_product(self, sku: str, *, store: str | None = None) -> Product:
-        return Product.model_validate(await self.call("GET", f"products/{_seg(sku)}", store=store))
+        return Product.model_validate(await self._call("GET", f"products/{segment(sku)}", store=store))
 
     async def save_product(self, product: Mapping[str, Any], *, store: str = GLOBAL_SCOPE) -> Product:
         """PUT /V1/products/{sku}: an upsert that merges the keys sent (global values through `all`)."""
         body = {"product": dict(product)}
         return Product.model_validate(
-            await self.call("PUT", f"products/{_seg(product['sku'])}", store=store, json=body)
+            await self._call("PUT", f"products/{segment(product['sku'])}", store=store, json=body)
         )
 
-    async def create_product(self, product: Mapping[str, Any], *, store: str = GLOBAL_SCOPE) -> Product:
-        body = {"product": dict(product)}
-        return Product.model_validate(await self.call("POST", "products", store=store, json=body, idempotent=True))
-
-    async def delete_product(self, sku: str) -> bool:
-        return bool(await self.call("DELETE", f"products/{_seg(sku)}", store=GLOBAL_SCOPE))
-
-    async def list_products(self, criteria: SearchCriteria) -> Page:
-        return await self.search("products", criteria)
+    async def list_products(self, criteria: SearchCriteria, *, page: int = 1) -> Page:
+        return await self.search("products", criteria, page=page)
 
     # --- media ----------------------------------------------------------------------------------------
     async def list_media(self, sku: str) -> list[MediaEntry]:
-        return [MediaEntry.model_validate(m) for m in await self.call("GET", f"products/{_seg(sku)}/media")]
+        return [MediaEntry.model_validate(m) for m in await self._call("GET", f"products/{segment(sku)}/media")]
 
     async def add_media(self, sku: str, entry: Mapping[str, Any], *, store: str = GLOBAL_SCOPE) -> int:
-        result = await self.call("POST", f"products/{_seg(sku)}/media", store=store, json={"entry": dict(entry)})
+        result = await self._call("POST", f"products/{segment(sku)}/media", store=store, json={"entry": dict(entry)})
         return int(result)
 
+    async def set_media_roles(self, sku: str, entry_id: int, roles: Sequence[str]) -> bool:
+        """The roles (image, small_image, thumbnail) of one gallery entry, as global values."""
+        body = {"entry": {"id": entry_id, "media_type": "image", "types": list(roles)}}
+        path = f"products/{segment(sku)}/media/{segment(entry_id)}"
+        return bool(await self._call("PUT", path, store=GLOBAL_SCOPE, json=body))
+
     async def delete_media(self, sku: str, entry_id: int, *, store: str = GLOBAL_SCOPE) -> bool:
-        return bool(await self.call("DELETE", f"products/{_seg(sku)}/media/{entry_id}", store=store))
+        return bool(await self._call("DELETE", f"products/{segment(sku)}/media/{segment(entry_id)}", store=store))
 
     # --- attributes -----------------------------------------------------------------------------------
     async def attribute_sets(self) -> list[dict[str, Any]]:
@@ -195,106 +248,82 @@ class MagentoClient(ApiClient):
         return [s async for s in self.iter_search("products/attribute-sets/sets/list", criteria)]
 
     async def attribute(self, code: str) -> dict[str, Any]:
-        return await self.call("GET", f"products/attributes/{_seg(code)}")
-
-    async def attribute_options(self, code: str) -> list[dict[str, Any]]:
-        return await self.call("GET", f"products/attributes/{_seg(code)}/options")
+        return await self._call("GET", f"products/attributes/{segment(code)}")
 
     async def add_attribute_option(self, code: str, label: str) -> str:
         """Returns the new option id (Magento 2.4 answers "id_<n>")."""
         body = {"option": {"label": label, "sort_order": 0, "is_default": False}}
-        result = await self.call("POST", f"products/attributes/{_seg(code)}/options", store=GLOBAL_SCOPE, json=body)
-        return str(result).removeprefix("id_")
+        path = f"products/attributes/{segment(code)}/options"
+        return str(await self._call("POST", path, store=GLOBAL_SCOPE, json=body)).removeprefix("id_")
 
     # --- categories -----------------------------------------------------------------------------------
-    async def category_tree(self, root_id: int | None = None, depth: int | None = None) -> Category:
-        params = {k: str(v) for k, v in (("rootCategoryId", root_id), ("depth", depth)) if v is not None}
-        return Category.model_validate(await self.call("GET", "categories", params=params or None))
-
     async def get_category(self, category_id: int) -> dict[str, Any]:
-        return await self.call("GET", f"categories/{category_id}")
+        return await self._call("GET", f"categories/{segment(category_id)}")
 
-    async def list_categories(self, criteria: SearchCriteria) -> Page:
-        return await self.search("categories/list", criteria)
+    async def iter_categories(self, criteria: SearchCriteria) -> AsyncIterator[Category]:
+        async for item in self.iter_search(Listing.CATEGORIES, criteria):
+            yield Category.model_validate(item)
 
     async def create_category(self, category: Mapping[str, Any]) -> dict[str, Any]:
-        return await self.call("POST", "categories", store=GLOBAL_SCOPE, json={"category": dict(category)})
+        return await self._call("POST", "categories", store=GLOBAL_SCOPE, json={"category": dict(category)})
 
     async def update_category(self, category_id: int, category: Mapping[str, Any]) -> dict[str, Any]:
         body = {"category": dict(category)}
-        return await self.call("PUT", f"categories/{category_id}", store=GLOBAL_SCOPE, json=body)
-
-    async def assign_product(self, category_id: int, sku: str, position: int = 0) -> bool:
-        body = {"productLink": {"sku": sku, "position": position, "category_id": str(category_id)}}
-        return bool(await self.call("POST", f"categories/{category_id}/products", json=body, idempotent=True))
+        return await self._call("PUT", f"categories/{segment(category_id)}", store=GLOBAL_SCOPE, json=body)
 
     async def unassign_product(self, category_id: int, sku: str) -> bool:
-        return bool(await self.call("DELETE", f"categories/{category_id}/products/{_seg(sku)}"))
+        return bool(await self._call("DELETE", f"categories/{segment(category_id)}/products/{segment(sku)}"))
 
     # --- inventory ------------------------------------------------------------------------------------
     async def sources(self) -> list[dict[str, Any]]:
-        return (await self.call("GET", "inventory/sources", params=SearchCriteria(page_size=200).params())).get(
-            "items", []
-        )
+        """404 on a store without MSI (the route does not exist)."""
+        page = await self.search("inventory/sources", SearchCriteria(page_size=200))
+        return page.items
 
-    async def source_items(self, skus: list[str] | None = None, *, page_size: int = 300) -> AsyncIterator[SourceItem]:
-        # 300: the largest pageSize Magento accepts when input limiting is on (docs/magento-api-notes.md item 6)
-        criteria = SearchCriteria(page_size=page_size).where("source_code", self.source_code)
-        if skus:
-            criteria.where("sku", skus, "in")
-        criteria.order_by("sku")
-        async for item in self.iter_search("inventory/source-items", criteria):
-            yield SourceItem.model_validate(item)
+    async def list_source_items(self, criteria: SearchCriteria, *, page: int = 1) -> Page:
+        return await self.search("inventory/source-items", criteria, page=page)
 
-    async def save_source_items(self, items: list[SourceItem]) -> None:
-        """Many SKUs per call, in batches of 20: with input limiting on, Magento refuses longer arrays."""
-        for start in range(0, len(items), SOURCE_ITEMS_BATCH):
-            batch = items[start : start + SOURCE_ITEMS_BATCH]
-            body = {"sourceItems": [i.model_dump(include={"sku", "source_code", "quantity", "status"}) for i in batch]}
-            await self.call("POST", "inventory/source-items", json=body, idempotent=True)
+    async def save_source_items(self, items: Sequence[SourceItem]) -> None:
+        """One call for all of `items` (an upsert: safe to re-send). With input limiting on, Magento refuses
+        more than 20 (docs/magento-api-notes.md item 6): the caller sizes the batch."""
+        body = {"sourceItems": [i.model_dump(include={"sku", "source_code", "quantity", "status"}) for i in items]}
+        await self._call("POST", "inventory/source-items", json=body, idempotent=True)
 
-    async def legacy_stock_item(self, sku: str) -> dict[str, Any]:
-        return await self.call("GET", f"stockItems/{_seg(sku)}")
+    async def legacy_stock_item(self, sku: str) -> StockItem:
+        return StockItem.model_validate(await self._call("GET", f"stockItems/{segment(sku)}"))
 
     async def save_legacy_stock_item(self, sku: str, item_id: int, qty: float, in_stock: bool) -> int:
         body = {"stockItem": {"qty": qty, "is_in_stock": in_stock}}
-        return int(await self.call("PUT", f"products/{_seg(sku)}/stockItems/{item_id}", json=body))
+        path = f"products/{segment(sku)}/stockItems/{segment(item_id)}"
+        return int(await self._call("PUT", path, json=body))
 
     # --- customers ------------------------------------------------------------------------------------
     async def find_customer(self, email: str, website_id: int | None = None) -> Customer | None:
         criteria = SearchCriteria(page_size=5).where("email", email)
         criteria.where("website_id", website_id if website_id is not None else self.website_id)
-        page = await self.search("customers/search", criteria)
+        page = await self.search(Listing.CUSTOMERS, criteria)
         return Customer.model_validate(page.items[0]) if page.items else None
 
+    async def iter_customers(self, criteria: SearchCriteria) -> AsyncIterator[Customer]:
+        async for item in self.iter_search(Listing.CUSTOMERS, criteria):
+            yield Customer.model_validate(item)
+
     async def get_customer(self, customer_id: int) -> Customer:
-        return Customer.model_validate(await self.call("GET", f"customers/{customer_id}"))
+        return Customer.model_validate(await self._call("GET", f"customers/{segment(customer_id)}"))
 
     async def create_customer(self, customer: Mapping[str, Any]) -> Customer:
-        return Customer.model_validate(await self.call("POST", "customers", json={"customer": dict(customer)}))
+        """Safe to re-send after a lost answer: the email is unique per website, so a second try that meets
+        the first one's account is refused (400) and the caller finds that account by email."""
+        body = {"customer": dict(customer)}
+        return Customer.model_validate(await self._call("POST", "customers", json=body, idempotent=True))
 
     async def update_customer(self, customer_id: int, customer: Mapping[str, Any]) -> Customer:
         body = {"customer": dict(customer)}
-        return Customer.model_validate(await self.call("PUT", f"customers/{customer_id}", json=body))
+        return Customer.model_validate(await self._call("PUT", f"customers/{segment(customer_id)}", json=body))
 
     # --- orders ---------------------------------------------------------------------------------------
     async def get_order(self, order_id: int) -> Order:
-        return Order.model_validate(await self.call("GET", f"orders/{order_id}"))
+        return Order.model_validate(await self._call("GET", f"orders/{segment(order_id)}"))
 
     async def list_orders(self, criteria: SearchCriteria) -> Page:
-        return await self.search("orders", criteria)
-
-    async def create_order(self, entity: Mapping[str, Any]) -> Order:
-        """The repository save (sandbox, demo and tests place orders this way)."""
-        return Order.model_validate(await self.call("POST", "orders", json={"entity": dict(entity)}))
-
-    async def invoice(self, order_id: int) -> int:
-        return int(await self.call("POST", f"order/{order_id}/invoice", json={"capture": True, "notify": False}))
-
-    async def ship(self, order_id: int) -> int:
-        return int(await self.call("POST", f"order/{order_id}/ship", json={"notify": False}))
-
-
-def _seg(value: str) -> str:
-    """One URL path segment (a SKU may hold '/', '#', spaces)."""
-    return quote(str(value), safe="")
+        return await self.search(Listing.ORDERS, criteria)

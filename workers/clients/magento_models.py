@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
 class _Record(BaseModel):
@@ -54,10 +54,19 @@ class SourceItem(_Record):
     status: int  # 1 in stock, 0 out of stock
 
 
+class StockItem(_Record):
+    """A legacy CatalogInventory stock item (a store without MSI)."""
+
+    item_id: int
+    product_id: int | None = None
+    qty: float | None = None
+    is_in_stock: bool | None = None
+
+
 class Category(_Record):
     id: int
     parent_id: int | None = None
-    name: str
+    name: str | None = None  # a list answer may leave it out
     is_active: bool | None = None
     position: int | None = None
     level: int | None = None
@@ -139,3 +148,11 @@ class Page(_Record):
 
     items: list[dict[str, Any]] = Field(default_factory=list)
     total_count: int = 0
+
+    @field_validator("items", "total_count", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any, info: ValidationInfo) -> Any:
+        # Some Magento versions and extensions answer an empty search with nulls rather than [] and 0.
+        if value is None:
+            return [] if info.field_name == "items" else 0
+        return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -57,3 +58,26 @@ class SearchCriteria:
         p["searchCriteria[pageSize]"] = str(self.page_size)
         p["searchCriteria[currentPage]"] = str(page or self.current_page)
         return p
+
+
+# A row's place in a search read by key: its time (Magento format) and entity id.
+Key = tuple[str, int]
+TimeField = Literal["created_at", "updated_at"]
+
+
+def keyset_criteria(
+    by: TimeField, since: str, after: Key | None, where: Sequence[Filter], page_size: int
+) -> SearchCriteria:
+    """`where` AND `by` >= since, past the row `after` when one was seen, sorted by (`by`, entity_id): always
+    page 1 of what comes after the last row read (docs/magento-api-notes.md item 5)."""
+    criteria = SearchCriteria(page_size=page_size)
+    for f in where:
+        criteria.where(f.field, f.value, f.condition)
+    if after is None:
+        criteria.where(by, since, "gteq")
+    else:
+        # (by, entity_id) > after, as the conjunction of OR groups searchCriteria can express
+        at, entity_id = after
+        criteria.where(by, at, "gteq")
+        criteria.any_of(Filter(by, at, "gt"), Filter("entity_id", entity_id, "gt"))
+    return criteria.order_by(by).order_by("entity_id")

@@ -43,7 +43,7 @@ def _update_payload(category: Category) -> dict[str, Any]:
 
 
 async def cr_category(ctx: HandlerContext, cr_id: str) -> Category:
-    return Category.model_validate(await ctx.cr.call("GET", f"categories/{cr_id}"))
+    return await ctx.cr.get_category(cr_id)
 
 
 @contextlib.asynccontextmanager
@@ -103,9 +103,9 @@ async def _link_or_create_in_magento(ctx: HandlerContext, category: Category, de
 
 async def _magento_child_named(ctx: HandlerContext, parent_id: int, name: str) -> int | None:
     criteria = SearchCriteria(page_size=100).where("parent_id", parent_id)
-    async for item in ctx.magento.iter_search("categories/list", criteria):
-        if str(item.get("name", "")).strip().casefold() == name.strip().casefold():
-            return int(item["id"])
+    async for category in ctx.magento.iter_categories(criteria):
+        if (category.name or "").strip().casefold() == name.strip().casefold():
+            return category.id
     return None
 
 
@@ -142,6 +142,27 @@ async def sync_from_magento(ctx: HandlerContext, magento_id: int, depth: int = 0
         return "already linked"
     if depth > MAX_DEPTH:
         raise PermanentError(f"Magento category {magento_id} is nested more than {MAX_DEPTH} deep")
+    category, root = await _magento_category_under_root(ctx, magento_id)
+    parent_mg = int(category.get("parent_id") or 0)
+    async with _locked(ctx, keys.category_lock(f"mg:{magento_id}")):
+        if await binder.cr_id(KIND, magento_id) is not None:
+            return "already linked"
+        parent_cr = None if parent_mg == root else await _cr_parent(ctx, parent_mg, depth)
+        cr_id = await _cr_child_named(ctx, parent_cr, str(category["name"]))
+        outcome = "linked"
+        if cr_id is None:
+            cr_id, outcome = await _create_in_cr(ctx, category, parent_cr)
+        conflict = await binder.bind_new(KIND, cr_id, magento_id)
+        if conflict is not None:
+            return "already linked"
+        created_cr = await cr_category(ctx, cr_id)
+        # Cloud Retailer's echo (its category.created webhook) must not write Magento again.
+        await Fingerprints(ctx.redis, KIND).remember(cr_id, _update_payload(created_cr))
+        return outcome
+
+
+async def _magento_category_under_root(ctx: HandlerContext, magento_id: int) -> tuple[dict[str, Any], int]:
+    """The Magento category and the linked root, or Skip when it is gone or not in the synced tree."""
     try:
         category = await ctx.magento.get_category(magento_id)
     except NotFound:
@@ -152,34 +173,29 @@ async def sync_from_magento(ctx: HandlerContext, magento_id: int, depth: int = 0
         raise Skip("a root category is not synced")
     if parent_mg != root and not await _under_root(ctx, category, root):
         raise Skip(f"category {magento_id} is not under the linked store's root category {root}")
-    async with _locked(ctx, keys.category_lock(f"mg:{magento_id}")):
-        if await binder.cr_id(KIND, magento_id) is not None:
-            return "already linked"
-        parent_cr: str | None = None
-        if parent_mg != root:
-            parent_cr = await binder.cr_id(KIND, parent_mg)
-            if parent_cr is None:
-                await sync_from_magento(ctx, parent_mg, depth + 1)
-                parent_cr = await binder.cr_id(KIND, parent_mg)
-        cr_id = await _cr_child_named(ctx, parent_cr, str(category["name"]))
-        outcome = "linked"
-        if cr_id is None:
-            body = category_mapper.cr_category(category, parent_cr)
-            try:
-                created = await ctx.cr.create_category(body)
-                cr_id, outcome = created.id, "created"
-            except Conflict as exc:
-                # A retry after a crash between "created" and "bound": the code names this Magento category.
-                cr_id = str((exc.body or {}).get("existing", {}).get("id") or "")
-                if not cr_id:
-                    raise
-        conflict = await binder.bind_new(KIND, cr_id, magento_id)
-        if conflict is not None:
-            return "already linked"
-        created_cr = await cr_category(ctx, cr_id)
-        # Cloud Retailer's echo (its category.created webhook) must not write Magento again.
-        await Fingerprints(ctx.redis, KIND).remember(cr_id, _update_payload(created_cr))
-        return outcome
+    return category, root
+
+
+async def _cr_parent(ctx: HandlerContext, parent_mg: int, depth: int) -> str | None:
+    """The Cloud Retailer id of a Magento parent category, creating it there first when it is not linked."""
+    binder = Binder(ctx.redis)
+    parent_cr = await binder.cr_id(KIND, parent_mg)
+    if parent_cr is None:
+        await sync_from_magento(ctx, parent_mg, depth + 1)
+        parent_cr = await binder.cr_id(KIND, parent_mg)
+    return parent_cr
+
+
+async def _create_in_cr(ctx: HandlerContext, category: dict[str, Any], parent_cr: str | None) -> tuple[str, str]:
+    """(Cloud Retailer id, "created"), or "linked" when an earlier try of ours created it already."""
+    try:
+        return (await ctx.cr.create_category(category_mapper.cr_category(category, parent_cr))).id, "created"
+    except Conflict as exc:
+        # A retry after a crash between "created" and "bound": the code names this Magento category.
+        cr_id = str((exc.body or {}).get("existing", {}).get("id") or "")
+        if not cr_id:
+            raise
+        return cr_id, "linked"
 
 
 async def _under_root(ctx: HandlerContext, category: dict[str, Any], root: int) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from workers.clients.cloudretailer_models import ImageRef, Product
 from workers.clients.magento_models import MediaEntry
@@ -94,14 +93,5 @@ async def sync_images(ctx: HandlerContext, product: Product) -> dict[str, int]:
         }
         await ctx.magento.add_media(product.sku, entry)
     for entry_id, roles in todo.set_roles:
-        await ctx.magento.call(
-            "PUT",
-            f"products/{_seg(product.sku)}/media/{entry_id}",
-            store="all",
-            json={"entry": {"id": entry_id, "media_type": "image", "types": roles}},
-        )
+        await ctx.magento.set_media_roles(product.sku, entry_id, roles)
     return {"uploaded": len(todo.upload), "deleted": len(todo.delete), "roles": len(todo.set_roles)}
-
-
-def _seg(sku: str) -> str:
-    return quote(sku, safe="")

@@ -55,7 +55,7 @@ async def _root_category(client: MagentoClient) -> int:
     view = views.get(client.store_code)
     if view is None:
         raise PermanentError(f"Magento has no store view {client.store_code!r} (CRMAGENTO_MAGENTO_STORE_CODE)")
-    groups = {g["id"]: g for g in await client.call("GET", "store/storeGroups")}
+    groups = {g["id"]: g for g in await client.store_groups()}
     return int(groups[view["store_group_id"]]["root_category_id"])
 
 

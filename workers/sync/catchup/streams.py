@@ -33,14 +33,15 @@ from crmcore.events import (
 )
 from workers.binder import Binder
 from workers.clients.cloudretailer_models import Product
-from workers.clients.search_criteria import Filter, SearchCriteria
+from workers.clients.magento import Listing
+from workers.clients.magento_time import magento_time, parse_time
+from workers.clients.search_criteria import Filter
 from workers.registry import HandlerContext
 from workers.sync.catalog.categories import KIND as CATEGORY
 from workers.sync.catalog.fingerprints import AppliedVersions
 from workers.sync.catalog.products import KIND as PRODUCT
 from workers.sync.catchup.clock import CLOUDRETAILER, MAGENTO, Clock
 from workers.sync.customers.importer import KIND as CUSTOMER
-from workers.sync.orders.search import keyset_pages, magento_time, parse_time
 
 CR, MG = Source.CLOUDRETAILER, Source.MAGENTO
 PAGE = 200
@@ -122,40 +123,20 @@ async def _cr_customers(ctx: HandlerContext, since: str) -> AsyncIterator[list[F
 # --- Magento: creations, by created_at -----------------------------------------------------------------------
 
 
-def _created_criteria(since: str, after: tuple[str, int] | None, where: list[Filter], page_size: int) -> SearchCriteria:
-    criteria = SearchCriteria(page_size=page_size)
-    for f in where:
-        criteria.where(f.field, f.value, f.condition)
-    if after is None:
-        criteria.where("created_at", since, "gteq")
-    else:
-        # (created_at, entity_id) > after. Keyset, not page numbers: a record deleted while we page would shift
-        # the next page by one and hide a record; past the end Magento repeats the last page
-        # (docs/magento-api-notes.md item 5).
-        at, entity_id = after
-        criteria.where("created_at", at, "gteq")
-        criteria.any_of(Filter("created_at", at, "gt"), Filter("entity_id", entity_id, "gt"))
-    return criteria.order_by("created_at").order_by("entity_id")
-
-
 def created_since(
-    ctx: HandlerContext, path: str, since: str, where: list[Filter], *, page_size: int = PAGE
+    ctx: HandlerContext, listing: Listing, since: str, where: list[Filter], *, page_size: int = PAGE
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """Pages of the records of a Magento search created at or after `since`, oldest first."""
-    return keyset_pages(
-        ctx.magento,
-        path,
-        lambda after: _created_criteria(since, after, where, page_size),
-        lambda item: (magento_time(parse_time(str(item["created_at"]))), int(item["id"])),
-    )
+    """Pages of the records of a Magento listing created at or after `since`, oldest first, read by key
+    (`(created_at, entity_id)`): a record deleted while we page cannot shift a page and hide another."""
+    return ctx.magento.iter_keyset(Listing(listing), by="created_at", since=since, where=where, page_size=page_size)
 
 
 def _magento_stream(
-    path: str, kind: str, event: Callable[[int], Change], where: Callable[[HandlerContext], list[Filter]]
+    listing: Listing, kind: str, event: Callable[[int], Change], where: Callable[[HandlerContext], list[Filter]]
 ) -> Pages:
     async def pages(ctx: HandlerContext, since: str) -> AsyncIterator[list[Found]]:
         binder = Binder(ctx.redis)
-        async for items in created_since(ctx, path, since, where(ctx)):
+        async for items in created_since(ctx, listing, since, where(ctx)):
             found = []
             for item in items:
                 record_id = int(item["id"])
@@ -184,13 +165,13 @@ STREAMS: tuple[Stream, ...] = (
         "magento:categories",
         MAGENTO,
         # levels 0 and 1 are the roots, never synced
-        _magento_stream("categories/list", CATEGORY, _magento_category, lambda ctx: [Filter("level", 2, "gteq")]),
+        _magento_stream(Listing.CATEGORIES, CATEGORY, _magento_category, lambda ctx: [Filter("level", 2, "gteq")]),
     ),
     Stream(
         "magento:customers",
         MAGENTO,
         _magento_stream(
-            "customers/search",
+            Listing.CUSTOMERS,
             CUSTOMER,
             _magento_customer,
             lambda ctx: [Filter("website_id", ctx.settings.magento_website_id)],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,7 +40,7 @@ class Directory:
     loaded_at: float = field(default_factory=time.monotonic)
 
     @classmethod
-    def parse(cls, payload: list[dict[str, object]]) -> Directory:
+    def parse(cls, payload: list[dict[str, Any]]) -> Directory:
         countries = [CountryInfo.model_validate(c) for c in payload]
         return cls({c.id.upper(): c for c in countries})
 
@@ -56,6 +57,6 @@ async def load(ctx: HandlerContext, *, unknown: set[str] | None = None) -> Direc
         missing = bool(unknown) and any(cached.country(c) is None for c in unknown or ())
         if age < TTL_SECONDS and not (missing and age >= RECHECK_AFTER_SECONDS):
             return cached
-    directory = Directory.parse(await ctx.magento.call("GET", "directory/countries"))
+    directory = Directory.parse(await ctx.magento.countries())
     ctx.services.caches[CACHE_KEY] = directory
     return directory

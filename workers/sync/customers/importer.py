@@ -71,9 +71,7 @@ async def _create(ctx: HandlerContext, cr_id: str, wanted: dict[str, Any]) -> tu
     """(account, created). No password is sent: the customer sets one through Magento's reset link."""
     body = {**wanted, "website_id": ctx.settings.magento_website_id, "group_id": ctx.settings.magento_customer_group_id}
     try:
-        # Safe to re-send: a second try that meets the first one's account gets the duplicate-email 400.
-        raw = await ctx.magento.call("POST", "customers", json={"customer": body}, idempotent=True)
-        return Customer.model_validate(raw), True
+        return await ctx.magento.create_customer(body), True
     except PermanentApiError as exc:
         if exc.status != 400:
             raise
@@ -111,7 +109,7 @@ async def _update(ctx: HandlerContext, account: Customer, wanted: dict[str, Any]
     body.update({f: wanted[f] for f in identity})
     body["website_id"] = account.website_id if account.website_id is not None else ctx.settings.magento_website_id
     body["addresses"] = merged.addresses
-    saved = Customer.model_validate(await ctx.magento.call("PUT", f"customers/{account.id}", json={"customer": body}))
+    saved = await ctx.magento.update_customer(account.id, body)
     await _remember(ctx, account.id, {a.id for a in saved.addresses if a.id is not None} - merged.kept)
     return "updated"
 

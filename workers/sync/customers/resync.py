@@ -50,9 +50,9 @@ async def _existing(ctx: HandlerContext, ids: list[str], missing: list[str]) -> 
 async def _unlinked_magento(ctx: HandlerContext) -> AsyncIterator[int]:
     binder = Binder(ctx.redis)
     criteria = SearchCriteria(page_size=200).where("website_id", ctx.settings.magento_website_id).order_by("entity_id")
-    async for account in ctx.magento.iter_search("customers/search", criteria):
-        if await binder.cr_id(KIND, account["id"]) is None:
-            yield int(account["id"])
+    async for account in ctx.magento.iter_customers(criteria):
+        if account.id is not None and await binder.cr_id(KIND, account.id) is None:
+            yield account.id
 
 
 async def resync_customers(ctx: HandlerContext, params: dict[str, Any], progress: Progress) -> dict[str, Any]:

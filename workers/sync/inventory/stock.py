@@ -18,12 +18,12 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
-from urllib.parse import quote
 
 import structlog
 
 from workers.clients.errors import NotFound, PermanentApiError
 from workers.clients.magento import MagentoClient
+from workers.clients.magento_models import Page, SourceItem, StockItem
 from workers.clients.search_criteria import SearchCriteria
 from workers.errors import PermanentError
 
@@ -104,22 +104,19 @@ class MsiStock:
     def _criteria(self, page_size: int = PAGE_SIZE) -> SearchCriteria:
         return SearchCriteria(page_size=page_size).where("source_code", self.source_code)
 
-    async def _search(self, path: str, criteria: SearchCriteria, page: int = 1) -> tuple[list[dict[str, Any]], int]:
+    async def _search(self, criteria: SearchCriteria, page: int = 1) -> tuple[list[dict[str, Any]], int]:
         self.counts.reads += 1
-        result = await self.magento.call("GET", path, params=criteria.params(page))
-        return result.get("items") or [], int(result.get("total_count") or 0)
+        return _rows(await self.magento.list_source_items(criteria, page=page))
 
-    async def source_items(self, skus: Sequence[str]) -> dict[str, dict[str, Any]]:
+    async def source_items(self, skus: Sequence[str]) -> dict[str, SourceItem]:
         """Current source items of these SKUs at the source, by lower-case SKU (Magento's SKUs are
         case-insensitive)."""
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, SourceItem] = {}
         for chunk in _sku_chunks(skus):
-            criteria = self._criteria(page_size=max(len(chunk), 1))
-            criteria.where("sku", list(chunk) if len(chunk) > 1 else chunk[0], "in" if len(chunk) > 1 else "eq")
-            items, _ = await self._search("inventory/source-items", criteria)
+            items, _ = await self._search(_sku_filter(self._criteria(page_size=max(len(chunk), 1)), chunk))
             for item in items:
                 if item.get("source_code") == self.source_code:
-                    found[str(item["sku"]).lower()] = item
+                    found[str(item["sku"]).lower()] = SourceItem.model_validate(item)
         return found
 
     async def existing_products(self, skus: Sequence[str]) -> dict[str, str]:
@@ -132,10 +129,10 @@ class MsiStock:
         never moves a row; a row added or removed meanwhile shifts the later pages by one, which the caller
         tolerates (a row seen twice counts once; a row missed is looked up among the products)."""
         criteria = self._criteria().order_by("sku")
-        first, total = await self._search("inventory/source-items", criteria, 1)
+        first, total = await self._search(criteria, 1)
         yield first
         last = -(-total // PAGE_SIZE)
-        calls = (self._search("inventory/source-items", criteria, page) for page in range(2, last + 1))
+        calls = (self._search(criteria, page) for page in range(2, last + 1))
         async for items, _ in _gather_pages(calls, concurrency):
             yield items
 
@@ -151,7 +148,7 @@ class MsiStock:
             item = current.get(t.sku.lower())
             if item is None and t.sku.lower() not in products:
                 outcomes[t.sku] = Outcome.MISSING
-            elif item is not None and same_stock(item.get("quantity") or 0, item.get("status") or 0, t.quantity):
+            elif item is not None and same_stock(item.quantity, item.status, t.quantity):
                 outcomes[t.sku] = Outcome.UNCHANGED
             else:
                 to_write.append(t)
@@ -179,14 +176,10 @@ class MsiStock:
         }
 
     async def _post(self, targets: Sequence[Target]) -> None:
-        body = {
-            "sourceItems": [
-                {"sku": t.sku, "source_code": self.source_code, "quantity": t.quantity, "status": t.status}
-                for t in targets
-            ]
-        }
+        source = self.source_code
+        items = [SourceItem(sku=t.sku, source_code=source, quantity=t.quantity, status=t.status) for t in targets]
         self.counts.writes += 1
-        await self.magento.call("POST", "inventory/source-items", json=body, idempotent=True)
+        await self.magento.save_source_items(items)
         self.counts.items_written += len(targets)
 
 
@@ -200,21 +193,26 @@ class LegacyStock:
         self.concurrency = concurrency
         self.counts = Counts()
 
-    async def stock_item(self, sku: str) -> dict[str, Any] | None:
+    async def read(self, sku: str) -> StockItem | None:
         self.counts.reads += 1
         try:
-            return await self.magento.call("GET", f"stockItems/{_seg(sku)}")
+            return await self.magento.legacy_stock_item(sku)
         except NotFound:
             return None
 
+    async def stock_item(self, sku: str) -> dict[str, Any] | None:
+        """`read` as a dict: the reconciliation reads `qty`, `is_in_stock` and `item_id` from one."""
+        item = await self.read(sku)
+        return None if item is None else item.model_dump()
+
     async def apply(self, targets: Sequence[Target]) -> dict[str, Outcome | BaseException]:
         async def one(t: Target) -> Outcome:
-            item = await self.stock_item(t.sku)
+            item = await self.read(t.sku)
             if item is None:
                 return Outcome.MISSING
-            if same_stock(item.get("qty") or 0, item.get("is_in_stock") or 0, t.quantity):
+            if same_stock(item.qty or 0, item.is_in_stock or 0, t.quantity):
                 return Outcome.UNCHANGED
-            await self.put(Target(t.sku, t.quantity, int(item["item_id"])))
+            await self.put(Target(t.sku, t.quantity, item.item_id))
             return Outcome.WRITTEN
 
         results = await asyncio.gather(*(one(t) for t in targets), return_exceptions=True)
@@ -229,14 +227,14 @@ class LegacyStock:
         return {t.sku: r for t, r in zip(targets, results, strict=True)}
 
     async def put(self, target: Target) -> None:
-        if target.legacy_item_id is None:
-            item = await self.stock_item(target.sku)
+        item_id = target.legacy_item_id
+        if item_id is None:
+            item = await self.read(target.sku)
             if item is None:
                 raise NotFound("magento", 404, f"no product with SKU {target.sku!r}")
-            target = Target(target.sku, target.quantity, int(item["item_id"]))
-        body = {"stockItem": {"qty": target.quantity, "is_in_stock": bool(target.status)}}
+            item_id = item.item_id
         self.counts.writes += 1
-        await self.magento.call("PUT", f"products/{_seg(target.sku)}/stockItems/{target.legacy_item_id}", json=body)
+        await self.magento.save_legacy_stock_item(target.sku, item_id, target.quantity, bool(target.status))
         self.counts.items_written += 1
 
 
@@ -244,11 +242,9 @@ async def existing_products(magento: MagentoClient, skus: Sequence[str], counts:
     """lower-case SKU -> SKU as Magento spells it, for those of `skus` that have a product."""
     found: dict[str, str] = {}
     for chunk in _sku_chunks(skus):
-        criteria = SearchCriteria(page_size=max(len(chunk), 1))
-        criteria.where("sku", list(chunk) if len(chunk) > 1 else chunk[0], "in" if len(chunk) > 1 else "eq")
         counts.reads += 1
-        result = await magento.call("GET", "products", params=criteria.params())
-        for item in result.get("items") or []:
+        page = await magento.list_products(_sku_filter(SearchCriteria(page_size=max(len(chunk), 1)), chunk))
+        for item in page.items:
             found[str(item["sku"]).lower()] = str(item["sku"])
     return found
 
@@ -261,8 +257,7 @@ async def product_pages(
 
     async def page(n: int) -> tuple[list[dict[str, Any]], int]:
         counts.reads += 1
-        result = await magento.call("GET", "products", params=criteria.params(n))
-        return result.get("items") or [], int(result.get("total_count") or 0)
+        return _rows(await magento.list_products(criteria, page=n))
 
     first, total = await page(1)
     yield first
@@ -318,6 +313,15 @@ def _sku_chunks(skus: Iterable[str]) -> list[list[str]]:
     return chunks + [[sku] for sku in odd]
 
 
+def _sku_filter(criteria: SearchCriteria, chunk: list[str]) -> SearchCriteria:
+    """One of `_sku_chunks`: `in` for several, `eq` for one (a SKU holding a comma is always alone)."""
+    return criteria.where("sku", list(chunk) if len(chunk) > 1 else chunk[0], "in" if len(chunk) > 1 else "eq")
+
+
+def _rows(page: Page) -> tuple[list[dict[str, Any]], int]:
+    return page.items, page.total_count
+
+
 async def _gather_pages(calls: Iterable[Any], concurrency: int) -> AsyncIterator[Any]:
     """Run the page coroutines `concurrency` at a time and yield each result as it lands (any order), so
     memory holds at most `concurrency` pages."""
@@ -340,8 +344,3 @@ async def _gather_pages(calls: Iterable[Any], concurrency: int) -> AsyncIterator
             task.cancel()
         for call in calls:  # never started: close them so no "never awaited" warning
             call.close()
-
-
-def _seg(value: str) -> str:
-    """One URL path segment (a SKU may hold '/', '#', spaces)."""
-    return quote(str(value), safe="")

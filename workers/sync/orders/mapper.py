@@ -20,16 +20,15 @@ What the sale holds and why:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from workers.clients.cloudretailer_models import Sale, SaleLine, Tender
+from workers.clients.magento_time import parse_time
 from workers.errors import PermanentError
 
 CENT = Decimal("0.01")
 EXTERNAL_REF_PREFIX = "magento:"
-MAGENTO_TIME = "%Y-%m-%d %H:%M:%S"
 
 
 class OrderNotMappable(PermanentError):
@@ -63,12 +62,7 @@ def completed_at(order: Mapping[str, Any]) -> str:
     raw = order.get("updated_at") or order.get("created_at")
     if not raw:
         raise OrderNotMappable(f"order {order.get('increment_id')}: no updated_at or created_at")
-    try:
-        moment = datetime.strptime(str(raw)[:19], MAGENTO_TIME).replace(tzinfo=UTC)
-    except ValueError:
-        moment = datetime.fromisoformat(str(raw))  # a newer Magento or a proxy answering ISO-8601
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return parse_time(str(raw)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def sale_lines(order: Mapping[str, Any]) -> list[SaleLine]:
