@@ -31,7 +31,8 @@ job whose arq key is gone, a fresh job is enqueued and picks up both the infligh
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import orjson
 from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
@@ -45,6 +46,26 @@ JOB_EXPIRE_MS = 7 * 86_400_000
 
 ACCEPT_QUEUED = "queued"
 ACCEPT_DUPLICATE = "duplicate"
+
+
+class QueuedEvent(NamedTuple):
+    """One event as the gateway (a webhook) or the feed (a change a worker found) hands it to the queue.
+
+    The accept script reads a batch of these as JSON arrays, by position: a tuple is the smallest JSON and the
+    cheapest for Lua to decode, and the gateway builds one per webhook on its hot path (docs/performance.md).
+    """
+
+    source: str  # a `Source` value
+    id: str  # the webhook id, or the id the feed minted (`{origin}:{n}`)
+    type: str
+    entity: str
+    timestamp: str  # ISO 8601, as the sender stamped it
+    data: str  # the type's data model as JSON
+
+    @property
+    def ref(self) -> str:
+        """Unique across sources (as `AcceptedEvent.ref`)."""
+        return f"{self.source}:{self.id}"
 
 
 # Shared Lua: put `ref` on the entity's pending list and make sure exactly one job will look at it.
@@ -82,9 +103,9 @@ end
 """ % {**keys.LUA, "job_prefix": job_key_prefix, "function": PROCESS_ENTITY}
 
 # ARGV: now_ms, record_ttl_s, recent_max, queue, expire_ms, batch_json where batch_json is
-#       [[source, id, type, entity, timestamp, data_json], ...]. One JSON argument rather than six per event:
-#       redis-py packs every argument in Python, which at hundreds of events per batch cost the gateway more
-#       than the script costs Redis.
+#       [[source, id, type, entity, timestamp, data_json], ...] (`QueuedEvent`s). One JSON argument rather than six
+#       per event: redis-py packs every argument in Python, which at hundreds of events per batch cost the gateway
+#       more than the script costs Redis.
 # Returns one status per event: 'queued' or 'duplicate'.
 #
 # This script is the gateway's share of Redis's time, and on a machine where Redis, the gateway and the senders
@@ -318,27 +339,30 @@ class EntityQueue:
 
     async def accept(
         self,
-        events: list[tuple[str, str, str, str, str, str]],
+        events: Sequence[QueuedEvent],
         *,
         now_ms: int,
         record_ttl: int,
         recent_max: int,
     ) -> list[str]:
-        """events: (source, id, type, entity, timestamp iso, data json). One round trip for all.
-        record_ttl: `Settings.event_record_ttl_seconds` (the record is also the dedupe marker)."""
+        """One round trip for all; a status per event. record_ttl: `Settings.event_record_ttl_seconds` (the record
+        is also the dedupe marker)."""
         args = self.accept_args(events, now_ms=now_ms, record_ttl=record_ttl, recent_max=recent_max)
         return accept_statuses(await self._accept(args=args))
 
     def accept_args(
         self,
-        events: list[tuple[str, str, str, str, str, str]],
+        events: Sequence[QueuedEvent],
         *,
         now_ms: int,
         record_ttl: int,
         recent_max: int,
     ) -> list[Any]:
         """ARGV of ACCEPT_LUA, for a caller that runs the script on its own connection (the ingest flusher)."""
-        return [now_ms, record_ttl, recent_max, self.queue_name, JOB_EXPIRE_MS, orjson.dumps(events)]
+        # orjson writes no tuple subclass by itself: `default=tuple` makes each row the plain JSON array the
+        # script reads, the bytes a bare tuple gives (tests/test_ingest.py checks they are the same).
+        batch = orjson.dumps(events, default=tuple)
+        return [now_ms, record_ttl, recent_max, self.queue_name, JOB_EXPIRE_MS, batch]
 
     async def claim(self, entity: str, job_id: str, worker_id: str = "") -> tuple[int, list[str]] | None:
         result = await self._claim(args=[entity, job_id, worker_id])

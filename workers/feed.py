@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
-from crmcore.entityqueue import ACCEPT_QUEUED, EntityQueue
+from crmcore.entityqueue import ACCEPT_QUEUED, EntityQueue, QueuedEvent
 from crmcore.events import EventData, Source
 from crmcore.settings import Settings
 
@@ -32,7 +32,7 @@ async def feed(
     queue = EntityQueue(redis, settings.queue_name)
     now = datetime.now(UTC).isoformat()
     queued = 0
-    rows: list[tuple[str, str, str, str, str, str]] = []
+    rows: list[QueuedEvent] = []
 
     async def flush() -> None:
         nonlocal queued
@@ -46,7 +46,15 @@ async def feed(
         rows.clear()
 
     for n, (source, event_type, data) in enumerate(changes, start):
-        rows.append((source.value, f"{origin}:{n}", event_type, data.entity(source), now, data.model_dump_json()))
+        row = QueuedEvent(
+            source=source.value,
+            id=f"{origin}:{n}",
+            type=str(event_type),
+            entity=data.entity(source),
+            timestamp=now,
+            data=data.model_dump_json(),
+        )
+        rows.append(row)
         if len(rows) >= batch:
             await flush()
     if rows:
