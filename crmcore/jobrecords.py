@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -21,6 +22,21 @@ TTL_S = 7 * 86400
 INDEX_MAX = 1000
 # `waiting`: a remote the job needs is down; it runs (again, from the start) once the remote is back.
 STATUSES = ("queued", "running", "waiting", "done", "failed")
+
+
+class AdminJobKind(StrEnum):
+    """A job record's `kind`. The gateway creates the admin jobs under these names (gateway/adminjobs.py) and the
+    workers' registry runs each by its name (`Registry.register_job`), so the two sides cannot drift apart."""
+
+    RESYNC_PRODUCTS = "resync-products"
+    RESYNC_CATEGORIES = "resync-categories"
+    RESYNC_CUSTOMERS = "resync-customers"
+    RESYNC_ORDERS = "resync-orders"
+    RESYNC_CATCHUP = "resync-catchup"
+    RECONCILE_INVENTORY = "reconcile-inventory"
+    # The record of a catch-up run the cron started (workers/sync/catchup): it counts its changes like an
+    # admin job, but nobody queues it, so no handler is registered under this name.
+    CATCHUP_CRON = "catchup"
 
 
 # Event statuses that settle a fanned-out change, and the job record counter each one raises.
@@ -48,11 +64,11 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def new_job_id(kind: str) -> str:
+def new_job_id(kind: AdminJobKind) -> str:
     return f"{kind}-{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
 
 
-async def create(redis: Redis, job_id: str, kind: str, params: dict[str, Any]) -> None:
+async def create(redis: Redis, job_id: str, kind: AdminJobKind, params: dict[str, Any]) -> None:
     created = now_iso()
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(
