@@ -39,6 +39,7 @@ from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_pref
 from redis.asyncio import Redis
 
 from crmcore import keys
+from crmcore.eventlog import ADMIN_JOB_FIELD
 
 PROCESS_ENTITY = "process_entity"
 # Long enough that a week-long worker outage does not expire queued work (arq's default is one day).
@@ -102,10 +103,11 @@ local function forget_worker(ek, entity)
 end
 """ % {**keys.LUA, "job_prefix": job_key_prefix, "function": PROCESS_ENTITY}
 
-# ARGV: now_ms, record_ttl_s, recent_max, queue, expire_ms, batch_json where batch_json is
+# ARGV: now_ms, record_ttl_s, recent_max, queue, expire_ms, batch_json[, admin_job] where batch_json is
 #       [[source, id, type, entity, timestamp, data_json], ...] (`QueuedEvent`s). One JSON argument rather than six
 #       per event: redis-py packs every argument in Python, which at hundreds of events per batch cost the gateway
-#       more than the script costs Redis.
+#       more than the script costs Redis. admin_job (the feed's only): the job record that counts these events as
+#       they settle, kept in each record so the dispatcher finds it without reading it out of the event id.
 # Returns one status per event: 'queued' or 'duplicate'.
 #
 # This script is the gateway's share of Redis's time, and on a machine where Redis, the gateway and the senders
@@ -117,6 +119,7 @@ ACCEPT_LUA = (
     + """
 local now_ms, record_ttl = ARGV[1], tonumber(ARGV[2])
 local recent_max, queue, expire_ms = tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local admin_job = ARGV[7]
 local out = {}
 local received = nil
 for _, ev in ipairs(cjson.decode(ARGV[6])) do
@@ -126,6 +129,7 @@ for _, ev in ipairs(cjson.decode(ARGV[6])) do
   if redis.call('EXISTS', ek) == 0 then
     redis.call('HSET', ek, 'id', id, 'source', source, 'type', typ, 'entity', entity,
       'timestamp', ev[5], 'data', ev[6], 'received_ms', now_ms)
+    if admin_job then redis.call('HSET', ek, '%(admin_job)s', admin_job) end
     redis.call('EXPIRE', ek, record_ttl)
     redis.call('ZADD', RECENT, now_ms, ref)
     schedule(entity, ref, queue, now_ms, expire_ms)
@@ -140,6 +144,7 @@ if received then
 end
 return out
 """
+    % {"admin_job": ADMIN_JOB_FIELD}
 )
 
 # A job starts: it must still be the entity's current job. Moves pending refs onto inflight (which keeps
@@ -344,10 +349,13 @@ class EntityQueue:
         now_ms: int,
         record_ttl: int,
         recent_max: int,
+        admin_job: str | None = None,
     ) -> list[str]:
         """One round trip for all; a status per event. record_ttl: `Settings.event_record_ttl_seconds` (the record
-        is also the dedupe marker)."""
+        is also the dedupe marker). admin_job: the job record that counts these events as they settle."""
         args = self.accept_args(events, now_ms=now_ms, record_ttl=record_ttl, recent_max=recent_max)
+        if admin_job is not None:
+            args.append(admin_job)
         return accept_statuses(await self._accept(args=args))
 
     def accept_args(

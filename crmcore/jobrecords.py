@@ -8,12 +8,14 @@ expire after 7 days; the newest ids are listed in `keys.ADMIN_JOBS` (trimmed).
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from crmcore import keys
 
@@ -39,20 +41,44 @@ class AdminJobKind(StrEnum):
     CATCHUP_CRON = "catchup"
 
 
+@dataclass(frozen=True, slots=True)
+class FeedOrigin:
+    """Where changes fed into the entity queue come from (workers/feed.py): the ids minted for them are
+    `{prefix}:{n}`, and `job_id` names the job record that counts them as they settle (None: nobody does)."""
+
+    prefix: str
+    job_id: str | None = None
+
+    def within(self, name: str) -> FeedOrigin:
+        """A narrower origin of the same job, e.g. one catch-up stream's record: ids `{prefix}:{name}:{n}`."""
+        return FeedOrigin(f"{self.prefix}:{name}", self.job_id)
+
+    def __str__(self) -> str:
+        return self.prefix
+
+
+def feed_origin(job_id: str) -> FeedOrigin:
+    """The changes an admin job feeds: counted on its record, with ids `job:<job id>:<n>` (the event log shows
+    them, and a retried job that feeds the same list again is de-duplicated by them)."""
+    return FeedOrigin(f"job:{job_id}", job_id)
+
+
 # Event statuses that settle a fanned-out change, and the job record counter each one raises.
 SETTLED_COUNTERS = {"done": "done", "skipped": "done", "dead": "failed"}
-FEED_PREFIX = "job:"
+
+# Only a record that still exists: HINCRBY would otherwise bring back one that expired (TTL_S) as a husk
+# without a TTL, kept for ever, when a change of a week-old job settles late (a replayed dead letter).
+_COUNT_IF_EXISTS = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HINCRBY', KEYS[1], ARGV[1], 1) end
+return false
+"""
 
 
-def feed_origin(job_id: str) -> str:
-    """The id prefix of the changes an admin job feeds into the entity queue (see workers/feed.py)."""
-    return f"{FEED_PREFIX}{job_id}"
-
-
-def job_of_event(event_id: str) -> str | None:
-    if not event_id.startswith(FEED_PREFIX):
-        return None
-    return event_id.split(":", 2)[1]
+def count_settled(pipe: Pipeline, job_id: str, status: str) -> None:
+    """Queue on `pipe`: a change that job fed settled with this event status (nothing for one still unsettled)."""
+    counter = SETTLED_COUNTERS.get(status)
+    if counter is not None:
+        pipe.eval(_COUNT_IF_EXISTS, 1, keys.admin_job(job_id), counter)
 
 
 def long_queue_name(queue_name: str) -> str:
