@@ -54,6 +54,7 @@ class FeedOrigin:
         return FeedOrigin(f"{self.prefix}:{name}", self.job_id)
 
     def __str__(self) -> str:
+        # An origin formatted into a string (the catch-up run builds its ids so) spells the same ids.
         return self.prefix
 
 

@@ -33,7 +33,7 @@ async def feed(
     """changes: (source, event type, data), numbered from `start` (a caller feeding in chunks passes the count
     fed so far, so ids stay unique). origin: `jobrecords.feed_origin(job id)` for an admin job's changes, or an
     id prefix that no job counts. Returns how many were queued (the rest were duplicates)."""
-    source_of = _origin(origin)
+    fed_from = _origin(origin)
     queue = EntityQueue(redis, settings.queue_name)
     now = datetime.now(UTC).isoformat()
     queued = 0
@@ -46,7 +46,7 @@ async def feed(
             now_ms=int(time.time() * 1000),
             record_ttl=settings.event_record_ttl_seconds,
             recent_max=settings.event_log_recent_max,
-            admin_job=source_of.job_id,
+            admin_job=fed_from.job_id,
         )
         queued += sum(s == ACCEPT_QUEUED for s in statuses)
         rows.clear()
@@ -54,7 +54,7 @@ async def feed(
     for n, (source, event_type, data) in enumerate(changes, start):
         row = QueuedEvent(
             source=source.value,
-            id=f"{source_of.prefix}:{n}",
+            id=f"{fed_from.prefix}:{n}",
             type=str(event_type),
             entity=data.entity(source),
             timestamp=now,
