@@ -368,7 +368,7 @@ class EntityQueue:
     ) -> list[Any]:
         """ARGV of ACCEPT_LUA, for a caller that runs the script on its own connection (the ingest flusher)."""
         # orjson writes no tuple subclass by itself: `default=tuple` makes each row the plain JSON array the
-        # script reads, the bytes a bare tuple gives (tests/test_ingest.py checks they are the same).
+        # script reads, the bytes a bare tuple gives (tests/test_queue_contract.py checks they are the same).
         batch = orjson.dumps(events, default=tuple)
         return [now_ms, record_ttl, recent_max, self.queue_name, JOB_EXPIRE_MS, batch]
 
