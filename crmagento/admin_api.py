@@ -53,7 +53,7 @@ class JobProgress(_Model):
 
 class Job(_Model):
     id: str
-    kind: str
+    kind: str  # a `jobrecords.AdminJobKind` value; any string, as a newer gateway may run kinds this CLI lacks
     status: Literal["queued", "running", "waiting", "done", "failed"]
     params: dict[str, Any] = {}
     created: str | None = None

@@ -35,8 +35,9 @@ from crmagento.admin_api import (
 from crmcore.deadletters import MAX_BULK_REPLAY
 from crmcore.eventlog import STATUSES
 from crmcore.events import Source
+from crmcore.jobrecords import AdminJobKind
 from crmcore.settings import ConfigError, load_settings
-from gateway.adminjobs import RESYNC_KINDS
+from gateway.adminjobs import RESYNCS
 
 EXIT_CODES_HELP = (
     "Exit codes of the admin commands: 0 ok; 1 a job failed or the thing asked for does not exist; "
@@ -46,9 +47,14 @@ POLL_INTERVAL_S = 0.5
 
 
 # The kinds the gateway accepts (gateway/adminjobs.py), so a new kind needs no CLI change.
-ResyncKind = StrEnum("ResyncKind", [(k, k) for k in RESYNC_KINDS])  # type: ignore[misc]
-# Which body field carries the ids of each kind; a kind not listed takes no ids.
-ID_FIELDS = {"products": "skus", "categories": "category_ids", "customers": "customer_ids", "orders": "order_ids"}
+ResyncKind = StrEnum("ResyncKind", [(k, k) for k in RESYNCS])  # type: ignore[misc]
+# Which body field carries the ids of each resync job; one not listed takes no ids.
+ID_FIELDS = {
+    AdminJobKind.RESYNC_PRODUCTS: "skus",
+    AdminJobKind.RESYNC_CATEGORIES: "category_ids",
+    AdminJobKind.RESYNC_CUSTOMERS: "customer_ids",
+    AdminJobKind.RESYNC_ORDERS: "order_ids",
+}
 
 
 # The choices of --status and --source, from the gateway's own lists so the two never drift apart.
@@ -326,19 +332,20 @@ def _plural(n: int, noun: str) -> str:
 
 def resync_body(kind: str, ids: list[str], since: str | None) -> dict[str, Any]:
     """The request body of POST /admin/resync/{kind}; no ids means every record of that kind."""
-    if since is not None and kind != "orders":
+    job = RESYNCS[kind].kind
+    if since is not None and job is not AdminJobKind.RESYNC_ORDERS:
         _fail("--since applies to orders only", EXIT_USAGE)
     body: dict[str, Any] = {}
     if ids:
-        if kind not in ID_FIELDS:
+        if job not in ID_FIELDS:
             _fail(f"resync {kind} takes no ids", EXIT_USAGE)
-        if kind == "orders":
+        if job is AdminJobKind.RESYNC_ORDERS:
             try:
-                body["order_ids"] = [int(i) for i in ids]
+                body[ID_FIELDS[job]] = [int(i) for i in ids]
             except ValueError:
                 _fail("order ids are Magento entity ids (integers)", EXIT_USAGE)
         else:
-            body[ID_FIELDS[kind]] = ids
+            body[ID_FIELDS[job]] = ids
     if since is not None:
         body["since"] = since
     return body

@@ -143,7 +143,8 @@ async def replay_ids(redis: Redis, queue: EntityQueue, ids: list[str], event_ttl
 
 
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=r"\S")]
-EventType = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+# Any string, not only the catalogue's types: a filter for a type no dead letter has matches nothing.
+TypeFilter = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
 
 
 class ReplayFilter(BaseModel):
@@ -153,7 +154,7 @@ class ReplayFilter(BaseModel):
 
     all: StrictBool = False
     reason: Reason | None = None
-    type: EventType | None = None
+    type: TypeFilter | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_BULK_REPLAY, strict=True)] = MAX_BULK_REPLAY
 
     def usage_error(self) -> dict[str, str] | None:

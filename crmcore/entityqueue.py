@@ -31,13 +31,15 @@ job whose arq key is gone, a fresh job is enqueued and picks up both the infligh
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import orjson
 from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from redis.asyncio import Redis
 
 from crmcore import keys
+from crmcore.eventlog import ADMIN_JOB_FIELD
 
 PROCESS_ENTITY = "process_entity"
 # Long enough that a week-long worker outage does not expire queued work (arq's default is one day).
@@ -45,6 +47,26 @@ JOB_EXPIRE_MS = 7 * 86_400_000
 
 ACCEPT_QUEUED = "queued"
 ACCEPT_DUPLICATE = "duplicate"
+
+
+class QueuedEvent(NamedTuple):
+    """One event as the gateway (a webhook) or the feed (a change a worker found) hands it to the queue.
+
+    The accept script reads a batch of these as JSON arrays, by position: a tuple is the smallest JSON and the
+    cheapest for Lua to decode, and the gateway builds one per webhook on its hot path (docs/performance.md).
+    """
+
+    source: str  # a `Source` value
+    id: str  # the webhook id, or the id the feed minted (`{origin}:{n}`)
+    type: str
+    entity: str
+    timestamp: str  # ISO 8601, as the sender stamped it
+    data: str  # the type's data model as JSON
+
+    @property
+    def ref(self) -> str:
+        """Unique across sources (as `AcceptedEvent.ref`)."""
+        return f"{self.source}:{self.id}"
 
 
 # Shared Lua: put `ref` on the entity's pending list and make sure exactly one job will look at it.
@@ -81,10 +103,11 @@ local function forget_worker(ek, entity)
 end
 """ % {**keys.LUA, "job_prefix": job_key_prefix, "function": PROCESS_ENTITY}
 
-# ARGV: now_ms, record_ttl_s, recent_max, queue, expire_ms, batch_json where batch_json is
-#       [[source, id, type, entity, timestamp, data_json], ...]. One JSON argument rather than six per event:
-#       redis-py packs every argument in Python, which at hundreds of events per batch cost the gateway more
-#       than the script costs Redis.
+# ARGV: now_ms, record_ttl_s, recent_max, queue, expire_ms, batch_json[, admin_job] where batch_json is
+#       [[source, id, type, entity, timestamp, data_json], ...] (`QueuedEvent`s). One JSON argument rather than six
+#       per event: redis-py packs every argument in Python, which at hundreds of events per batch cost the gateway
+#       more than the script costs Redis. admin_job (the feed's only): the job record that counts these events as
+#       they settle, kept in each record so the dispatcher finds it without reading it out of the event id.
 # Returns one status per event: 'queued' or 'duplicate'.
 #
 # This script is the gateway's share of Redis's time, and on a machine where Redis, the gateway and the senders
@@ -96,6 +119,7 @@ ACCEPT_LUA = (
     + """
 local now_ms, record_ttl = ARGV[1], tonumber(ARGV[2])
 local recent_max, queue, expire_ms = tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local admin_job = ARGV[7]
 local out = {}
 local received = nil
 for _, ev in ipairs(cjson.decode(ARGV[6])) do
@@ -105,6 +129,7 @@ for _, ev in ipairs(cjson.decode(ARGV[6])) do
   if redis.call('EXISTS', ek) == 0 then
     redis.call('HSET', ek, 'id', id, 'source', source, 'type', typ, 'entity', entity,
       'timestamp', ev[5], 'data', ev[6], 'received_ms', now_ms)
+    if admin_job then redis.call('HSET', ek, '%(admin_job)s', admin_job) end
     redis.call('EXPIRE', ek, record_ttl)
     redis.call('ZADD', RECENT, now_ms, ref)
     schedule(entity, ref, queue, now_ms, expire_ms)
@@ -119,6 +144,7 @@ if received then
 end
 return out
 """
+    % {"admin_job": ADMIN_JOB_FIELD}
 )
 
 # A job starts: it must still be the entity's current job. Moves pending refs onto inflight (which keeps
@@ -318,27 +344,33 @@ class EntityQueue:
 
     async def accept(
         self,
-        events: list[tuple[str, str, str, str, str, str]],
+        events: Sequence[QueuedEvent],
         *,
         now_ms: int,
         record_ttl: int,
         recent_max: int,
+        admin_job: str | None = None,
     ) -> list[str]:
-        """events: (source, id, type, entity, timestamp iso, data json). One round trip for all.
-        record_ttl: `Settings.event_record_ttl_seconds` (the record is also the dedupe marker)."""
+        """One round trip for all; a status per event. record_ttl: `Settings.event_record_ttl_seconds` (the record
+        is also the dedupe marker). admin_job: the job record that counts these events as they settle."""
         args = self.accept_args(events, now_ms=now_ms, record_ttl=record_ttl, recent_max=recent_max)
+        if admin_job is not None:
+            args.append(admin_job)
         return accept_statuses(await self._accept(args=args))
 
     def accept_args(
         self,
-        events: list[tuple[str, str, str, str, str, str]],
+        events: Sequence[QueuedEvent],
         *,
         now_ms: int,
         record_ttl: int,
         recent_max: int,
     ) -> list[Any]:
         """ARGV of ACCEPT_LUA, for a caller that runs the script on its own connection (the ingest flusher)."""
-        return [now_ms, record_ttl, recent_max, self.queue_name, JOB_EXPIRE_MS, orjson.dumps(events)]
+        # orjson writes no tuple subclass by itself: `default=tuple` makes each row the plain JSON array the
+        # script reads, the bytes a bare tuple gives (tests/test_queue_contract.py checks they are the same).
+        batch = orjson.dumps(events, default=tuple)
+        return [now_ms, record_ttl, recent_max, self.queue_name, JOB_EXPIRE_MS, batch]
 
     async def claim(self, entity: str, job_id: str, worker_id: str = "") -> tuple[int, list[str]] | None:
         result = await self._claim(args=[entity, job_id, worker_id])

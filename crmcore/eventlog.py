@@ -14,6 +14,10 @@ from redis.asyncio.client import Pipeline
 from crmcore import keys
 
 STATUSES = ("queued", "processing", "parked", "done", "skipped", "failed", "dead")
+# Record field: the job record (`keys.admin_job`) that counts the event once it settles. Only the feed writes
+# it (an admin job's or a catch-up run's changes); the public record does not show it.
+ADMIN_JOB_FIELD = "admin_job"
+_ADMIN_JOB = ADMIN_JOB_FIELD.encode()
 
 
 def _iso(ms: bytes | str | None) -> str | None:
@@ -40,6 +44,12 @@ def decode_record(raw: dict[bytes, bytes]) -> dict[str, Any]:
         "last_error": h.get("last_error") or None,
         "data": orjson.loads(h["data"]) if h.get("data") else {},
     }
+
+
+def admin_job_of(raw: dict[bytes, bytes]) -> str | None:
+    """The job record counting this event (a raw record, as HGETALL gives it), if any."""
+    job = raw.get(_ADMIN_JOB)
+    return job.decode() if job else None
 
 
 async def get_event(redis: Redis, ref: str) -> dict[str, Any] | None:

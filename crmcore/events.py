@@ -1,4 +1,5 @@
-"""The webhook event catalogue: envelope, one data model per event type, and the entity each one is about.
+"""The webhook event catalogue: the event types of each source (`CloudRetailerEventType`, `MagentoEventType`),
+the envelope, one data model per event type, and the entity each one is about.
 
 Events are thin change signals: the worker fetches the entity's current state from its source system, so
 a data model carries only what identifies the entity. Unknown extra fields are tolerated (senders add
@@ -21,6 +22,37 @@ MagentoId = Annotated[int, Field(gt=0, lt=2**63, strict=True)]
 class Source(StrEnum):
     CLOUDRETAILER = "cloudretailer"
     MAGENTO = "magento"
+
+
+class CloudRetailerEventType(StrEnum):
+    """The `type` of a Cloud Retailer webhook this build handles (docs/cloudretailer-api.md)."""
+
+    PRODUCT_CREATED = "product.created"
+    PRODUCT_UPDATED = "product.updated"
+    PRODUCT_DELETED = "product.deleted"
+    PRODUCT_IMAGES_UPDATED = "product.images.updated"
+    INVENTORY_UPDATED = "inventory.updated"
+    CATEGORY_CREATED = "category.created"
+    CATEGORY_UPDATED = "category.updated"
+    CUSTOMER_CREATED = "customer.created"
+    CUSTOMER_UPDATED = "customer.updated"
+
+
+class MagentoEventType(StrEnum):
+    """The `type` of a Magento module callback (docs/magento-module.md). Two share their name with a Cloud
+    Retailer type but not their data: a type means something only together with its source."""
+
+    ORDER_COMPLETED = "order.completed"
+    CUSTOMER_CREATED = "customer.created"
+    CATEGORY_CREATED = "category.created"
+
+
+EventType = CloudRetailerEventType | MagentoEventType
+# A member equals its string, so it can be passed wherever a type is a `str` (handlers, the registry, records).
+EVENT_TYPES: dict[Source, type[CloudRetailerEventType] | type[MagentoEventType]] = {
+    Source.CLOUDRETAILER: CloudRetailerEventType,
+    Source.MAGENTO: MagentoEventType,
+}
 
 
 class Envelope(BaseModel):
@@ -93,20 +125,20 @@ class MagentoCategoryEvent(EventData):
 
 CATALOGUE: dict[Source, dict[str, type[EventData]]] = {
     Source.CLOUDRETAILER: {
-        "product.created": ProductEvent,
-        "product.updated": ProductEvent,
-        "product.deleted": ProductEvent,
-        "product.images.updated": ProductEvent,
-        "inventory.updated": InventoryEvent,
-        "category.created": CategoryEvent,
-        "category.updated": CategoryEvent,
-        "customer.created": CustomerEvent,
-        "customer.updated": CustomerEvent,
+        CloudRetailerEventType.PRODUCT_CREATED: ProductEvent,
+        CloudRetailerEventType.PRODUCT_UPDATED: ProductEvent,
+        CloudRetailerEventType.PRODUCT_DELETED: ProductEvent,
+        CloudRetailerEventType.PRODUCT_IMAGES_UPDATED: ProductEvent,
+        CloudRetailerEventType.INVENTORY_UPDATED: InventoryEvent,
+        CloudRetailerEventType.CATEGORY_CREATED: CategoryEvent,
+        CloudRetailerEventType.CATEGORY_UPDATED: CategoryEvent,
+        CloudRetailerEventType.CUSTOMER_CREATED: CustomerEvent,
+        CloudRetailerEventType.CUSTOMER_UPDATED: CustomerEvent,
     },
     Source.MAGENTO: {
-        "order.completed": MagentoOrderEvent,
-        "customer.created": MagentoCustomerEvent,
-        "category.created": MagentoCategoryEvent,
+        MagentoEventType.ORDER_COMPLETED: MagentoOrderEvent,
+        MagentoEventType.CUSTOMER_CREATED: MagentoCustomerEvent,
+        MagentoEventType.CATEGORY_CREATED: MagentoCategoryEvent,
     },
 }
 
@@ -128,7 +160,8 @@ class TypedEnvelope(BaseModel):
 def _typed_envelopes(source: Source) -> TypeAdapter[TypedEnvelope]:
     by_model: dict[type[EventData], list[str]] = {}
     for event_type, model in CATALOGUE[source].items():
-        by_model.setdefault(model, []).append(event_type)
+        # The plain string, so a validated envelope's `type` is a `str` as in the two-step path.
+        by_model.setdefault(model, []).append(str(event_type))
     members = [
         create_model(
             f"{model.__name__}Envelope",

@@ -8,11 +8,14 @@ expire after 7 days; the newest ids are listed in `keys.ADMIN_JOBS` (trimmed).
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from crmcore import keys
 
@@ -23,20 +26,60 @@ INDEX_MAX = 1000
 STATUSES = ("queued", "running", "waiting", "done", "failed")
 
 
+class AdminJobKind(StrEnum):
+    """A job record's `kind`. The gateway creates the admin jobs under these names (gateway/adminjobs.py) and the
+    workers' registry runs each by its name (`Registry.register_job`), so the two sides cannot drift apart."""
+
+    RESYNC_PRODUCTS = "resync-products"
+    RESYNC_CATEGORIES = "resync-categories"
+    RESYNC_CUSTOMERS = "resync-customers"
+    RESYNC_ORDERS = "resync-orders"
+    RESYNC_CATCHUP = "resync-catchup"
+    RECONCILE_INVENTORY = "reconcile-inventory"
+    # The record of a catch-up run the cron started (workers/sync/catchup): it counts its changes like an
+    # admin job, but nobody queues it, so no handler is registered under this name.
+    CATCHUP_CRON = "catchup"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedOrigin:
+    """Where changes fed into the entity queue come from (workers/feed.py): the ids minted for them are
+    `{prefix}:{n}`, and `job_id` names the job record that counts them as they settle (None: nobody does)."""
+
+    prefix: str
+    job_id: str | None = None
+
+    def within(self, name: str) -> FeedOrigin:
+        """A narrower origin of the same job, e.g. one catch-up stream's record: ids `{prefix}:{name}:{n}`."""
+        return FeedOrigin(f"{self.prefix}:{name}", self.job_id)
+
+    def __str__(self) -> str:
+        # An origin formatted into a string (the catch-up run builds its ids so) spells the same ids.
+        return self.prefix
+
+
+def feed_origin(job_id: str) -> FeedOrigin:
+    """The changes an admin job feeds: counted on its record, with ids `job:<job id>:<n>` (the event log shows
+    them, and a retried job that feeds the same list again is de-duplicated by them)."""
+    return FeedOrigin(f"job:{job_id}", job_id)
+
+
 # Event statuses that settle a fanned-out change, and the job record counter each one raises.
 SETTLED_COUNTERS = {"done": "done", "skipped": "done", "dead": "failed"}
-FEED_PREFIX = "job:"
+
+# Only a record that still exists: HINCRBY would otherwise bring back one that expired (TTL_S) as a husk
+# without a TTL, kept for ever, when a change of a week-old job settles late (a replayed dead letter).
+_COUNT_IF_EXISTS = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HINCRBY', KEYS[1], ARGV[1], 1) end
+return false
+"""
 
 
-def feed_origin(job_id: str) -> str:
-    """The id prefix of the changes an admin job feeds into the entity queue (see workers/feed.py)."""
-    return f"{FEED_PREFIX}{job_id}"
-
-
-def job_of_event(event_id: str) -> str | None:
-    if not event_id.startswith(FEED_PREFIX):
-        return None
-    return event_id.split(":", 2)[1]
+def count_settled(pipe: Pipeline, job_id: str, status: str) -> None:
+    """Queue on `pipe`: a change that job fed settled with this event status (nothing for one still unsettled)."""
+    counter = SETTLED_COUNTERS.get(status)
+    if counter is not None:
+        pipe.eval(_COUNT_IF_EXISTS, 1, keys.admin_job(job_id), counter)
 
 
 def long_queue_name(queue_name: str) -> str:
@@ -48,11 +91,11 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def new_job_id(kind: str) -> str:
+def new_job_id(kind: AdminJobKind) -> str:
     return f"{kind}-{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
 
 
-async def create(redis: Redis, job_id: str, kind: str, params: dict[str, Any]) -> None:
+async def create(redis: Redis, job_id: str, kind: AdminJobKind, params: dict[str, Any]) -> None:
     created = now_iso()
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(

@@ -7,7 +7,7 @@ status and progress. The request bodies are validated here, so a worker never se
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import orjson
 from aiohttp import web
@@ -15,6 +15,7 @@ from arq.connections import ArqRedis
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from crmcore import jobrecords
+from crmcore.jobrecords import AdminJobKind
 from gateway.admin import json_answer as _json
 from gateway.appkeys import REDIS, SETTINGS
 from gateway.guards import admin_only
@@ -50,16 +51,22 @@ class CatchupRun(_Body):
     """A catch-up run now (workers/sync/catchup): it reads from its own cursors, so it takes no parameters."""
 
 
-RESYNC_KINDS: dict[str, type[_Body]] = {
-    "products": ProductsResync,
-    "categories": CategoriesResync,
-    "customers": CustomersResync,
-    "orders": OrdersResync,
-    "catchup": CatchupRun,
+class Resync(NamedTuple):
+    kind: AdminJobKind
+    body: type[_Body]
+
+
+# `POST /admin/resync/{name}`: the admin job each name starts and the body it takes.
+RESYNCS: dict[str, Resync] = {
+    "products": Resync(AdminJobKind.RESYNC_PRODUCTS, ProductsResync),
+    "categories": Resync(AdminJobKind.RESYNC_CATEGORIES, CategoriesResync),
+    "customers": Resync(AdminJobKind.RESYNC_CUSTOMERS, CustomersResync),
+    "orders": Resync(AdminJobKind.RESYNC_ORDERS, OrdersResync),
+    "catchup": Resync(AdminJobKind.RESYNC_CATCHUP, CatchupRun),
 }
 
 
-async def _enqueue(request: web.Request, kind: str, params: dict[str, Any]) -> web.Response:
+async def _enqueue(request: web.Request, kind: AdminJobKind, params: dict[str, Any]) -> web.Response:
     redis = request.app[REDIS]
     job_id = jobrecords.new_job_id(kind)
     await jobrecords.create(redis, job_id, kind, params)
@@ -75,13 +82,12 @@ async def _enqueue(request: web.Request, kind: str, params: dict[str, Any]) -> w
 
 
 async def resync(request: web.Request) -> web.Response:
-    kind = request.match_info["kind"]
-    model = RESYNC_KINDS.get(kind)
-    if model is None:
-        return problem(404, "unknown-resync", f"resync one of: {', '.join(RESYNC_KINDS)}")
+    wanted = RESYNCS.get(request.match_info["kind"])
+    if wanted is None:
+        return problem(404, "unknown-resync", f"resync one of: {', '.join(RESYNCS)}")
     raw = await request.read()
     try:
-        body = model.model_validate_json(raw or b"{}")
+        body = wanted.body.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         errors = exc.errors(include_input=False, include_url=False)
         if any(e["type"] == "json_invalid" for e in errors):
@@ -89,7 +95,7 @@ async def resync(request: web.Request) -> web.Response:
         errs = field_errors(errors)
         names = ", ".join(e["field"] for e in errs)
         return problem(422, "invalid-body", f"invalid {names}", errors=errs)
-    return await _enqueue(request, f"resync-{kind}", body.model_dump(mode="json", exclude_none=True))
+    return await _enqueue(request, wanted.kind, body.model_dump(mode="json", exclude_none=True))
 
 
 async def reconcile_inventory(request: web.Request) -> web.Response:
@@ -101,7 +107,7 @@ async def reconcile_inventory(request: web.Request) -> web.Response:
             "dry_run: must be true or false",
             errors=[{"field": "dry_run", "reason": "not a bool"}],
         )
-    return await _enqueue(request, "reconcile-inventory", {"dry_run": raw in ("true", "1")})
+    return await _enqueue(request, AdminJobKind.RECONCILE_INVENTORY, {"dry_run": raw in ("true", "1")})
 
 
 async def get_job(request: web.Request) -> web.Response:

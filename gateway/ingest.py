@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import structlog
 from redis.exceptions import RedisError
 
-from crmcore.entityqueue import ACCEPT_LUA, EntityQueue, accept_statuses
+from crmcore.entityqueue import ACCEPT_LUA, EntityQueue, QueuedEvent, accept_statuses
 from crmcore.settings import Settings
 from gateway.scriptconn import ScriptConnection
 
@@ -33,12 +33,9 @@ class QueueUnavailable(Exception):
     """Redis cannot take the event now. Nothing was acknowledged; the sender should retry."""
 
 
-Row = tuple[str, str, str, str, str, str]
-
-
 @dataclass(slots=True)
 class _Pending:
-    row: Row
+    row: QueuedEvent
     future: asyncio.Future[str]
 
 
@@ -70,9 +67,8 @@ class Ingestor:
                 pass
         self._fail_all(QueueUnavailable("the gateway is shutting down"))
 
-    def submit(self, row: Row) -> asyncio.Future[str]:
-        """row: (source, webhook id, type, entity, timestamp iso, data json).
-        Returns a future of 'queued' or 'duplicate' that fails with QueueUnavailable; raises QueueUnavailable
+    def submit(self, row: QueuedEvent) -> asyncio.Future[str]:
+        """Returns a future of 'queued' or 'duplicate' that fails with QueueUnavailable; raises QueueUnavailable
         when the event cannot even wait. A plain function, not a coroutine: one frame less to resume per webhook.
         """
         if len(self._waiting) >= self._settings.ingest_pending_max:

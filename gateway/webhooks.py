@@ -12,11 +12,11 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from crmcore.entityqueue import ACCEPT_DUPLICATE
+from crmcore.entityqueue import ACCEPT_DUPLICATE, QueuedEvent
 from crmcore.events import TYPED_ENVELOPES, Envelope, Source, data_model
 from gateway.appkeys import INGESTOR, METRICS, SETTINGS, VERIFIERS
 from gateway.guards import error_answer
-from gateway.ingest import QueueUnavailable, Row
+from gateway.ingest import QueueUnavailable
 from gateway.problems import field_errors, problem
 from gateway.signatures import SignatureError
 
@@ -50,7 +50,8 @@ async def _receive(request: web.Request, source: Source) -> web.Response:
         if isinstance(checked, _Refused):
             response, outcome, event_type = checked
             return response
-        row, event_type = checked
+        row = checked
+        event_type = row.type
         try:
             status = await app[INGESTOR].submit(row)
         except QueueUnavailable as exc:
@@ -59,9 +60,9 @@ async def _receive(request: web.Request, source: Source) -> web.Response:
             return problem(503, "queue-unavailable", f"{exc}; retry later", headers={"Retry-After": retry_after})
         if status == ACCEPT_DUPLICATE:
             outcome = "duplicate"
-            return _answer(row[1], b"duplicate", 200)
+            return _answer(row.id, b"duplicate", 200)
         outcome = "queued"
-        return _answer(row[1], b"queued", 202)
+        return _answer(row.id, b"queued", 202)
     except Exception as exc:
         # No middleware wraps this route (gateway/guards.py): a bug answers 500 problem+json, logged.
         return error_answer(request, exc)
@@ -85,8 +86,8 @@ def _refuse_unread(request: web.Request, limit: int) -> _Refused | None:
     return None
 
 
-def _check(app: web.Application, source: Source, headers: Mapping[str, str], body: bytes) -> _Refused | tuple[Row, str]:
-    """Signature, envelope and data: the queue row and the event type, or the refusal."""
+def _check(app: web.Application, source: Source, headers: Mapping[str, str], body: bytes) -> _Refused | QueuedEvent:
+    """Signature, envelope and data: the event as the queue takes it, or the refusal."""
     try:
         signed = app[VERIFIERS][source].verify(headers, body)
     except SignatureError as exc:
@@ -98,7 +99,7 @@ def _check(app: web.Application, source: Source, headers: Mapping[str, str], bod
     except ValidationError:
         return _explain(source, signed.msg_id, body)
     data = typed.data
-    row = (
+    return QueuedEvent(
         source.value,
         signed.msg_id,
         typed.type,
@@ -106,7 +107,6 @@ def _check(app: web.Application, source: Source, headers: Mapping[str, str], bod
         typed.timestamp.isoformat(),
         data.model_dump_json(),
     )
-    return row, typed.type
 
 
 def _explain(source: Source, msg_id: str, body: bytes) -> _Refused:

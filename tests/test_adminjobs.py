@@ -11,11 +11,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from crmcore import keys
+from crmcore import jobrecords, keys
 from crmcore.events import AcceptedEvent, ProductEvent, Source
-from crmcore.jobrecords import feed_origin
-from tests.conftest import wait_for
-from tests.support.signing import ADMIN_TOKEN
+from crmcore.jobrecords import AdminJobKind, feed_origin
+from tests.conftest import post_event, wait_for
+from tests.support.signing import ADMIN_TOKEN, envelope
 from workers.binder import Binder
 from workers.errors import PermanentError
 from workers.feed import feed
@@ -153,6 +153,48 @@ async def test_feeding_the_same_origin_twice_queues_once(redis: Redis, settings)
     changes = [(Source.CLOUDRETAILER, "product.updated", ProductEvent(product_id="P-7", sku="S-7"))]
     assert await feed(redis, settings, feed_origin("job-1"), changes) == 1
     assert await feed(redis, settings, feed_origin("job-1"), changes) == 0
+
+
+async def _idle(redis: Redis, *product_ids: str) -> bool:
+    """Every change of these products settled and its job over (so its job record counts are written)."""
+    return not any([await redis.exists(keys.entity(f"cloudretailer:product:{p}")) for p in product_ids])
+
+
+async def test_only_the_job_that_fed_a_change_counts_it(gateway, redis, settings, start_worker):
+    async def on_product(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
+        pass
+
+    registry = Registry()
+    registry.register(Source.CLOUDRETAILER, "product.updated", on_product)
+    await start_worker(registry)
+    await jobrecords.create(redis, "resync-1", AdminJobKind.RESYNC_PRODUCTS, {})
+    # A webhook whose id looks like a fed change's: the job is a field of a fed change's record, never read
+    # out of an id, so a sender cannot move a job's progress (nor create a record for a job that is not there).
+    data = {"product_id": "P-9", "sku": "S-9"}
+    for msg_id in ("job:resync-1:0", "job:no-such-job:0"):
+        resp = await post_event(gateway, "cloudretailer", envelope("product.updated", data), msg_id=msg_id)
+        assert resp.status == 202
+    fed = [(Source.CLOUDRETAILER, "product.updated", ProductEvent(product_id="P-8", sku="S-8"))]
+    assert await feed(redis, settings, feed_origin("resync-1"), fed, start=1) == 1
+    await wait_for(lambda: _idle(redis, "P-9", "P-8"))
+    assert await redis.hmget(keys.admin_job("resync-1"), ["done", "failed"]) == [b"1", None]
+    assert not await redis.exists(keys.admin_job("no-such-job"))
+
+
+async def test_a_change_settling_after_its_job_record_expired_does_not_bring_it_back(redis, settings, start_worker):
+    async def on_product(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
+        pass
+
+    await jobrecords.create(redis, "resync-old", AdminJobKind.RESYNC_PRODUCTS, {})
+    fed = [(Source.CLOUDRETAILER, "product.updated", ProductEvent(product_id=f"P-{i}", sku="S")) for i in range(2)]
+    assert await feed(redis, settings, feed_origin("resync-old"), fed) == 2
+    await redis.delete(keys.admin_job("resync-old"))  # what its 7-day TTL does
+    registry = Registry()
+    registry.register(Source.CLOUDRETAILER, "product.updated", on_product)
+    await start_worker(registry)
+    await wait_for(lambda: _idle(redis, "P-0", "P-1"))
+    assert await redis.hget(keys.event("cloudretailer:job:resync-old:1"), "status") == b"done"
+    assert not await redis.exists(keys.admin_job("resync-old"))
 
 
 async def test_status_shows_the_last_report_of_each_run(gateway, redis):

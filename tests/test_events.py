@@ -13,7 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from crmcore.events import CATALOGUE, TYPED_ENVELOPES, Envelope, Source, data_model
+from crmcore.events import (
+    CATALOGUE,
+    EVENT_TYPES,
+    TYPED_ENVELOPES,
+    CloudRetailerEventType,
+    Envelope,
+    MagentoEventType,
+    Source,
+    data_model,
+)
 
 FIELDS = ["product_id", "sku", "store_id", "on_hand", "category_id", "customer_id", "order_id", "increment_id"]
 
@@ -113,6 +122,16 @@ def test_every_catalogue_type_takes_the_one_pass() -> None:
             one = _one_pass(source, body)
             assert one is not None, (source, event_type)
             assert one == _two_steps(source, body)
+
+
+def test_the_event_type_enums_are_the_catalogue() -> None:
+    assert EVENT_TYPES == {Source.CLOUDRETAILER: CloudRetailerEventType, Source.MAGENTO: MagentoEventType}
+    for source, types in EVENT_TYPES.items():
+        assert list(CATALOGUE[source]) == list(types)
+    # The one pass keeps `type` a plain string, as the two-step path reads it (metrics label, queue row).
+    body = orjson.dumps(_valid(Source.MAGENTO, MagentoEventType.ORDER_COMPLETED))
+    typed = TYPED_ENVELOPES[Source.MAGENTO].validate_json(body)
+    assert type(typed.type) is str and typed.type == MagentoEventType.ORDER_COMPLETED
 
 
 @st.composite

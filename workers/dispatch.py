@@ -67,6 +67,12 @@ class Claimed:
     ref: str
     raw: dict[bytes, bytes]
     event: AcceptedEvent
+    # The job record counting this change as it settles (a change an admin job or a catch-up run fed), if any.
+    admin_job: str | None = None
+
+
+def _claimed(ref: str, raw: dict[bytes, bytes]) -> Claimed:
+    return Claimed(ref, raw, _to_event(raw), eventlog.admin_job_of(raw))
 
 
 def group_by_type(items: Sequence[Claimed]) -> list[tuple[str, list[Claimed]]]:
@@ -130,7 +136,7 @@ class Dispatcher:
                 pipe.hgetall(keys.event(ref))
             raws = await pipe.execute()
         expired = [ref for ref, raw in zip(refs, raws, strict=True) if not raw]
-        present = [Claimed(ref, raw, _to_event(raw)) for ref, raw in zip(refs, raws, strict=True) if raw]
+        present = [_claimed(ref, raw) for ref, raw in zip(refs, raws, strict=True) if raw]
         if expired:
             log.warning("events_expired", refs=expired)
             await self.queue.settle(entity, job_id, expired)
@@ -174,7 +180,6 @@ class Dispatcher:
         retry = False
         outcomes: dict[str, int] = {}
         for i, (event_type, group) in enumerate(groups):
-            group_refs = [c.ref for c in group]
             events = [c.event for c in group]
             structlog.contextvars.bind_contextvars(event_id=events[-1].id, event_type=event_type)
             result = await self._run_handler(hctx, events[-1].source, event_type, events)
@@ -196,11 +201,11 @@ class Dispatcher:
             if outcome == "dead":
                 await self._dead_letter(entity, job_id, attempt, event_type, group, error or "")
             else:
-                await self._mark(group_refs, outcome, attempt, error)
+                await self._mark(group, outcome, attempt, error)
             if outcome == "failed":
                 retry = True
             else:
-                await self.queue.settle(entity, job_id, group_refs)
+                await self.queue.settle(entity, job_id, [c.ref for c in group])
             outcomes[outcome] = outcomes.get(outcome, 0) + len(group)
         await self._count(outcomes)
 
@@ -284,17 +289,13 @@ class Dispatcher:
             )
         return Outcome("done")
 
-    async def _mark(self, refs: list[str], status: str, attempt: int, error: str | None) -> None:
+    async def _mark(self, items: list[Claimed], status: str, attempt: int, error: str | None) -> None:
         now = _now_ms()
         async with self.redis.pipeline(transaction=False) as pipe:
-            for ref in refs:
-                eventlog.set_status(pipe, ref, status, now_ms=now, attempts=attempt, error=error or "")
-                # A change fanned out by an admin job (workers/feed.py ids `job:<job id>:<n>`) counts towards
-                # that job's progress once it is settled.
-                counter = jobrecords.SETTLED_COUNTERS.get(status)
-                job_id = jobrecords.job_of_event(ref.partition(":")[2])
-                if counter and job_id:
-                    pipe.hincrby(keys.admin_job(job_id), counter, 1)
+            for c in items:
+                eventlog.set_status(pipe, c.ref, status, now_ms=now, attempts=attempt, error=error or "")
+                if c.admin_job is not None:
+                    jobrecords.count_settled(pipe, c.admin_job, status)
             await pipe.execute()
 
     async def _dead_letter(
@@ -306,8 +307,7 @@ class Dispatcher:
         group: list[Claimed],
         reason: str,
     ) -> None:
-        refs = [c.ref for c in group]
-        await self._mark(refs, "dead", attempts, reason)
+        await self._mark(group, "dead", attempts, reason)
         dl_id = await deadletters.create(
             self.redis,
             entity=entity,
@@ -318,7 +318,7 @@ class Dispatcher:
             attempts=attempts,
             job_id=job_id,
         )
-        log.warning("dead_lettered", dead_letter_id=dl_id, type=event_type, events=len(refs), reason=reason)
+        log.warning("dead_lettered", dead_letter_id=dl_id, type=event_type, events=len(group), reason=reason)
 
     async def _release(self, entity: str, job_id: str, result: str) -> str:
         outcome = await self.queue.release(entity, job_id, now_ms=_now_ms())

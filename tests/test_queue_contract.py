@@ -1,0 +1,62 @@
+"""The types the gateway and the workers share instead of strings and tuples: the queue row (`QueuedEvent`),
+the admin job kinds, and where a fed change's job is kept (the event types: tests/test_events.py)."""
+
+from __future__ import annotations
+
+import orjson
+from redis.asyncio import Redis
+
+from crmcore import eventlog, keys
+from crmcore.entityqueue import JOB_EXPIRE_MS, EntityQueue, QueuedEvent
+from crmcore.events import ProductEvent, Source
+from crmcore.jobrecords import AdminJobKind, FeedOrigin, feed_origin
+from crmcore.settings import Settings
+from gateway.adminjobs import RESYNCS
+from workers.feed import feed
+from workers.registry import default_registry
+
+ROW = (
+    "cloudretailer",
+    "msg_2abc",
+    "product.updated",
+    "cloudretailer:product:P-1",
+    "2026-11-29T12:00:00+00:00",
+    '{"product_id":"P-1","sku":"S-1"}',
+)
+
+
+def test_a_batch_of_queued_events_is_the_same_argv_as_bare_tuples(redis: Redis, settings: Settings) -> None:
+    # The accept script reads rows by position (docs/performance.md: one JSON argument per batch); the named
+    # row must not change a byte of what the gateway sends.
+    queue = EntityQueue(redis, settings.queue_name)
+    named = queue.accept_args([QueuedEvent(*ROW)] * 3, now_ms=1, record_ttl=2, recent_max=3)
+    bare = queue.accept_args([ROW] * 3, now_ms=1, record_ttl=2, recent_max=3)  # type: ignore[list-item]
+    assert named == bare == [1, 2, 3, settings.queue_name, JOB_EXPIRE_MS, orjson.dumps([ROW] * 3)]
+    row = QueuedEvent(*ROW)
+    assert (row.id, row.type, row.ref) == ("msg_2abc", "product.updated", "cloudretailer:msg_2abc")
+
+
+def test_every_admin_job_the_gateway_starts_is_one_the_shipped_workers_run(settings: Settings) -> None:
+    started = {r.kind for r in RESYNCS.values()} | {AdminJobKind.RECONCILE_INVENTORY}
+    assert started == set(AdminJobKind) - {AdminJobKind.CATCHUP_CRON}
+    assert set(default_registry(settings).admin_jobs) == started
+
+
+async def test_fed_changes_carry_their_job_in_the_record_and_keep_their_ids(redis: Redis, settings: Settings) -> None:
+    change = [(Source.CLOUDRETAILER, "product.updated", ProductEvent(product_id="P-1", sku="S-1"))]
+    assert await feed(redis, settings, feed_origin("resync-products-1"), change) == 1
+    assert await feed(redis, settings, FeedOrigin("sweep", "run-7").within("products"), change) == 1
+    assert await feed(redis, settings, "stock:cron-1", change) == 1
+    records = {ref: await redis.hgetall(keys.event(ref)) for ref in await _refs(redis)}
+    jobs = {ref: eventlog.admin_job_of(raw) for ref, raw in records.items()}
+    assert jobs == {
+        "cloudretailer:job:resync-products-1:0": "resync-products-1",
+        "cloudretailer:sweep:products:0": "run-7",
+        "cloudretailer:stock:cron-1:0": None,
+    }
+    # Not part of what the admin API shows of an event.
+    assert "admin_job" not in eventlog.decode_record(records["cloudretailer:job:resync-products-1:0"])
+
+
+async def _refs(redis: Redis) -> list[str]:
+    return [ref.decode() for ref in await redis.zrange(keys.RECENT_EVENTS, 0, -1)]
