@@ -119,6 +119,11 @@ def category_lock(name: str) -> str:
     return lock(f"category:{name}")
 
 
+def schedule(name: str) -> str:
+    """hash: a periodic job's schedule (workers/periodic/scheduler.py): due, and the run claimed with its tries."""
+    return f"{PREFIX}schedule:{name}"
+
+
 # --- sync state ---------------------------------------------------------------------------------------------
 def binding(kind: str, side: str) -> str:
     """hash: Cloud Retailer id -> Magento id (`side` "cr") or back ("mg") for one kind of record."""
