@@ -160,7 +160,7 @@ async def test_a_run_that_loses_its_lock_stops(redis: Redis) -> None:
 
 
 def test_report_lists_are_bounded_but_counts_are_exact() -> None:
-    report = rec.Report(run_id="r", trigger="test", dry_run=False, store_id="W-1", source_code="default")
+    report = rec.Report(dry_run=False, store_id="W-1", source_code="default")
     for i in range(rec.SAMPLE + 10):
         report.missing_in_magento.add(f"S{i}")
     for i in range(30):
