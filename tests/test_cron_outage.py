@@ -30,7 +30,7 @@ from tests.support.stack import Stack, full_stack
 from tests.test_catchup import magento_customers, new_cr_customer, rules
 from tests.test_orders import SKU_A, complete, place
 from workers.availability.gate import skip_reason
-from workers.periodic import Scheduler
+from workers.periodic import Scheduler, run_once
 from workers.registry import HandlerContext, handler_context
 from workers.services import Services
 from workers.sync.catchup import clock
@@ -227,7 +227,7 @@ async def test_the_catchup_is_skipped_while_magento_is_down_and_no_cursor_moves_
         reason = await mark_down(stack.redis)
         await reset_calls(stack)
 
-        skipped = await catchup.catchup_cron({**ctx, "job_id": "catchup:1000"})
+        skipped = await run_once(catchup.CATCHUP, handler_ctx(ctx, "catchup-1000"))
         assert (skipped["status"], skipped["reason"]) == ("skipped", reason)
         shown = await report(stack.redis, catchup.REPORT)
         assert shown["status"] == "skipped" and shown["cursors"] == before
@@ -240,7 +240,7 @@ async def test_the_catchup_is_skipped_while_magento_is_down_and_no_cursor_moves_
         # then the first Magento stream stops the run. Each cursor is at most what its stream read.
         await mark_up(stack.redis)
         await magento_faults(stack, OUTAGE)
-        cut_short = await catchup.catchup_cron({**ctx, "job_id": "catchup:2000"})
+        cut_short = await run_once(catchup.CATCHUP, handler_ctx(ctx, "catchup-2000"))
         assert cut_short["status"] == "skipped", cut_short
         assert cut_short["reason"].startswith("Magento is unavailable (magento 503"), cut_short["reason"]
         assert cut_short["streams"]["magento:categories"]["error"].startswith("RemoteUnavailable")
@@ -256,7 +256,7 @@ async def test_the_catchup_is_skipped_while_magento_is_down_and_no_cursor_moves_
         # Magento is back: a run with workers applies what the outage held back.
         await magento_faults(stack)
         await stack.start_worker(rules())
-        done = await catchup.catchup_cron({**ctx, "job_id": "catchup:3000"})
+        done = await run_once(catchup.CATCHUP, handler_ctx(ctx, "catchup-3000"))
         assert done["status"] == "ok" and done["queued"] >= 1, done
         await wait_for(lambda: magento_customers(stack, person["email"]), within=15)
 
