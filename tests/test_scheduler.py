@@ -1,7 +1,7 @@
 """The scheduler of periodic work (workers/periodic/) against a real Redis, with a clock the tests move: due
 times are honoured whatever the interval and across restarts, a due run is run by one worker, a crashed run is
 tried once more with its run id, a remote that is down holds a due run back with a `skipped` report, and
-every outcome is reported in one shape."""
+every job, the shipped ones included, reports in one shape."""
 
 from __future__ import annotations
 
@@ -18,11 +18,15 @@ from redis.asyncio import Redis
 from crmcore import keys
 from crmcore.remotes import MARK_DOWN_LUA, MARK_UP_LUA, Remote, read_states
 from crmcore.settings import Settings
+from tests.support.stack import full_stack
 from workers.availability.gate import skip_reason
 from workers.clients.errors import RemoteUnavailable
-from workers.periodic import MAX_TRIES, Periodic, Run, Scheduler, execute
+from workers.periodic import MAX_TRIES, Periodic, Run, Scheduler, execute, run_once
 from workers.registry import handler_context
 from workers.services import Services
+from workers.sync.catchup.run import CATCHUP
+from workers.sync.inventory.reconcile import RECONCILE
+from workers.sync.orders.poll import POLL
 from workers.worker import HOUSEKEEPING
 
 T0 = 1_800_000_000.0  # a whole hour (epoch seconds), so "on the hour" is easy to see
@@ -300,3 +304,26 @@ async def test_every_outcome_reports_in_the_same_shape(worker, redis, outcome: A
     assert_envelope(report, "test-job", status)
     assert report["n"] == 1
     assert ("error" in report) is (status == "failed") and ("reason" in report) is (status == "skipped")
+
+
+async def test_the_shipped_jobs_report_in_the_same_shape(redis_url: str) -> None:
+    """Each shipped job run once for real, against both sandboxes: the same envelope first, then its own."""
+    async with full_stack(redis_url, products=4, customers=1, magento_products=4) as stack:
+        await stack.start_worker()  # applies what the catch-up feeds, which it waits for
+        worker = {"redis": stack.redis, "settings": stack.settings, "services": Services.from_settings(stack.settings)}
+        try:
+            own = {"housekeeping": "healed", "reconcile-inventory": "drift_found", "order-poll": "cursor"}
+            own["catchup"] = "cursors"
+            for shipped in (HOUSEKEEPING, replace(CATCHUP, interval=lambda _: 2.0), RECONCILE, POLL):
+                report = await run_once(shipped, handler_context(worker, f"{shipped.name}-run-1"))
+                assert_envelope(report, shipped.name, "ok")
+                assert report == await stored(stack.redis, shipped.name)
+                assert own[shipped.name] in report
+            # And skipped the same way while a remote is down.
+            await mark_magento_down(stack.redis)
+            for shipped in (CATCHUP, RECONCILE, POLL):
+                skipped = await run_once(shipped, handler_context(worker, f"{shipped.name}-run-2"))
+                assert_envelope(skipped, shipped.name, "skipped")
+                assert skipped["reason"].startswith("Magento is unavailable since")
+        finally:
+            await worker["services"].close()
