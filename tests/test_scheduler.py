@@ -327,3 +327,11 @@ async def test_the_shipped_jobs_report_in_the_same_shape(redis_url: str) -> None
                 assert skipped["reason"].startswith("Magento is unavailable since")
         finally:
             await worker["services"].close()
+
+
+def test_each_shipped_job_leases_the_lock_the_key_map_names() -> None:
+    assert (RECONCILE.lease_key, POLL.lease_key, CATCHUP.lease_key) == (
+        keys.RECONCILE_LOCK,
+        keys.ORDER_POLL_LOCK,
+        keys.CATCHUP_LOCK,
+    )
