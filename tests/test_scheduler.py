@@ -101,7 +101,9 @@ async def stored(redis: Redis, name: str = "test-job") -> dict[str, Any]:
 # --- due times ----------------------------------------------------------------------------------------------
 
 
-async def test_a_90_minute_interval_runs_every_90_minutes_and_a_restart_does_not_shift_it(worker, redis) -> None:
+async def test_a_90_minute_interval_runs_every_90_minutes_and_a_restart_does_not_shift_it(
+    worker: dict[str, Any], redis: Redis
+) -> None:
     runs = Recorded()
     every = 90 * MINUTE
     first = Scheduler(worker, [job(runs, every=every)], clock=Clock())
@@ -123,7 +125,7 @@ async def test_a_90_minute_interval_runs_every_90_minutes_and_a_restart_does_not
     assert await due(redis) == T0 + 8 * every
 
 
-async def test_a_shortened_interval_takes_effect_within_one_new_interval(worker, redis) -> None:
+async def test_a_shortened_interval_takes_effect_within_one_new_interval(worker: dict[str, Any], redis: Redis) -> None:
     runs = Recorded()
     daily = Scheduler(worker, [job(runs, every=24 * HOUR)], clock=Clock())
     assert await tick(daily, T0) == "scheduled"
@@ -135,7 +137,7 @@ async def test_a_shortened_interval_takes_effect_within_one_new_interval(worker,
 # --- one run across workers ---------------------------------------------------------------------------------
 
 
-async def test_a_second_worker_does_not_run_the_same_due_run(worker, redis) -> None:
+async def test_a_second_worker_does_not_run_the_same_due_run(worker: dict[str, Any], redis: Redis) -> None:
     runs = Recorded()
     runs.release.clear()
     workers = [Scheduler(worker, [job(runs)], clock=Clock(T0 + HOUR)) for _ in range(5)]
@@ -149,7 +151,9 @@ async def test_a_second_worker_does_not_run_the_same_due_run(worker, redis) -> N
     assert not await redis.exists(keys.lock("test-job"))
 
 
-async def test_a_run_still_going_when_the_next_is_due_is_not_started_twice(worker, redis) -> None:
+async def test_a_run_still_going_when_the_next_is_due_is_not_started_twice(
+    worker: dict[str, Any], redis: Redis
+) -> None:
     runs = Recorded()
     runs.release.clear()
     mine, other = (Scheduler(worker, [job(runs, every=MINUTE)], clock=Clock()) for _ in range(2))
@@ -169,7 +173,7 @@ async def tick_only(scheduler: Scheduler, at: float) -> str:
     return (await scheduler.tick())["test-job"]
 
 
-async def test_an_admin_run_holding_the_lease_makes_the_due_run_busy(worker, redis) -> None:
+async def test_an_admin_run_holding_the_lease_makes_the_due_run_busy(worker: dict[str, Any], redis: Redis) -> None:
     runs = Recorded()
     scheduler = Scheduler(worker, [job(runs)], clock=Clock())
     await redis.hset(keys.schedule("test-job"), "due", repr(T0))
@@ -185,7 +189,7 @@ async def test_an_admin_run_holding_the_lease_makes_the_due_run_busy(worker, red
 # --- crashes ------------------------------------------------------------------------------------------------
 
 
-async def test_a_run_that_crashes_is_retried_once_with_its_run_id(worker, redis) -> None:
+async def test_a_run_that_crashes_is_retried_once_with_its_run_id(worker: dict[str, Any], redis: Redis) -> None:
     runs = Recorded(ValueError("boom 1"), ValueError("boom 2"))
     scheduler = Scheduler(worker, [job(runs)], clock=Clock())
     await redis.hset(keys.schedule("test-job"), "due", repr(T0))
@@ -201,7 +205,7 @@ async def test_a_run_that_crashes_is_retried_once_with_its_run_id(worker, redis)
     assert runs.runs[2][0] != runs.runs[0][0] and (await stored(redis))["status"] == "ok"
 
 
-async def test_a_run_whose_worker_stops_is_taken_over_by_another(worker, redis) -> None:
+async def test_a_run_whose_worker_stops_is_taken_over_by_another(worker: dict[str, Any], redis: Redis) -> None:
     runs = Recorded()
     runs.release.clear()
     stopping, other = (Scheduler(worker, [job(runs)], clock=Clock()) for _ in range(2))
@@ -225,7 +229,9 @@ async def mark_magento_down(redis: Redis) -> str:
     return skip_reason((await read_states(redis))[Remote.MAGENTO])
 
 
-async def test_a_remote_down_makes_a_skipped_report_with_the_reason_and_keeps_the_due_time(worker, redis) -> None:
+async def test_a_remote_down_makes_a_skipped_report_with_the_reason_and_keeps_the_due_time(
+    worker: dict[str, Any], redis: Redis
+) -> None:
     runs = Recorded()
     pinned: list[str] = []
 
@@ -257,7 +263,7 @@ async def test_a_remote_down_makes_a_skipped_report_with_the_reason_and_keeps_th
     assert (await stored(redis))["status"] == "ok" and await due(redis) == T0 + HOUR
 
 
-async def test_a_run_cut_short_by_an_outage_is_skipped_and_due_again_soon(worker, redis) -> None:
+async def test_a_run_cut_short_by_an_outage_is_skipped_and_due_again_soon(worker: dict[str, Any], redis: Redis) -> None:
     runs = Recorded(RemoteUnavailable("magento", 503, "Service Unavailable"))
     scheduler = Scheduler(worker, [job(runs, needs=(Remote.MAGENTO,))], clock=Clock())
     await redis.hset(keys.schedule("test-job"), "due", repr(T0))
@@ -269,7 +275,7 @@ async def test_a_run_cut_short_by_an_outage_is_skipped_and_due_again_soon(worker
     assert await tick(scheduler, T0 + MINUTE) == "run"
 
 
-async def test_a_job_whose_remotes_have_no_url_is_not_scheduled(settings, redis) -> None:
+async def test_a_job_whose_remotes_have_no_url_is_not_scheduled(settings: Settings, redis: Redis) -> None:
     needs_both = replace(job(Recorded(), needs=(Remote.MAGENTO, Remote.CLOUDRETAILER)), name="needs-both")
     scheduler = Scheduler({"redis": redis, "settings": settings, "services": Services()}, [needs_both, HOUSEKEEPING])
     assert [j.name for j in scheduler.jobs] == ["housekeeping"]
@@ -296,7 +302,9 @@ def assert_envelope(report: dict[str, Any], name: str, status: str) -> None:
         (RemoteUnavailable("cloudretailer", 502, "Bad Gateway"), "skipped"),
     ],
 )
-async def test_every_outcome_reports_in_the_same_shape(worker, redis, outcome: Any, status: str) -> None:
+async def test_every_outcome_reports_in_the_same_shape(
+    worker: dict[str, Any], redis: Redis, outcome: Any, status: str
+) -> None:
     scheduler = Scheduler(worker, [job(Recorded(outcome))], clock=Clock())
     await redis.hset(keys.schedule("test-job"), "due", repr(T0))
     await tick(scheduler, T0)
