@@ -67,8 +67,8 @@ def _require_sync(settings: Settings, handlers_module: str | None) -> None:
         raise typer.Exit(2) from None
 
 
-def _registry(handlers_module: str | None) -> Registry:
-    registry = default_registry()
+def _registry(settings: Settings, handlers_module: str | None) -> Registry:
+    registry = default_registry(settings)
     if handlers_module:
         # Extra handlers (tests, site-specific rules): a module exposing register(registry).
         importlib.import_module(handlers_module).register(registry)
@@ -89,7 +89,7 @@ def run(host: HostOpt = None, port: PortOpt = None, handlers_module: HandlersOpt
 
     settings = _settings(*WEB_REQUIRED, host=host, port=port)
     _require_sync(settings, handlers_module)
-    registry = _registry(handlers_module)
+    registry = _registry(settings, handlers_module)
     with redis_for(settings) as ready:
         _listening(run_all(ready, ready.host, ready.port, registry), ready.host, ready.port)
 
@@ -110,7 +110,7 @@ def worker(handlers_module: HandlersOpt = None) -> None:
 
     settings = _settings("redis_url")
     _require_sync(settings, handlers_module)
-    asyncio.run(worker_forever(settings, _registry(handlers_module)))
+    asyncio.run(worker_forever(settings, _registry(settings, handlers_module)))
 
 
 @app.command()

@@ -119,6 +119,11 @@ def category_lock(name: str) -> str:
     return lock(f"category:{name}")
 
 
+def schedule(name: str) -> str:
+    """hash: a periodic job's schedule (workers/periodic/scheduler.py): due, and the run claimed with its tries."""
+    return f"{PREFIX}schedule:{name}"
+
+
 # --- sync state ---------------------------------------------------------------------------------------------
 def binding(kind: str, side: str) -> str:
     """hash: Cloud Retailer id -> Magento id (`side` "cr") or back ("mg") for one kind of record."""
@@ -143,7 +148,5 @@ def order_marker(increment_id: str) -> str:
 ORDER_POLL_CURSOR = f"{PREFIX}orders:poll:cursor"
 CATCHUP_CURSORS = f"{PREFIX}catchup:cursors"  # hash stream -> cursor
 MANAGED_ADDRESSES = f"{PREFIX}customers:managed-addresses"
-RECONCILE_NEXT = f"{PREFIX}reconcile-inventory:next"  # when the next cron run is due (epoch s)
-RECONCILE_CLAIM = f"{PREFIX}reconcile-inventory:claimed-by"  # the cron job running it (a retry goes on)
 RECONCILE_RUNS = f"{PREFIX}reconcile-inventory:runs"  # zset run id -> started (epoch s), the newest runs
 RECONCILE_RUN_ENTRIES = f"{RECONCILE_RUNS}:entries"  # hash run id -> JSON report

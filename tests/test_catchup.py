@@ -8,16 +8,17 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
-from arq import cron
-
+from crmcore import keys
 from tests.conftest import wait_for
 from tests.support.stack import Stack, full_stack
 from workers import sync
 from workers.binder import Binder
 from workers.lease import Lease
-from workers.registry import Registry
+from workers.periodic import Run, run_once
+from workers.registry import Registry, handler_context
 from workers.services import Services
 from workers.sync import catchup
 from workers.sync.catchup import clock, run
@@ -275,15 +276,21 @@ async def test_a_run_is_skipped_while_another_holds_the_lease(redis_url):
         other = Lease(stack.redis, run.LOCK_KEY, "catchup-another-run")
         assert await other.take()
         services = Services.from_settings(stack.settings)
-        ctx = {"redis": stack.redis, "settings": stack.settings, "services": services, "job_id": "catchup:1000"}
+        worker = {"redis": stack.redis, "settings": stack.settings, "services": services}
         try:
-            busy = await run.catchup_cron(dict(ctx))
-            assert busy == {"status": "busy", "run_id": "catchup-1000", "held_by": "catchup-another-run"}
+            busy = await run_once(run.CATCHUP, handler_context(worker, "catchup-1000"))
+            assert (busy["status"], busy["run_id"], busy["running"]) == (
+                "skipped",
+                "catchup-1000",
+                "catchup-another-run",
+            )
+            assert busy["reason"] == "catchup run catchup-another-run is still running"
             assert await magento_customers(stack, "held.back@example.com") == []
             assert await clock.cursors(stack.redis) == {}
+            assert not await stack.redis.hexists(keys.REPORTS, run.REPORT)
 
             await other.release()
-            done = await run.catchup_cron({**ctx, "job_id": "catchup:2000"})
+            done = await run_once(run.CATCHUP, handler_context(worker, "catchup-2000"))
             assert done["status"] == "ok" and done["queued"] == 1 and done["applied"] == 1
             assert len(await magento_customers(stack, "held.back@example.com")) == 1
             # Every stream's cursor is pinned by its first run, those that found nothing too (a run after a long
@@ -293,26 +300,30 @@ async def test_a_run_is_skipped_while_another_holds_the_lease(redis_url):
             _, job = await stack.admin("GET", "/admin/jobs/catchup-2000")
             assert job["kind"] == "catchup" and job["status"] == "done" and job["result"]["run_id"] == "catchup-2000"
             assert job["progress"] == {"done": 1, "failed": 0, "total": 1}
-            # The same run again (arq re-running a dead worker's cron job): its changes are duplicates.
-            retried = await run.catchup_cron({**ctx, "job_id": "catchup:2000"})
+            # The same run again (the scheduler retrying a run whose worker died): its changes are duplicates.
+            retried = await run_once(run.CATCHUP, handler_context(worker, "catchup-2000", attempt=2))
             assert retried["queued"] == 0 and retried["already_queued"] == 1
         finally:
             await services.close()
 
 
-async def test_two_workers_run_the_cron_once_per_schedule(redis_url):
-    """arq names each cron run after its scheduled time, so of two workers one runs it; the lease keeps a run
-    from starting while the previous one is still going. Scheduled every second here to see several runs."""
+async def test_two_workers_run_it_once_per_interval(redis_url):
+    """The scheduler claims each due run once, whatever the number of workers, and the lease keeps a run from
+    starting while the previous one is still going. Every second here to see several runs."""
     runs: list[tuple[str, float, float, str]] = []
 
-    async def recorded(ctx: dict[str, Any]) -> dict[str, Any]:
+    async def recorded(one: Run) -> str:
         started = asyncio.get_running_loop().time()
-        result = await run.catchup_cron(ctx)
-        runs.append((ctx["job_id"], started, asyncio.get_running_loop().time(), result["status"]))
-        return result
+        try:
+            status = await run.CATCHUP.run(one)
+        except BaseException:
+            runs.append((one.run_id, started, asyncio.get_running_loop().time(), "crashed"))
+            raise
+        runs.append((one.run_id, started, asyncio.get_running_loop().time(), status))
+        return status
 
     registry = rules()
-    registry.cron_jobs = [cron(recorded, name="catchup", second=set(range(60)), max_tries=2, keep_result=60)]
+    registry.register_periodic(replace(run.CATCHUP, interval=lambda _: 1.0, run=recorded))
     async with full_stack(redis_url, products=2, customers=0) as stack:
         await new_cr_customer(stack, "two.workers@example.com")
         await stack.magento(

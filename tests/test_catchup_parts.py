@@ -1,16 +1,18 @@
 """Catch-up sync parts: the clocks and cursors, Magento's keyset paging by created_at against the
-sandbox Magento, the lease, the schedule and what the domain registers."""
+sandbox Magento, the lease, the interval and what the domain registers."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
 
+from crmcore.jobrecords import feed_origin, job_of_event
 from tests.support.signing import ADMIN_TOKEN
 from tests.support.stack import full_stack
 from workers.binder import Binder
 from workers.clients.search_criteria import Filter
 from workers.lease import Lease
+from workers.periodic import new_run_id
 from workers.registry import HandlerContext, Registry, default_registry
 from workers.services import Services
 from workers.sync import catchup
@@ -54,20 +56,20 @@ async def test_the_lease_is_one_holders_and_its_own_retry_may_take_it_over(redis
 
 def test_run_ids_fit_in_event_ids() -> None:
     # `job:<run id>:...`: the workers find the job between the first two colons
-    assert run.run_id_of("catchup:1714564800000") == "catchup-1714564800000"
+    run_id = new_run_id(run.REPORT)
+    assert run_id.startswith("catchup-") and ":" not in run_id
+    assert job_of_event(f"{feed_origin(run_id)}:magento:customers:7") == run_id
 
 
 def test_the_shipped_schedule_follows_the_interval_setting(settings) -> None:
-    every30 = run.cron_job(settings)
-    assert every30.name == "catchup" and every30.max_tries == 2 and every30.keep_result_s == 60
-    assert every30.minute == {0, 30} and every30.second == {0}
-    every2h = run.cron_job(settings.model_copy(update={"catchup_interval_minutes": 120}))
-    assert every2h.hour == set(range(0, 24, 2)) and every2h.minute == {0}
+    assert run.CATCHUP.name == "catchup" and run.CATCHUP.interval(settings) == 30 * 60
+    every90 = settings.model_copy(update={"catchup_interval_minutes": 90})
+    assert run.CATCHUP.interval(every90) == 90 * 60  # due times, not the clock's minutes: no gap at the hour
     registry = Registry()
     catchup.register(registry, settings)
-    assert [c.name for c in registry.cron_jobs] == ["catchup"] and list(registry.admin_jobs) == ["resync-catchup"]
+    assert list(registry.periodic) == ["catchup"] and list(registry.admin_jobs) == ["resync-catchup"]
     shipped = default_registry(settings)
-    assert "catchup" in [c.name for c in shipped.cron_jobs] and "resync-catchup" in shipped.admin_jobs
+    assert "catchup" in shipped.periodic and "resync-catchup" in shipped.admin_jobs
 
 
 async def test_the_admin_endpoint_takes_no_parameters(gateway, redis) -> None:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +30,8 @@ from tests.support.stack import Stack, full_stack
 from tests.test_catchup import magento_customers, new_cr_customer, rules
 from tests.test_orders import SKU_A, complete, place
 from workers.availability.gate import skip_reason
-from workers.registry import HandlerContext
+from workers.periodic import Scheduler, run_once
+from workers.registry import HandlerContext, handler_context
 from workers.services import Services
 from workers.sync.catchup import clock
 from workers.sync.catchup import run as catchup
@@ -92,7 +94,7 @@ def magento_stock(stack: Stack, code: str) -> tuple[float, int] | None:
 
 @contextlib.asynccontextmanager
 async def cron_ctx(stack: Stack) -> AsyncIterator[dict[str, Any]]:
-    """What arq hands a cron on the long queue (workers/worker.py build_long_worker)."""
+    """What the long worker's jobs share, arq's ctx (workers/worker.py build_long_worker)."""
     services = Services.from_settings(stack.settings)
     try:
         yield {"redis": stack.redis, "settings": stack.settings, "services": services}
@@ -101,9 +103,7 @@ async def cron_ctx(stack: Stack) -> AsyncIterator[dict[str, Any]]:
 
 
 def handler_ctx(ctx: dict[str, Any], job_id: str) -> HandlerContext:
-    return HandlerContext(
-        redis=ctx["redis"], settings=ctx["settings"], job_id=job_id, attempt=1, services=ctx["services"]
-    )
+    return handler_context(ctx, job_id)
 
 
 # --- the inventory reconciliation ---------------------------------------------------------------------------
@@ -114,40 +114,52 @@ async def test_the_reconciliation_is_skipped_while_magento_is_down_and_runs_afte
         await stack.cr("PUT", f"/inventory/{LINKED_STORE_ID}/{sku(2)}", json={"on_hand": 77}, headers=QUIET)
         was = magento_stock(stack, sku(2))
         assert was != (77, 1)
-        tick = rec.make_tick(interval_seconds=600)
-        due = repr(time.time() - 1)
-        await stack.redis.set(rec.NEXT_KEY, due)
+        scheduler = Scheduler(ctx, [replace(rec.RECONCILE, interval=lambda _: 600.0)])
+        due = time.time() - 1
+        await stack.redis.hset(keys.schedule(rec.REPORT_NAME), "due", repr(due))
         reason = await mark_down(stack.redis)
         await reset_calls(stack)
 
         # The state says Magento is down: nothing is read, claimed or locked, and the run stays due.
-        assert await tick({**ctx, "job_id": "cron:reconcile-inventory:1"}) == "skipped"
+        assert await tick(scheduler) == "blocked"
         shown = await report(stack.redis, rec.REPORT_NAME)
-        assert (shown["status"], shown["reason"], shown["trigger"]) == ("skipped", reason, "cron")
+        assert (shown["status"], shown["reason"], shown["trigger"]) == ("skipped", reason, "schedule")
         assert reason.startswith("Magento is unavailable since") and "Magento 503" in reason
-        assert (await stack.redis.get(rec.NEXT_KEY)).decode() == due
+        assert await due_at(stack.redis) == due
         assert not await stack.redis.exists(rec.LOCK_KEY)
         assert await rec.recent_runs(stack.redis) == []
         assert await calls(stack) == {"magento": 0, "cloudretailer": 0}
 
         # The state says up, but Magento answers 503: the run stops at its first Magento call, skipped, and is
-        # due again at once rather than an interval later.
+        # due again within a minute rather than an interval later.
         await mark_up(stack.redis)
         await magento_faults(stack, OUTAGE)
-        assert await tick({**ctx, "job_id": "cron:reconcile-inventory:2"}) == "skipped"
+        assert await tick(scheduler) == "run"
         shown = await report(stack.redis, rec.REPORT_NAME)
         assert shown["status"] == "skipped" and shown["error_count"] == 0, shown
         assert shown["reason"].startswith("Magento is unavailable (magento 503"), shown["reason"]
-        assert float(await stack.redis.get(rec.NEXT_KEY)) <= time.time()
+        assert await due_at(stack.redis) <= time.time() + 60
         assert not await stack.redis.exists(rec.LOCK_KEY)
         assert magento_stock(stack, sku(2)) == was
 
-        # Magento is back: the next tick runs the reconciliation and fixes the drift.
+        # Magento is back: the next due run fixes the drift.
         await magento_faults(stack)
-        assert await tick({**ctx, "job_id": "cron:reconcile-inventory:3"}) == "ok"
+        scheduler.clock = lambda: time.time() + 60
+        assert await tick(scheduler) == "run"
         assert magento_stock(stack, sku(2)) == (77, 1)
         assert (await report(stack.redis, rec.REPORT_NAME))["drift_fixed"] == 1
-        assert float(await stack.redis.get(rec.NEXT_KEY)) > time.time()
+        assert await due_at(stack.redis) > time.time() + 60
+
+
+async def tick(scheduler: Scheduler) -> str:
+    """One tick of the scheduler, and the run it started awaited."""
+    decision = (await scheduler.tick())[rec.REPORT_NAME]
+    await scheduler.idle()
+    return decision
+
+
+async def due_at(redis: Redis) -> float:
+    return float(await redis.hget(keys.schedule(rec.REPORT_NAME), "due"))
 
 
 # --- the completed-order poll -------------------------------------------------------------------------------
@@ -215,7 +227,7 @@ async def test_the_catchup_is_skipped_while_magento_is_down_and_no_cursor_moves_
         reason = await mark_down(stack.redis)
         await reset_calls(stack)
 
-        skipped = await catchup.catchup_cron({**ctx, "job_id": "catchup:1000"})
+        skipped = await run_once(catchup.CATCHUP, handler_ctx(ctx, "catchup-1000"))
         assert (skipped["status"], skipped["reason"]) == ("skipped", reason)
         shown = await report(stack.redis, catchup.REPORT)
         assert shown["status"] == "skipped" and shown["cursors"] == before
@@ -228,7 +240,7 @@ async def test_the_catchup_is_skipped_while_magento_is_down_and_no_cursor_moves_
         # then the first Magento stream stops the run. Each cursor is at most what its stream read.
         await mark_up(stack.redis)
         await magento_faults(stack, OUTAGE)
-        cut_short = await catchup.catchup_cron({**ctx, "job_id": "catchup:2000"})
+        cut_short = await run_once(catchup.CATCHUP, handler_ctx(ctx, "catchup-2000"))
         assert cut_short["status"] == "skipped", cut_short
         assert cut_short["reason"].startswith("Magento is unavailable (magento 503"), cut_short["reason"]
         assert cut_short["streams"]["magento:categories"]["error"].startswith("RemoteUnavailable")
@@ -244,7 +256,7 @@ async def test_the_catchup_is_skipped_while_magento_is_down_and_no_cursor_moves_
         # Magento is back: a run with workers applies what the outage held back.
         await magento_faults(stack)
         await stack.start_worker(rules())
-        done = await catchup.catchup_cron({**ctx, "job_id": "catchup:3000"})
+        done = await run_once(catchup.CATCHUP, handler_ctx(ctx, "catchup-3000"))
         assert done["status"] == "ok" and done["queued"] >= 1, done
         await wait_for(lambda: magento_customers(stack, person["email"]), within=15)
 

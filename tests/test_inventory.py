@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -291,11 +292,11 @@ async def test_a_run_still_going_is_not_started_twice(redis_url: str) -> None:
         assert (await reconcile_now(stack))["result"]["status"] == "ok"
 
 
-async def test_two_workers_running_the_cron_make_one_run_per_interval(redis_url: str) -> None:
+async def test_two_workers_running_the_schedule_make_one_run_per_interval(redis_url: str) -> None:
     def registry(settings: Settings) -> Registry:
         r = default_registry(settings)
-        # Ticks every second instead of every minute, and 2-second intervals instead of 30 minutes.
-        r.cron_jobs = [rec.reconcile_cron(interval_seconds=2, second=None)]
+        # 2-second intervals instead of 30 minutes (the scheduler ticks every half second for it).
+        r.register_periodic(replace(rec.RECONCILE, interval=lambda _: 2.0))
         return r
 
     async with full_stack(redis_url, products=5, magento_products=5) as stack:
@@ -311,7 +312,7 @@ async def test_two_workers_running_the_cron_make_one_run_per_interval(redis_url:
         await held.release()
         await stack.stop_workers()
     # The first tick sets the cadence; then one run every 2 s: about 3, whatever the number of workers.
-    assert runs and all(r["trigger"] == "cron" and r["status"] == "ok" for r in runs)
+    assert runs and all(r["trigger"] == "schedule" and r["status"] == "ok" for r in runs)
     assert 2 <= len(runs) <= 4, runs
     spans = sorted((_epoch(r["started"]), _epoch(r["finished"])) for r in runs)
     assert all(b[0] - a[0] > 1.5 for a, b in itertools.pairwise(spans)), spans  # one per interval

@@ -1,10 +1,11 @@
-"""The inventory sync's parts on their own: the write batcher, the quantity rules, SKU lookups, the run lock
-and the report's bounds."""
+"""The inventory sync's parts on their own: the write batcher, the quantity rules, SKU lookups, the run lock,
+the report's bounds and the reconciliation's comparison."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -14,6 +15,8 @@ from workers.lease import Lease, LeaseLost
 from workers.sync.inventory import reconcile as rec
 from workers.sync.inventory import stock as st
 from workers.sync.inventory.batcher import Batcher
+from workers.sync.inventory.reconcile.compare import Comparison, Found, Held
+from workers.sync.inventory.reconcile.report import Throttled
 from workers.sync.inventory.stock import Outcome, Target
 
 
@@ -160,7 +163,7 @@ async def test_a_run_that_loses_its_lock_stops(redis: Redis) -> None:
 
 
 def test_report_lists_are_bounded_but_counts_are_exact() -> None:
-    report = rec.Report(run_id="r", trigger="test", dry_run=False, store_id="W-1", source_code="default")
+    report = rec.Report(dry_run=False, store_id="W-1", source_code="default")
     for i in range(rec.SAMPLE + 10):
         report.missing_in_magento.add(f"S{i}")
     for i in range(30):
@@ -169,3 +172,51 @@ def test_report_lists_are_bounded_but_counts_are_exact() -> None:
     assert body["missing_in_magento"]["count"] == rec.SAMPLE + 10
     assert len(body["missing_in_magento"]["skus"]) == rec.SAMPLE
     assert body["error_count"] == 30 and len(body["errors"]) == 20
+
+
+class FakeSide:
+    """A Magento side for the comparison alone: pages of rows, what each row holds, the products."""
+
+    def __init__(self, pages: list[list[str]], held: dict[str, Found], products: dict[str, str]) -> None:
+        self._pages, self._held, self._products = pages, held, products
+
+    async def pages(self) -> AsyncIterator[list[dict[str, Any]]]:
+        for page in self._pages:
+            yield [{"sku": sku} for sku in page]
+
+    async def held(self, rows: list[dict[str, Any]]) -> list[Found]:
+        return [self._held[row["sku"]] for row in rows]
+
+    async def products(self, skus: list[str]) -> dict[str, str]:
+        return {sku.lower(): self._products[sku] for sku in skus if sku in self._products}
+
+
+async def test_one_comparison_for_both_inventory_apis() -> None:
+    levels: dict[str, Any] = {
+        sku.lower(): (sku, quantity)
+        for sku, quantity in [("A", 5), ("B", 3), ("C", 0), ("D", 1), ("E", 2), ("F", 4), ("G", 7)]
+    }
+    side = FakeSide(
+        # the last page twice, as Magento repeats it past the end
+        [["A", "B", "X"], ["C", "D", "E", "X"], ["C", "D", "E", "X"]],
+        {
+            "A": Held(5, 1),  # in step
+            "B": Held(3, 0, 17),  # right count, marked out of stock by hand
+            "C": Held(2, 1),  # drifted
+            "D": None,  # deleted since it was listed
+            "E": TransientError("magento 500"),  # could not be read
+        },
+        {"F": "f"},  # F has a product but no row; G has neither
+    )
+    report = rec.Report(dry_run=False, store_id="W-1", source_code="default")
+    comparison = Comparison(report, Throttled(None, report))
+    drift = await comparison.run(side, levels)
+    assert drift == {"b": Target("B", 3, 17), "c": Target("C", 0), "f": Target("f", 4)}
+    assert (report.magento_skus, report.compared) == (6, 4)  # X once; A, B, C and F compared
+    assert (report.missing_in_cr.skus, report.missing_in_magento.skus) == (["X"], ["D", "G"])
+    assert report.error_count == 1 and report.errors[0] == {"error": "TransientError: magento 500", "skus": ["E"]}
+    assert comparison.sample() == [
+        {"sku": "B", "magento": 3.0, "cloud_retailer": 3},
+        {"sku": "C", "magento": 2.0, "cloud_retailer": 0},
+        {"sku": "f", "magento": None, "cloud_retailer": 4},
+    ]

@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from arq import cron
 
 from crmcore.events import AcceptedEvent, Source
 from sandbox import catalog
@@ -20,6 +20,7 @@ from sandbox.magento.routing import STATE
 from tests.conftest import post_event, wait_for
 from tests.support.signing import envelope, new_id
 from tests.support.stack import Stack, full_stack
+from workers.periodic import Run
 from workers.registry import HandlerContext, Registry
 from workers.services import Services
 from workers.sync import orders
@@ -411,16 +412,16 @@ async def test_resync_by_ids_and_since_imports_what_is_missing_and_never_duplica
 
 
 @pytest.mark.slow
-async def test_the_poll_cron_runs_once_per_schedule_across_two_workers(redis_url):
-    """arq names each cron run after its scheduled time: two workers enqueue it, one runs it. Scheduled every
-    second here (the shipped schedule is every CRMAGENTO_ORDER_POLL_INTERVAL_MINUTES) to see several runs."""
+async def test_the_poll_runs_once_per_interval_across_two_workers(redis_url):
+    """The scheduler claims each due run once, whatever the number of workers. Every second here (the shipped
+    interval is CRMAGENTO_ORDER_POLL_INTERVAL_MINUTES) to see several runs."""
 
-    async def recorded(ctx: dict[str, Any]) -> dict[str, Any]:
-        await ctx["redis"].rpush("test:poll-runs", ctx["job_id"])
-        return await poll.poll_cron(ctx)
+    async def recorded(run: Run) -> str:
+        await run.ctx.redis.rpush("test:poll-runs", run.run_id)
+        return await poll.POLL.run(run)
 
     registry = orders_only()
-    registry.cron_jobs = [cron(recorded, name="order-poll", second=set(range(60)), max_tries=2, keep_result=60)]
+    registry.register_periodic(replace(poll.POLL, interval=lambda _: 1.0, run=recorded))
     async with stack_for_orders(redis_url) as stack:
         order = await complete(stack, await place(stack, [{"sku": SKU_A, "price": 21}]), quiet=True)
         await stack.start_worker(registry)
@@ -428,11 +429,12 @@ async def test_the_poll_cron_runs_once_per_schedule_across_two_workers(redis_url
         await imported(stack, order["increment_id"], within=15)
         await wait_for(lambda: _runs_at_least(stack, 3), within=15)
         await stack.stop_workers()
+        _, status = await stack.admin("GET", "/admin/status")
         runs = [r.decode() for r in await stack.redis.lrange("test:poll-runs", 0, -1)]
         assert len(runs) == len(set(runs)) >= 3
         assert await cr_calls(stack, "POST /api/v1/sales") == 1
-        _, status = await stack.admin("GET", "/admin/status")
-        assert status["reports"]["order-poll"]["job_id"] in runs
+        shown = status["reports"]["order-poll"]
+        assert shown["run_id"] in runs and shown["trigger"] == "schedule" and shown["status"] == "ok"
 
 
 async def _runs_at_least(stack: Stack, n: int) -> bool:
@@ -440,10 +442,8 @@ async def _runs_at_least(stack: Stack, n: int) -> bool:
 
 
 def test_the_shipped_schedule_follows_the_interval_setting(settings) -> None:
-    every5 = poll.poll_cron_job(settings)
-    assert every5.name == "order-poll" and every5.max_tries == 2
-    assert every5.minute == set(range(0, 60, 5)) and every5.second == {0}
-    hourly = poll.poll_cron_job(settings.model_copy(update={"order_poll_interval_minutes": 120}))
-    assert hourly.hour == set(range(0, 24, 2)) and hourly.minute == {0}
+    assert poll.POLL.name == "order-poll" and poll.POLL.interval(settings) == 5 * 60
+    every90 = settings.model_copy(update={"order_poll_interval_minutes": 90})
+    assert poll.POLL.interval(every90) == 90 * 60  # due times, not the clock's minutes: no gap at the hour
     registry = orders_only()
-    assert [c.name for c in registry.cron_jobs] == ["order-poll"] and "resync-orders" in registry.admin_jobs
+    assert list(registry.periodic) == ["order-poll"] and "resync-orders" in registry.admin_jobs

@@ -21,8 +21,7 @@ from crmcore.settings import Settings
 from workers.availability.gate import BOTH, blocked_remote, outage_reason, skip_reason
 from workers.clients.errors import RemoteUnavailable
 from workers.errors import PermanentError
-from workers.registry import HandlerContext, Progress, Registry
-from workers.services import Services
+from workers.registry import HandlerContext, Progress, Registry, handler_context
 
 log = structlog.get_logger(__name__)
 
@@ -52,8 +51,7 @@ async def run_admin_job(ctx: dict[str, Any], job_id: str) -> str:
         return "failed"
     await jobrecords.update(redis, job_id, status="running", started=jobrecords.now_iso(), done=0)
     settings: Settings = ctx["settings"]
-    services: Services = ctx["services"]
-    hctx = HandlerContext(redis=redis, settings=settings, job_id=job_id, attempt=1, services=services)
+    hctx = handler_context(ctx, job_id)
     progress = _progress(redis, job_id)
     limit = asyncio.timeout(_time_limit(settings.admin_job_timeout_seconds))
     try:

@@ -1,8 +1,8 @@
-"""One run at a time across all workers (reconciliation, catch-up): a Redis lease holding the run's id,
-renewed while the run goes on.
+"""One run at a time across all workers (every periodic job, workers/periodic/): a Redis lease holding the
+run's id, renewed while the run goes on.
 
 A worker that dies leaves the lease to expire within LEASE_MS, so the next run is not blocked for long. The
-retry of a run (same run id, e.g. arq re-running the cron job of a dead worker) takes its own lease over.
+retry of a run (same run id: the scheduler trying a crashed run again) takes its own lease over.
 """
 
 from __future__ import annotations
@@ -54,11 +54,15 @@ class Lease:
         await self.redis.eval(_RELEASE_LUA, 1, self.key, self.holder)
 
     @contextlib.asynccontextmanager
-    async def kept(self, every_s: float = RENEW_S, *, stop_on_loss: bool = False) -> AsyncIterator[None]:
+    async def kept(
+        self, every_s: float = RENEW_S, *, stop_on_loss: bool = False, release: bool = True
+    ) -> AsyncIterator[None]:
         """Renew while the block runs. A lease lost meanwhile sets `lost`; a run that checks it between steps
         stops there (catch-up: its cursors only move forward, so a step taken after the loss cannot undo
         another run's work). With `stop_on_loss` the block is cancelled at once and LeaseLost raised instead
-        (reconciliation: a write after the loss could race the run that took over)."""
+        (reconciliation: a write after the loss could race the run that took over). Without `release` the
+        lease is left to the caller, who frees it together with what it records about the run (the
+        scheduler: a run seen without its lease is taken for crashed)."""
         main = asyncio.current_task()
         assert main is not None
 
@@ -85,5 +89,6 @@ class Lease:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            with contextlib.suppress(Exception):  # Redis down: the lease expires on its own
-                await self.release()
+            if release:
+                with contextlib.suppress(Exception):  # Redis down: the lease expires on its own
+                    await self.release()

@@ -1,10 +1,11 @@
-"""Event type -> sync handler. The sync rules register theirs; tests register their own."""
+"""Event type -> sync handler, admin jobs and periodic jobs. The sync rules register theirs; tests register
+their own."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from arq.cron import CronJob
 from redis.asyncio import Redis
@@ -15,6 +16,9 @@ from crmcore.settings import Settings
 from workers.clients.cloudretailer import CloudRetailerClient
 from workers.clients.magento import MagentoClient
 from workers.services import Services
+
+if TYPE_CHECKING:
+    from workers.periodic import Periodic
 
 
 @dataclass
@@ -35,6 +39,14 @@ class HandlerContext:
     @property
     def cr(self) -> CloudRetailerClient:
         return self.services.cr
+
+
+def handler_context(worker: Mapping[str, Any], job_id: str, attempt: int = 1) -> HandlerContext:
+    """The one way the workers make a HandlerContext: from what a worker's jobs share, arq's ctx of either
+    worker (workers/worker.py puts redis, settings and services in both)."""
+    return HandlerContext(
+        redis=worker["redis"], settings=worker["settings"], job_id=job_id, attempt=attempt, services=worker["services"]
+    )
 
 
 class Progress(Protocol):
@@ -64,12 +76,17 @@ class Registry:
         # The remotes a handler talks to: while one of them is down, its jobs are parked without trying.
         self._needs: dict[tuple[Source, str], tuple[Remote, ...]] = {}
         self.admin_jobs: dict[str, AdminJob] = {}
-        # arq CronJobs. arq's per-run job id keeps two workers from starting the same run at the same second;
-        # each cron also guards itself (a lease or a due-time claim) so that a run is never done twice.
+        # Reconciliation, order poll, catch-up: run by the scheduler of the long worker (workers/periodic/).
+        self.periodic: dict[str, Periodic] = {}
+        # Plain arq crons on the long queue, for test builds (tests/support/scale_handlers.py); what the
+        # product runs periodically is a `Periodic`.
         self.cron_jobs: list[CronJob] = []
 
     def register_job(self, kind: str, job: AdminJob) -> None:
         self.admin_jobs[kind] = job
+
+    def register_periodic(self, job: Periodic) -> None:
+        self.periodic[job.name] = job
 
     def register_cron(self, job: CronJob) -> None:
         self.cron_jobs.append(job)
@@ -100,8 +117,9 @@ class Registry:
         return len(self._handlers)
 
 
-def default_registry(settings: Settings | None = None) -> Registry:
-    """The handlers, admin jobs and crons this build ships (workers/sync/)."""
+def default_registry(settings: Settings) -> Registry:
+    """The handlers, admin jobs and periodic jobs this build ships (workers/sync/), for a worker running with
+    `settings` (the periodic jobs read their intervals from the worker's settings as they run)."""
     from workers import sync
 
     registry = Registry()

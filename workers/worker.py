@@ -1,7 +1,8 @@
-"""The arq worker: its settings, the job and cron functions, and a run loop that survives Redis outages.
+"""The arq workers: the entity worker, the long worker (admin jobs, and the scheduler of periodic work,
+workers/periodic/), and a run loop that survives Redis outages.
 
 arq's worker exits when its Redis connection drops and never reconnects (python-arq/arq#386), so
-`run_worker` builds a fresh arq `Worker` after each drop, with a capped backoff, until asked to stop.
+`run_worker` builds fresh arq `Worker`s after each drop, with a capped backoff, until asked to stop.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from typing import Any
 
 import structlog
-from arq import Worker, cron
+from arq import Worker
 from arq.worker import func
 from redis.exceptions import RedisError
 
@@ -26,6 +27,7 @@ from workers.adminjobs import run_admin_job
 from workers.availability.monitor import RemoteMonitor
 from workers.dispatch import Dispatcher
 from workers.heartbeat import Heartbeat, new_worker_id
+from workers.periodic import Periodic, Run, Scheduler
 from workers.registry import Registry, default_registry
 from workers.services import Services
 
@@ -48,13 +50,17 @@ async def process_entity(ctx: dict[str, Any], entity: str) -> str:
     return await dispatcher.process_entity(ctx, entity)
 
 
-async def housekeeping(ctx: dict[str, Any]) -> int:
-    """Every minute: give entities whose job vanished a new one, so nothing stays stuck."""
-    dispatcher: Dispatcher = ctx["dispatcher"]
-    healed = await dispatcher.queue.heal(now_ms=int(time.time() * 1000))
+async def housekeeping(run: Run) -> str:
+    """Give entities whose job vanished a new one, so nothing stays stuck."""
+    queue = EntityQueue(run.ctx.redis, run.ctx.settings.queue_name)
+    healed = await queue.heal(now_ms=int(time.time() * 1000))
+    run.fields["healed"] = healed
     if healed:
         log.warning("entities_healed", count=healed)
-    return healed
+    return "ok"
+
+
+HOUSEKEEPING = Periodic("housekeeping", interval=lambda _: 60.0, run=housekeeping, needs=())
 
 
 def build_worker(settings: Settings, registry: Registry, worker_id: str, services: Services | None = None) -> Worker:
@@ -64,6 +70,7 @@ def build_worker(settings: Settings, registry: Registry, worker_id: str, service
     holder: dict[str, Worker] = {}
 
     async def on_startup(ctx: dict[str, Any]) -> None:
+        ctx.update(settings=settings, services=services)
         queue = EntityQueue(ctx["redis"], settings.queue_name)
         monitor = RemoteMonitor(ctx["redis"], settings, queue, worker_id)
         ctx["monitor"] = monitor
@@ -90,7 +97,6 @@ def build_worker(settings: Settings, registry: Registry, worker_id: str, service
                 keep_result=0,
             )
         ],
-        cron_jobs=[cron(housekeeping, name="housekeeping", second={0}, max_tries=2, keep_result=0)],
         **arq_worker_redis(
             settings, queue_name=settings.queue_name, serializer=serializer.dumps, deserializer=serializer.loads
         ),
@@ -111,10 +117,16 @@ def build_worker(settings: Settings, registry: Registry, worker_id: str, service
 
 
 def build_long_worker(settings: Settings, registry: Registry, services: Services | None = None) -> Worker:
-    """Admin jobs and the sync crons (reconciliation, polling) on their own queue. arq leases every job of a
-    worker for its longest function timeout, so hour-long jobs beside the entity jobs would hold a dead
+    """Admin jobs on their own queue, and the scheduler of periodic work beside them. arq leases every job of
+    a worker for its longest function timeout, so hour-long jobs beside the entity jobs would hold a dead
     worker's entity job for an hour."""
     ctx: dict[str, Any] = {"services": services or Services(), "settings": settings, "registry": registry}
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        scheduler = Scheduler(ctx, [HOUSEKEEPING, *registry.periodic.values()])
+        scheduler.start()
+        ctx["scheduler"] = scheduler
+
     return Worker(
         # A restart while an admin job waits for a remote counts as one of arq's tries: leave room for several.
         functions=[func(run_admin_job, name=RUN_ADMIN_JOB, timeout=settings.admin_job_timeout_seconds, max_tries=10)],
@@ -136,13 +148,17 @@ def build_long_worker(settings: Settings, registry: Registry, services: Services
         job_serializer=serializer.dumps,
         job_deserializer=serializer.loads,
         ctx=ctx,
+        on_startup=on_startup,
     )
 
 
-async def _teardown(worker: Worker) -> None:
+async def _teardown(worker: Worker, grace_s: float) -> None:
     for task in worker.tasks.values():
         task.cancel()
     await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+    scheduler: Scheduler | None = worker.ctx.get("scheduler")
+    if scheduler is not None:
+        await scheduler.close(grace_s)
     heartbeat: Heartbeat | None = worker.ctx.get("heartbeat")
     if heartbeat is not None:
         await heartbeat.stop()
@@ -180,7 +196,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, registry: Registry
             finally:
                 watcher.cancel()
                 for worker in workers:
-                    await _teardown(worker)
+                    await _teardown(worker, settings.worker_shutdown_grace_seconds)
             if stop.is_set():
                 break
             if time.monotonic() - started > 60:
@@ -214,6 +230,9 @@ async def _run_together(workers: list[Worker]) -> None:
 async def _stop_when(stop: asyncio.Event, workers: list[Worker]) -> None:
     await stop.wait()
     for worker in workers:
+        scheduler: Scheduler | None = worker.ctx.get("scheduler")
+        if scheduler is not None:  # its runs finish during the grace, as arq's jobs do
+            scheduler.stop_claiming()
         if worker._job_completion_wait:
             worker.handle_sig_wait_for_completion(signal.SIGTERM)
         else:

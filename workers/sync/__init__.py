@@ -1,5 +1,5 @@
 """The sync rules (docs/design.md, Sync rules), one module per domain. Each module's `register(registry, settings)`
-adds its event handlers, admin jobs and crons.
+adds its event handlers, admin jobs and periodic jobs.
 
 What a domain builds on:
 - handlers: `registry.register(source, type, handler)`; a handler gets `HandlerContext` (ctx.magento, ctx.cr,
@@ -9,9 +9,12 @@ What a domain builds on:
   the same queue and handlers: workers/feed.py.
 - admin jobs: POST /admin/resync/{products|categories|customers|orders} and /admin/reconcile/inventory are
   routed by gateway/adminjobs.py to job kinds `resync-<kind>` / `reconcile-inventory`;
-  `registry.register_job(kind, job)` with `job(ctx, params, progress) -> result dict`. They and the crons
-  (`registry.register_cron(arq.cron(...))`) run on the long queue (workers/worker.py `build_long_worker`).
-- reports: `HSET keys.REPORTS <name> <json>` shows in GET /admin/status under `reports`.
+  `registry.register_job(kind, job)` with `job(ctx, params, progress) -> result dict`. They run on the long
+  queue (workers/worker.py `build_long_worker`).
+- periodic jobs: `registry.register_periodic(Periodic(name, interval=lambda settings: ..., run=...))`
+  (workers/periodic/): the scheduler on the long worker runs each once per interval across all workers,
+  under its lease, skipped while a remote it needs is down, and stores its report under `name` in
+  `keys.REPORTS` (GET /admin/status, `reports`), in the one shape every periodic run reports in.
 - end-to-end tests: tests/support/stack.py `full_stack(...)` runs both sandboxes, the gateway and workers.
 """
 
@@ -24,6 +27,6 @@ from workers.sync import catalog, catchup, customers, inventory, orders
 DOMAINS = (catalog, inventory, orders, customers, catchup)
 
 
-def register_all(registry: Registry, settings: Settings | None = None) -> None:
+def register_all(registry: Registry, settings: Settings) -> None:
     for domain in DOMAINS:
         domain.register(registry, settings)

@@ -1,4 +1,5 @@
-"""One catch-up run, its report, and the two ways to start one (the cron and the `resync-catchup` admin job).
+"""One catch-up run, its report, and the two ways to start one (the periodic job and the `resync-catchup`
+admin job).
 
 A run reads each stream (streams.py) from `cursor - CRMAGENTO_CATCHUP_OVERLAP_SECONDS` on and feeds every
 change into the entity queue (workers/feed.py), so it goes through the same handlers, per-entity coalescing
@@ -11,14 +12,16 @@ taken before its transaction committed; its cost is that each run meets the chan
 the newest one again (their handlers find nothing to write). The first run of a stream pins its cursor one
 interval back.
 
-A run needs both remotes. A cron run that finds one down (workers/availability/) does not start: it writes a
-`skipped` report with the reason, and no cursor moves (a stream that has none yet gets it pinned, as its
-first run would have). A run that meets `RemoteUnavailable` part way stops there, `skipped`, every cursor at
-the last page handled; an admin run raises it instead, so its job waits for the remote and runs again.
+A run needs both remotes. A scheduled run that finds one down (workers/availability/) does not start: it
+writes a `skipped` report with the reason, and no cursor moves (a stream that has none yet gets it pinned, as
+its first run would have). A run that meets `RemoteUnavailable` part way stops there, `skipped`, every cursor
+at the last page handled; an admin run raises it instead, so its job waits for the remote and runs again.
 
-Every run has a job record (`GET /admin/jobs/{run id}`): the changes are fed as `job:<run id>:...`, so the
-workers count them applied (`done`) or failed as they settle. The run waits (a bounded time) for that, then
-writes its report, with each stream's cursor, to the reports hash (`keys.REPORTS`) as "catchup" (GET /admin/status).
+Every run has a job record (`GET /admin/jobs/{run id}`; a scheduled run makes its own, kind "catchup"): the
+changes are fed as `job:<run id>:...`, so the workers count them applied (`done`) or failed as they settle.
+The run waits (a bounded time) for that; its report, with each stream's cursor, is "catchup" in the reports
+hash (GET /admin/status). One run at a time: the periodic job's lease, not renewed past its loss (the
+cursors only move forward, so a run that lost it stops at its next page).
 """
 
 from __future__ import annotations
@@ -28,29 +31,23 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import orjson
 import structlog
-from arq import cron
-from arq.cron import CronJob
 
 from crmcore import jobrecords, keys
-from crmcore.remotes import RemoteState
-from crmcore.settings import Settings
-from workers.availability.gate import BOTH, blocked_remote, outage_reason, skip_reason
 from workers.clients.errors import RemoteUnavailable
 from workers.errors import PermanentError
 from workers.feed import feed
 from workers.lease import Lease, LeaseLost
+from workers.periodic import ADMIN, SCHEDULE, Periodic, Run, execute
 from workers.registry import HandlerContext, Progress
-from workers.services import Services
 from workers.sync.catchup import clock
 from workers.sync.catchup.streams import STREAMS, Found, Stream
 
 log = structlog.get_logger(__name__)
 
-REPORT = "catchup"  # the reports field, and the cron's name
+REPORT = "catchup"  # the reports field, and the periodic job's name
 ADMIN_KIND = "resync-catchup"  # POST /admin/resync/catchup
-CRON_KIND = "catchup"  # the job record of a cron run
+CRON_KIND = "catchup"  # the job record of a scheduled run
 LOCK_KEY = keys.CATCHUP_LOCK
 SETTLE_MAX_S = 300.0
 SETTLE_POLL_S = 0.2
@@ -65,11 +62,6 @@ class StreamTally:
     already_queued: int = 0  # fed by this very run before (a retried run)
     in_step: int = 0  # Magento records the gateway links already
     error: str | None = None
-
-
-def run_id_of(job_id: str) -> str:
-    """A run id usable in event ids: `job:<run id>:...` names the job between the first two colons."""
-    return job_id.replace(":", "-")
 
 
 async def _feed_page(ctx: HandlerContext, stream: Stream, page: list[Found], tally: StreamTally) -> None:
@@ -136,65 +128,38 @@ async def _settle(ctx: HandlerContext, fed: int, lease: Lease) -> tuple[int, int
         await asyncio.sleep(SETTLE_POLL_S)
 
 
-async def _save(ctx: HandlerContext, report: dict[str, Any]) -> None:
-    report["cursors"] = await clock.cursors(ctx.redis)
-    await ctx.redis.hset(keys.REPORTS, REPORT, orjson.dumps(report))
+async def _read_streams(run: Run, tallies: dict[str, StreamTally], progress: Progress, fed: list[int]) -> None:
+    known = await _pinned_cursors(run.ctx)
+    for stream in STREAMS:
+        cursor = known[stream.name]
+        since = stream.clock.minus(cursor, run.ctx.settings.catchup_overlap_seconds)
+        tallies[stream.name] = StreamTally(since=since, cursor=cursor)
+        await _read_stream(run.ctx, stream, tallies[stream.name], run.lease, progress, fed)
+    await progress(total=fed[0])
 
 
-async def run(ctx: HandlerContext, progress: Progress, *, trigger: str) -> dict[str, Any]:
-    """One catch-up run named ctx.job_id. Returns its report (status ok, failed, or busy: another run holds the
-    lease, and this one did nothing)."""
-    lease = Lease(ctx.redis, LOCK_KEY, ctx.job_id)
-    if not await lease.take():
-        held_by = await lease.held_by()
-        log.info("catchup_busy", run_id=ctx.job_id, held_by=held_by)
-        return {"status": "busy", "run_id": ctx.job_id, "held_by": held_by}
-    started = time.monotonic()
-    report: dict[str, Any] = {
-        "run_id": ctx.job_id,
-        "trigger": trigger,
-        "status": "running",
-        "started_at": jobrecords.now_iso(),
-        "job": f"/admin/jobs/{ctx.job_id}",
-    }
+async def _catchup(run: Run) -> str:
+    """One run named ctx.job_id: ok, or failed when a stream failed (the others ran)."""
+    ctx = run.ctx
+    if run.trigger == SCHEDULE:
+        await _open_record(ctx)
     tallies: dict[str, StreamTally] = {}
     fed = [0]
-    async with lease.kept():
-        try:
-            known = await _pinned_cursors(ctx)
-            for stream in STREAMS:
-                cursor = known[stream.name]
-                since = stream.clock.minus(cursor, ctx.settings.catchup_overlap_seconds)
-                tallies[stream.name] = StreamTally(since=since, cursor=cursor)
-                await _read_stream(ctx, stream, tallies[stream.name], lease, progress, fed)
-            await progress(total=fed[0])
-            report.update(_totals(tallies), status="settling", streams={k: asdict(v) for k, v in tallies.items()})
-            await _save(ctx, report)
-            applied, failed = await _settle(ctx, fed[0], lease)
-            failures = {name: t.error for name, t in tallies.items() if t.error}
-            report.update(
-                applied=applied,
-                failed=failed,
-                pending=max(0, fed[0] - applied - failed),
-                status="failed" if failures else "ok",
-            )
-            if failures:
-                report["error"] = "; ".join(f"{name}: {error}" for name, error in failures.items())
-        except RemoteUnavailable as exc:
-            report.update(status="skipped", reason=outage_reason(exc)[:500])
-            if trigger == "admin":
-                raise
-            log.warning("cron_skipped", cron=REPORT, remote=exc.system, reason=report["reason"])
-        except Exception as exc:
-            report.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:500])
-            raise
-        finally:
-            report.update(_totals(tallies), streams={k: asdict(v) for k, v in tallies.items()})
-            report["finished_at"] = jobrecords.now_iso()
-            report["duration_ms"] = int((time.monotonic() - started) * 1000)
-            await _save(ctx, report)
-    log.info("catchup_done", **{k: report.get(k) for k in ("run_id", "status", "found", "queued", "applied", "failed")})
-    return report
+    run.fields["job"] = f"/admin/jobs/{ctx.job_id}"
+    try:
+        await _read_streams(run, tallies, run.progress or _total_on_record(ctx), fed)
+        run.fields.update(_totals(tallies))
+        applied, failed = await _settle(ctx, fed[0], run.lease)
+        run.fields.update(applied=applied, failed=failed, pending=max(0, fed[0] - applied - failed))
+    finally:
+        run.fields.update(_totals(tallies), streams={k: asdict(v) for k, v in tallies.items()})
+        run.fields["cursors"] = await clock.cursors(ctx.redis)
+    log.info("catchup_done", **{k: run.fields.get(k) for k in ("found", "queued", "applied", "failed")})
+    failures = {name: t.error for name, t in tallies.items() if t.error}
+    if not failures:
+        return "ok"
+    run.error = "; ".join(f"{name}: {error}" for name, error in failures.items())
+    return "failed"
 
 
 def _totals(tallies: dict[str, StreamTally]) -> dict[str, int]:
@@ -206,21 +171,47 @@ def _totals(tallies: dict[str, StreamTally]) -> dict[str, int]:
     }
 
 
-async def _skipped(ctx: HandlerContext, down: RemoteState, trigger: str) -> dict[str, Any]:
-    """A run not started because a remote is down: nothing read, no lease, no job record."""
-    now = jobrecords.now_iso()
+async def _pin(ctx: HandlerContext) -> dict[str, Any]:
+    """A run not started because a remote is down: no cursor moves (a stream without one gets it pinned)."""
     await _pinned_cursors(ctx)
-    report = {
-        "run_id": ctx.job_id,
-        "trigger": trigger,
-        "status": "skipped",
-        "reason": skip_reason(down),
-        "started_at": now,
-        "finished_at": now,
-    }
-    await _save(ctx, report)
-    log.info("cron_skipped", cron=REPORT, remote=down.remote.value, reason=report["reason"])
-    return report
+    return {"cursors": await clock.cursors(ctx.redis)}
+
+
+# --- the job record of a scheduled run -----------------------------------------------------------------------
+
+
+async def _open_record(ctx: HandlerContext) -> None:
+    """A retried run (same run id) finds its record and goes on with it."""
+    if not await ctx.redis.exists(keys.admin_job(ctx.job_id)):
+        await jobrecords.create(ctx.redis, ctx.job_id, CRON_KIND, {"trigger": SCHEDULE})
+    await jobrecords.update(ctx.redis, ctx.job_id, status="running", started=jobrecords.now_iso())
+
+
+def _total_on_record(ctx: HandlerContext) -> Progress:
+    async def progress(done: int | None = None, total: int | None = None) -> None:
+        if total is not None:
+            await jobrecords.update(ctx.redis, ctx.job_id, total=total)
+
+    return progress
+
+
+async def _close_record(ctx: HandlerContext, report: dict[str, Any]) -> None:
+    """An admin run's record is its job's (workers/adminjobs.py); a scheduled run closes its own."""
+    if report["trigger"] != SCHEDULE:
+        return
+    status = "failed" if report["status"] == "failed" else "done"
+    error = {"error": report["error"]} if report.get("error") else {}
+    await jobrecords.update(ctx.redis, ctx.job_id, status=status, finished=jobrecords.now_iso(), result=report, **error)
+
+
+CATCHUP = Periodic(
+    REPORT,
+    interval=lambda settings: settings.catchup_interval_minutes * 60,
+    run=_catchup,
+    stop_on_loss=False,
+    on_skip=_pin,
+    on_report=_close_record,
+)
 
 
 # --- the admin job -------------------------------------------------------------------------------------------
@@ -228,60 +219,9 @@ async def _skipped(ctx: HandlerContext, down: RemoteState, trigger: str) -> dict
 
 async def catchup_job(ctx: HandlerContext, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """`POST /admin/resync/catchup`: a run now, with the admin job's id as run id."""
-    report = await run(ctx, progress, trigger="admin")
-    if report["status"] == "busy":
-        raise PermanentError(f"another catch-up run is going ({report['held_by']}); try again when it is done")
+    report = await execute(CATCHUP, ctx, ADMIN, progress=progress)
+    if "running" in report:
+        raise PermanentError(f"another catch-up run is going ({report['running']}); try again when it is done")
     if report["status"] == "failed":
         raise PermanentError(f"catch-up run {ctx.job_id} failed: {report.get('error')}")
     return report
-
-
-# --- the cron ------------------------------------------------------------------------------------------------
-
-
-async def catchup_cron(ctx: dict[str, Any]) -> dict[str, Any]:
-    """The arq cron entry point, on the long queue. arq names the job after its scheduled time, so a retry
-    of the same run (a worker died mid-run) has the same run id and re-feeds nothing twice."""
-    redis = ctx["redis"]
-    run_id = run_id_of(str(ctx.get("job_id") or f"{REPORT}:{int(time.time() * 1000)}"))
-    services: Services = ctx["services"]
-    hctx = HandlerContext(
-        redis=redis,
-        settings=ctx["settings"],
-        job_id=run_id,
-        attempt=int(ctx.get("job_try") or 1),
-        services=services,
-    )
-    down = await blocked_remote(redis, BOTH)
-    if down is not None:
-        return await _skipped(hctx, down, "cron")
-    if not await redis.exists(keys.admin_job(run_id)):
-        await jobrecords.create(redis, run_id, CRON_KIND, {"trigger": "cron"})
-    await jobrecords.update(redis, run_id, status="running", started=jobrecords.now_iso())
-
-    async def progress(done: int | None = None, total: int | None = None) -> None:
-        if total is not None:
-            await jobrecords.update(redis, run_id, total=total)
-
-    try:
-        report = await run(hctx, progress, trigger="cron")
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"[:2000]
-        await jobrecords.update(redis, run_id, status="failed", finished=jobrecords.now_iso(), error=error)
-        raise
-    status = "failed" if report["status"] == "failed" else "done"
-    await jobrecords.update(redis, run_id, status=status, finished=jobrecords.now_iso(), result=report)
-    return report
-
-
-def cron_job(settings: Settings) -> CronJob:
-    """Every CRMAGENTO_CATCHUP_INTERVAL_MINUTES on the clock (minute 0, 30 of each hour for 30; an interval
-    that does not divide the hour restarts at minute 0). Two tries, so a worker restarting mid-run does not
-    lose the run (arq's crons default to one)."""
-    minutes = settings.catchup_interval_minutes
-    if minutes < 60:
-        schedule: dict[str, Any] = {"minute": set(range(0, 60, minutes)), "second": {0}}
-    else:
-        schedule = {"hour": set(range(0, 24, max(1, minutes // 60))), "minute": {0}, "second": {0}}
-    # keep_result: a worker that enqueues the run late finds it done and does not run it again
-    return cron(catchup_cron, name=REPORT, max_tries=2, keep_result=60, **schedule)

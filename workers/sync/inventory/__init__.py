@@ -3,12 +3,12 @@ Magento inventory source.
 
     stock       the Magento side: MSI source items or legacy stock items, found at start; read, compare, write
     batcher     changes to many SKUs that arrive together share one source-items call
-    reconcile   the full comparison every CRMAGENTO_RECONCILE_INTERVAL_MINUTES, and on demand
+    reconcile/  the full comparison every CRMAGENTO_RECONCILE_INTERVAL_MINUTES, and on demand
 
 `inventory.updated` carries the SKU, the store and an `on_hand` that is never trusted: the handler reads
 the SKU's current on-hand from Cloud Retailer, hands it to the worker's batcher, and is settled once the
 write carrying it returned (or Magento already had it). It then reads Cloud Retailer once more and writes
-again if the count moved meanwhile (see reconcile.py, "Races").
+again if the count moved meanwhile (see reconcile/write.py, "Races").
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from workers.feed import feed
 from workers.registry import HandlerContext, Registry
 from workers.sync.inventory import stock as st
 from workers.sync.inventory.batcher import Batcher
-from workers.sync.inventory.reconcile import reconcile_cron, reconcile_job, run_reconciliation
+from workers.sync.inventory.reconcile import RECONCILE, reconcile_job, run_reconciliation
 from workers.sync.inventory.stock import Outcome, StockSetup, Target
 
 __all__ = ["feed_stock", "on_inventory_updated", "register", "run_reconciliation", "stock_setup"]
@@ -117,4 +117,4 @@ async def feed_stock(ctx: HandlerContext, skus: Iterable[str], origin: str | Non
 def register(registry: Registry, settings: Settings | None = None) -> None:
     registry.register(CR, "inventory.updated", on_inventory_updated)
     registry.register_job("reconcile-inventory", reconcile_job)
-    registry.register_cron(reconcile_cron())
+    registry.register_periodic(RECONCILE)

@@ -11,35 +11,30 @@ seconds (another order saved later in the same second as the cursor) and a save'
 its transaction commits. The first run starts one interval back: older orders are not booked as sales unless
 an admin asks for them (`POST /admin/resync/orders {"since": ...}`).
 
-A run needs both remotes (Magento to read, Cloud Retailer to record the sales it feeds). With either one down
-(workers/availability/) it is skipped: its report says `skipped` and why, and the cursor stays where it was,
-so the first run after the outage reads every order completed during it. A run that meets `RemoteUnavailable`
-part way ends `skipped` too, its cursor at the last page it handled. A first run that is skipped pins the
-cursor where it would have started, so the window before the outage is not lost either.
+The poll is a periodic job (workers/periodic/): every CRMAGENTO_ORDER_POLL_INTERVAL_MINUTES, one run at a
+time under its lease, its report "order-poll" in GET /admin/status. A run needs both remotes (Magento to read,
+Cloud Retailer to record the sales it feeds). With either one down (workers/availability/) it is skipped: its
+report says `skipped` and why, and the cursor stays where it was, so the first run after the outage reads
+every order completed during it. A run that meets `RemoteUnavailable` part way ends `skipped` too, its
+cursor at the last page it handled. A first run that is skipped pins the cursor where it would have started,
+so the window before the outage is not lost either.
 """
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 import structlog
-from arq import cron
-from arq.cron import CronJob
 
 from crmcore import keys
 from crmcore.events import MagentoOrderEvent, Source
-from crmcore.remotes import RemoteState
-from crmcore.settings import Settings
-from workers.availability.gate import BOTH, blocked_remote, outage_reason, skip_reason
 from workers.clients.errors import RemoteUnavailable
 from workers.clients.search_criteria import SearchCriteria
 from workers.errors import PermanentError
 from workers.feed import feed
+from workers.periodic import Periodic, Run, run_once
 from workers.registry import HandlerContext, Progress
-from workers.services import Services
 from workers.sync.orders import markers
 from workers.sync.orders.search import completed_orders, earlier, linked_store_ids, magento_time, parse_time
 
@@ -49,8 +44,8 @@ CURSOR_KEY = keys.ORDER_POLL_CURSOR
 LOCK_KEY = keys.ORDER_POLL_LOCK
 REPORT = "order-poll"
 EVENT = "order.completed"
+PAGE_SIZE = 100
 _LOOKUP_BATCH = 100
-_RELEASE_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
 def _text(value: Any) -> str:
@@ -95,56 +90,36 @@ def _version(order: dict[str, Any]) -> str:
     return parse_time(str(order["updated_at"])).strftime("%Y%m%dT%H%M%SZ")
 
 
-async def _take_lock(ctx: HandlerContext, ttl_s: int) -> bool:
-    """One poll at a time; a retry of the same cron run (same arq job id) may take over its own lock."""
-    if await ctx.redis.set(LOCK_KEY, ctx.job_id, nx=True, ex=ttl_s):
-        return True
-    holder = await ctx.redis.get(LOCK_KEY)
-    return holder is not None and _text(holder) == ctx.job_id
+def _origin(order: dict[str, Any]) -> str:
+    """The id names the order and its version: the next run's overlap feeds the same change again, and that
+    is a duplicate, not a second event (nor a second dead letter)."""
+    return f"order-poll:{order['entity_id']}:{_version(order)}"
 
 
-async def poll(ctx: HandlerContext, *, page_size: int = 100) -> dict[str, Any]:
-    """One poll run: feed every complete order updated since the cursor (minus the overlap) not yet imported."""
-    settings = ctx.settings
-    interval_s = settings.order_poll_interval_minutes * 60
-    down = await blocked_remote(ctx.redis, BOTH)
-    if down is not None:
-        return await _skipped(ctx, down)
-    if not await _take_lock(ctx, max(interval_s, 60)):
-        log.info("order_poll_busy", reason="another poll is running")
-        return {"status": "busy"}
-    started = time.monotonic()
+async def _poll(run: Run) -> str:
+    """One run: feed every complete order updated since the cursor (minus the overlap) not yet imported."""
+    ctx, settings = run.ctx, run.ctx.settings
     cursor = await _cursor(ctx)
-    since = earlier(cursor, settings.order_poll_overlap_seconds)
     tally = Tally()
-    report: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(), "since": since, "job_id": ctx.job_id}
+    run.fields.update(since=earlier(cursor, settings.order_poll_overlap_seconds), cursor=cursor, **tally.counts)
     try:
         ours = await linked_store_ids(ctx.magento, settings.magento_website_id)
-        async for page in completed_orders(ctx.magento, since=since, store_ids=ours, page_size=page_size):
-            # The id names the order and its version: the next run's overlap feeds the same change again,
-            # and that is a duplicate, not a second event (nor a second dead letter).
-            await _feed_missing(
-                ctx, page, lambda o: f"order-poll:{o['entity_id']}:{_version(o)}", tally, retry_failed=False
-            )
+        pages = completed_orders(
+            ctx.magento, since=run.fields["since"], store_ids=ours, page_size=run.params.get("page_size", PAGE_SIZE)
+        )
+        async for page in pages:
+            await _feed_missing(ctx, page, _origin, tally, retry_failed=False)
             newest = max(magento_time(parse_time(str(o["updated_at"]))) for o in page)
             if newest > cursor:
                 cursor = newest
                 await ctx.redis.set(CURSOR_KEY, cursor)  # per page: a run cut short keeps what it handled
-        report.update(status="ok")
-    except RemoteUnavailable as exc:
-        report.update(status="skipped", reason=outage_reason(exc)[:500])
+    except RemoteUnavailable:
         await ctx.redis.set(CURSOR_KEY, cursor, nx=True)  # a first run cut short: the next starts from here
-        log.warning("cron_skipped", cron=REPORT, remote=exc.system, reason=report["reason"])
-    except Exception as exc:
-        report.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:500])
         raise
     finally:
-        report.update(tally.counts, cursor=cursor, duration_ms=int((time.monotonic() - started) * 1000))
-        report["finished_at"] = datetime.now(UTC).isoformat()
-        await ctx.redis.hset(keys.REPORTS, REPORT, orjson.dumps(report))
-        await ctx.redis.eval(_RELEASE_LUA, 1, LOCK_KEY, ctx.job_id)
+        run.fields.update(tally.counts, cursor=cursor)
     log.info("order_poll_done", **tally.counts, cursor=cursor)
-    return report
+    return "ok"
 
 
 async def _cursor(ctx: HandlerContext) -> str:
@@ -155,50 +130,25 @@ async def _cursor(ctx: HandlerContext) -> str:
     return magento_time(datetime.now(UTC) - timedelta(seconds=ctx.settings.order_poll_interval_minutes * 60))
 
 
-async def _skipped(ctx: HandlerContext, down: RemoteState) -> dict[str, Any]:
-    """A run not started because a remote is down: nothing read, no lock taken, the cursor left alone (or,
-    before the first run, pinned where that run would have started)."""
+async def _pin_cursor(ctx: HandlerContext) -> dict[str, Any]:
+    """A run not started because a remote is down leaves the cursor alone (or, before the first run, pins it
+    where that run would have started)."""
     cursor = await _cursor(ctx)
     await ctx.redis.set(CURSOR_KEY, cursor, nx=True)
-    now = datetime.now(UTC).isoformat()
-    report = {
-        "status": "skipped",
-        "reason": skip_reason(down),
-        "started_at": now,
-        "finished_at": now,
-        "job_id": ctx.job_id,
-        "cursor": cursor,
-    }
-    await ctx.redis.hset(keys.REPORTS, REPORT, orjson.dumps(report))
-    log.info("cron_skipped", cron=REPORT, remote=down.remote.value, reason=report["reason"])
-    return report
+    return {"cursor": cursor}
 
 
-async def poll_cron(ctx: dict[str, Any]) -> dict[str, Any]:
-    """The arq cron entry point, on the long queue (its ctx holds redis, settings and services)."""
-    services: Services = ctx["services"]
-    hctx = HandlerContext(
-        redis=ctx["redis"],
-        settings=ctx["settings"],
-        job_id=str(ctx.get("job_id") or REPORT),
-        attempt=int(ctx.get("job_try") or 1),
-        services=services,
-    )
-    return await poll(hctx)
+POLL = Periodic(
+    REPORT,
+    interval=lambda settings: settings.order_poll_interval_minutes * 60,
+    run=_poll,
+    on_skip=_pin_cursor,
+)
 
 
-def poll_cron_job(settings: Settings) -> CronJob:
-    """Every CRMAGENTO_ORDER_POLL_INTERVAL_MINUTES, on the clock (minute 0, 5, 10... of each hour for 5).
-
-    arq names each run after its scheduled time, so with many workers a run happens once; two tries, so a
-    worker restarting mid-run does not lose the run (arq's crons default to one try)."""
-    minutes = settings.order_poll_interval_minutes
-    if minutes < 60:
-        schedule: dict[str, Any] = {"minute": set(range(0, 60, minutes)), "second": {0}}
-    else:
-        schedule = {"hour": set(range(0, 24, max(1, minutes // 60))), "minute": {0}, "second": {0}}
-    # keep_result: a worker that enqueues the run late finds it done and does not run it again
-    return cron(poll_cron, name=REPORT, max_tries=2, keep_result=60, **schedule)
+async def poll(ctx: HandlerContext, *, page_size: int = PAGE_SIZE) -> dict[str, Any]:
+    """One poll now, named ctx.job_id, as the schedule runs it; returns its report."""
+    return await run_once(POLL, ctx, params={"page_size": page_size})
 
 
 # --- the admin job -------------------------------------------------------------------------------------------

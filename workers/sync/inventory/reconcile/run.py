@@ -1,0 +1,174 @@
+"""One reconciliation, the periodic job that runs it every CRMAGENTO_RECONCILE_INTERVAL_MINUTES, the admin
+job (`POST /admin/reconcile/inventory[?dry_run=true]`) and the history of recent runs.
+
+One run:
+1. finds the store's inventory API (MSI or legacy), as a worker does at start;
+2. streams Cloud Retailer's rows for the store, keeping SKU -> quantity and the high-water mark (levels.py);
+3. streams Magento's side and compares each row with Cloud Retailer's quantity as it arrives (compare.py);
+4. reads what changed in Cloud Retailer since the high-water mark and uses those newer counts;
+5. writes only the SKUs that differ, then reads the changes since again: a SKU that changed while it was
+   being written gets the newer count (write.py);
+6. reports (report.py) in the envelope every periodic run has, stored in the reports hash as
+   "reconcile-inventory" (GET /admin/status) and returned as the admin job's result. A dry run does steps
+   1-4 and writes nothing.
+
+One run at a time, the scheduled ones and the admin ones alike: the job's lease (workers/periodic/). A run
+that meets a remote outage part way ends `skipped` (a scheduled one is due again soon; an admin one waits
+for the remote and runs again, workers/adminjobs.py).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import structlog
+from redis.asyncio import Redis
+
+from crmcore import keys
+from workers.errors import PermanentError
+from workers.periodic import ADMIN, Periodic, Run, execute
+from workers.registry import HandlerContext, Progress
+from workers.sync.inventory import stock as st
+from workers.sync.inventory.reconcile.compare import Comparison, side_of
+from workers.sync.inventory.reconcile.levels import changes_since, read_levels
+from workers.sync.inventory.reconcile.report import Report, Throttled
+from workers.sync.inventory.reconcile.write import Writer
+from workers.sync.inventory.stock import LegacyStock, Mode, MsiStock, Target
+
+log = structlog.get_logger(__name__)
+
+REPORT_NAME = "reconcile-inventory"
+LOCK_KEY = keys.RECONCILE_LOCK
+RUNS_KEY = keys.RECONCILE_RUNS
+RUNS_KEPT = 50
+
+
+class Reconciliation:
+    def __init__(self, ctx: HandlerContext, report: Report, progress: Throttled) -> None:
+        self.ctx, self.report, self.progress = ctx, report, progress
+        self.settings = ctx.settings
+        self.concurrency = max(1, self.settings.magento_concurrency)
+        self.stock: MsiStock | LegacyStock | None = None
+
+    async def run(self) -> None:
+        r, cr = self.report, self.ctx.cr
+        stock = await self._stock()
+        store_id = self._store_id()
+        levels, high_water = await read_levels(cr, store_id, r)
+        r.cr_skus = len(levels)
+        await self.progress(force=True)
+        comparison = Comparison(r, self.progress)
+        drift = await comparison.run(side_of(stock, self.concurrency), levels)
+        del levels
+        r.calls(stock.counts)
+        # Counts that changed in Cloud Retailer while the two sides were read: write the newer ones.
+        changed, high_water = await changes_since(cr, store_id, high_water, r)
+        for key, quantity in changed.items():
+            if key in drift:
+                drift[key] = Target(drift[key].sku, quantity, drift[key].legacy_item_id)
+        r.drift_found = len(drift)
+        r.drift = comparison.sample()
+        if r.dry_run or not drift:
+            return
+        writer = Writer(stock, self.settings.inventory_batch_size, self.concurrency, r, self.progress)
+        written = await writer.write(list(drift.values()))
+        await writer.recheck(cr, store_id, written, high_water)
+        r.drift_fixed = len(written)
+
+    async def _stock(self) -> MsiStock | LegacyStock:
+        magento, source = self.ctx.magento, self.settings.magento_source_code
+        mode, _ = await st.detect_mode(magento, source)
+        self.report.mode = mode.value
+        cached = self.ctx.services.caches.get(st.CACHE_KEY)
+        if cached is not None and cached.mode is not mode:
+            self.ctx.services.caches.pop(st.CACHE_KEY, None)  # this worker's handlers follow the change
+        if mode is Mode.MSI:
+            self.stock = MsiStock(magento, source, self.settings.inventory_batch_size)
+        else:
+            self.stock = LegacyStock(magento, self.concurrency)
+        return self.stock
+
+    def _store_id(self) -> str:
+        store_id = self.settings.cr_store_id
+        if not store_id:
+            raise PermanentError("CRMAGENTO_CR_STORE_ID is not set: the Cloud Retailer store linked to Magento")
+        return store_id
+
+
+async def reconcile(run: Run) -> str:
+    """The periodic job's run: its report fields are the Report's, complete even for a run cut short."""
+    settings = run.ctx.settings
+    report = Report(
+        dry_run=bool(run.params.get("dry_run")),
+        store_id=settings.cr_store_id or "",
+        source_code=settings.magento_source_code,
+    )
+    job = Reconciliation(run.ctx, report, Throttled(run.progress, report))
+    try:
+        await job.run()
+    finally:
+        if job.stock is not None:
+            report.calls(job.stock.counts)
+        run.fields.update(report.as_dict())
+    log.info(
+        "reconcile_finished",
+        compared=report.compared,
+        drift_found=report.drift_found,
+        drift_fixed=report.drift_fixed,
+        errors=report.error_count,
+    )
+    if run.progress is not None:
+        await run.progress(report.cr_skus, report.cr_skus)
+    return "partial" if report.error_count else "ok"
+
+
+# --- history ------------------------------------------------------------------------------------------------
+
+
+async def record_run(ctx: HandlerContext, report: dict[str, Any]) -> None:
+    """The recent runs, newest first, one entry per run that started."""
+    entry = {k: report.get(k) for k in ("run_id", "trigger", "dry_run", "started", "finished", "status")}
+    redis = ctx.redis
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(keys.RECONCILE_RUN_ENTRIES, report["run_id"], orjson.dumps(entry))
+        pipe.zadd(RUNS_KEY, {report["run_id"]: time.time()}, nx=True)
+        await pipe.execute()
+    stale = await redis.zrange(RUNS_KEY, 0, -RUNS_KEPT - 1)
+    if stale:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(RUNS_KEY, *stale)
+            pipe.hdel(keys.RECONCILE_RUN_ENTRIES, *stale)
+            await pipe.execute()
+
+
+async def recent_runs(redis: Redis) -> list[dict[str, Any]]:
+    ids = await redis.zrevrange(RUNS_KEY, 0, -1)
+    if not ids:
+        return []
+    raw = await redis.hmget(keys.RECONCILE_RUN_ENTRIES, ids)
+    return [orjson.loads(v) for v in raw if v is not None]
+
+
+# --- how a run starts ---------------------------------------------------------------------------------------
+
+RECONCILE = Periodic(
+    REPORT_NAME,
+    interval=lambda settings: settings.reconcile_interval_minutes * 60,
+    run=reconcile,
+    on_report=record_run,
+)
+
+
+async def run_reconciliation(
+    ctx: HandlerContext, *, dry_run: bool, trigger: str, progress: Progress | None = None
+) -> dict[str, Any]:
+    """One reconciliation now, named ctx.job_id. Returns its report, or a `skipped` one naming the run that
+    holds the lease (`running`)."""
+    return await execute(RECONCILE, ctx, trigger, params={"dry_run": dry_run}, progress=progress)
+
+
+async def reconcile_job(ctx: HandlerContext, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """POST /admin/reconcile/inventory[?dry_run=true]: the admin job's id is the run id."""
+    return await run_reconciliation(ctx, dry_run=bool(params.get("dry_run")), trigger=ADMIN, progress=progress)
