@@ -159,7 +159,7 @@ async def _by_ids(ctx: HandlerContext, order_ids: list[int]) -> list[dict[str, A
     for start in range(0, len(order_ids), _LOOKUP_BATCH):
         batch = order_ids[start : start + _LOOKUP_BATCH]
         criteria = SearchCriteria(page_size=len(batch)).where("entity_id", list(batch), "in")
-        found.extend((await ctx.magento.search("orders", criteria)).items)
+        found.extend((await ctx.magento.list_orders(criteria)).items)
     return found
 
 

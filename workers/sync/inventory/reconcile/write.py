@@ -11,10 +11,10 @@ and a reconciliation touching the same SKU end with the newest count.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import structlog
 
+from workers.clients.cloudretailer import CloudRetailerClient
 from workers.clients.errors import RemoteUnavailable
 from workers.sync.inventory.reconcile.compare import all_or_none
 from workers.sync.inventory.reconcile.levels import changes_since
@@ -61,7 +61,9 @@ class Writer:
                 self.report.error(f"{type(outcome).__name__}: {outcome}", [t.sku])
         await self.progress()
 
-    async def recheck(self, cr: Any, store_id: str, written: dict[str, Target], high_water: str) -> None:
+    async def recheck(
+        self, cr: CloudRetailerClient, store_id: str, written: dict[str, Target], high_water: str
+    ) -> None:
         """SKUs whose count changed in Cloud Retailer while we wrote them get the newer count."""
         for _ in range(VERIFY_ROUNDS):
             changed, high_water = await changes_since(cr, store_id, high_water, self.report)
