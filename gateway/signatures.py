@@ -34,6 +34,14 @@ class SignedHeaders(NamedTuple):
     timestamp: int
 
 
+class PendingSignature(NamedTuple):
+    """What the headers say, checked; the body has yet to match one of the candidates."""
+
+    msg_id: str
+    timestamp: int
+    candidates: tuple[bytes, ...]
+
+
 @dataclass(frozen=True, repr=False)
 class Verifier:
     keys: tuple[bytes, ...]
@@ -53,6 +61,11 @@ class Verifier:
         return f"Verifier(keys=<{len(self.keys)} hidden>, tolerance_seconds={self.tolerance_seconds})"
 
     def verify(self, headers: Mapping[str, str], body: bytes, now: float | None = None) -> SignedHeaders:
+        return self.check_body(self.check_headers(headers, now), body)
+
+    def check_headers(self, headers: Mapping[str, str], now: float | None = None) -> PendingSignature:
+        """Everything that does not need the body: presence, format and the timestamp window. A delivery that
+        fails here is refused before its body is read."""
         # An empty secret list refuses everything: a missing config must never mean "accept all".
         if not self.keys:
             raise SignatureError("no secret is configured for this source; every delivery is refused")
@@ -63,42 +76,52 @@ class Verifier:
             raise SignatureError("webhook-id, webhook-timestamp and webhook-signature headers are required")
         if len(msg_id) > MAX_ID_LENGTH or not msg_id.isprintable():
             raise SignatureError(f"webhook-id must be 1 to {MAX_ID_LENGTH} printable characters")
-        # ASCII digits only, bounded: int() would also take "1_700_000_000", "+1", non-ASCII digits, and a 400-digit
-        # value that overflows the float comparison below (an unhandled error instead of a 401).
-        if not (ts_raw.isascii() and ts_raw.isdigit()) or len(ts_raw) > MAX_TIMESTAMP_DIGITS:
-            raise SignatureError("webhook-timestamp must be an integer of seconds since the epoch")
-        timestamp = int(ts_raw)
-        now = time.time() if now is None else now
-        if abs(now - timestamp) > self.tolerance_seconds:
-            raise SignatureError(
-                f"webhook-timestamp is more than {self.tolerance_seconds} s away from the gateway's clock"
-            )
-        candidates = []
-        malformed = False
-        for part in sig_header.split(" ")[:MAX_SIGNATURES]:
-            version, _, value = part.partition(",")
-            if version == "v1" and value:
-                try:
-                    # base64.b64decode(value, validate=True) without its Python wrapper.
-                    candidates.append(binascii.a2b_base64(value, strict_mode=True))
-                except ValueError:
-                    malformed = True
-        if not candidates:
-            if malformed:
-                raise SignatureError("webhook-signature v1 value is not valid base64")
-            raise SignatureError("webhook-signature holds no v1 signature")
-        signed = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
+        timestamp = _timestamp(ts_raw, time.time() if now is None else now, self.tolerance_seconds)
+        return PendingSignature(msg_id, timestamp, _candidates(sig_header))
+
+    def check_body(self, pending: PendingSignature, body: bytes) -> SignedHeaders:
+        signed = b"%s.%d.%s" % (pending.msg_id.encode(), pending.timestamp, body)
         for keyed in self._keyed:
             mac = keyed.copy()
             mac.update(signed)
             expected = mac.digest()
             # Compare against every candidate so the time taken does not reveal which one matched.
             matched = False
-            for candidate in candidates:
+            for candidate in pending.candidates:
                 matched |= hmac.compare_digest(expected, candidate)
             if matched:
-                return SignedHeaders(msg_id=msg_id, timestamp=timestamp)
+                return SignedHeaders(msg_id=pending.msg_id, timestamp=pending.timestamp)
         raise SignatureError("no signature matches any configured secret")
+
+
+def _timestamp(raw: str, now: float, tolerance_seconds: int) -> int:
+    # ASCII digits only, bounded: int() would also take "1_700_000_000", "+1", non-ASCII digits, and a 400-digit
+    # value that overflows the float comparison below (an unhandled error instead of a 401).
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_TIMESTAMP_DIGITS:
+        raise SignatureError("webhook-timestamp must be an integer of seconds since the epoch")
+    timestamp = int(raw)
+    if abs(now - timestamp) > tolerance_seconds:
+        raise SignatureError(f"webhook-timestamp is more than {tolerance_seconds} s away from the gateway's clock")
+    return timestamp
+
+
+def _candidates(header: str) -> tuple[bytes, ...]:
+    """The decoded v1 signatures of a `webhook-signature` header (others are ignored, as the spec says)."""
+    candidates = []
+    malformed = False
+    for part in header.split(" ")[:MAX_SIGNATURES]:
+        version, _, value = part.partition(",")
+        if version == "v1" and value:
+            try:
+                # base64.b64decode(value, validate=True) without its Python wrapper.
+                candidates.append(binascii.a2b_base64(value, strict_mode=True))
+            except ValueError:
+                malformed = True
+    if not candidates:
+        if malformed:
+            raise SignatureError("webhook-signature v1 value is not valid base64")
+        raise SignatureError("webhook-signature holds no v1 signature")
+    return tuple(candidates)
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
