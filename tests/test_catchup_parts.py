@@ -6,13 +6,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from crmcore.jobrecords import feed_origin, job_of_event
 from tests.support.signing import ADMIN_TOKEN
 from tests.support.stack import full_stack
 from workers.binder import Binder
 from workers.clients.search_criteria import Filter
 from workers.lease import Lease
-from workers.periodic import new_run_id
 from workers.registry import HandlerContext, Registry, default_registry
 from workers.services import Services
 from workers.sync import catchup
@@ -52,13 +50,6 @@ async def test_the_lease_is_one_holders_and_its_own_retry_may_take_it_over(redis
     assert await second.take()
     await first.release()  # not its lease: nothing happens
     assert await second.held_by() == "run-b"
-
-
-def test_run_ids_fit_in_event_ids() -> None:
-    # `job:<run id>:...`: the workers find the job between the first two colons
-    run_id = new_run_id(run.REPORT)
-    assert run_id.startswith("catchup-") and ":" not in run_id
-    assert job_of_event(f"{feed_origin(run_id)}:magento:customers:7") == run_id
 
 
 def test_the_shipped_schedule_follows_the_interval_setting(settings) -> None:
