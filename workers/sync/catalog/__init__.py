@@ -13,13 +13,19 @@ Magento; categories created in Magento -> Cloud Retailer.
 
 from __future__ import annotations
 
-from crmcore.events import AcceptedEvent, Source
+from crmcore.events import AcceptedEvent, CloudRetailerEventType, MagentoEventType, Source
+from crmcore.jobrecords import AdminJobKind
 from crmcore.settings import Settings
 from workers.registry import HandlerContext, Registry
 from workers.sync.catalog import categories, products, resync
 
 CR, MAGENTO = Source.CLOUDRETAILER, Source.MAGENTO
-PRODUCT_EVENTS = ("product.created", "product.updated", "product.deleted", "product.images.updated")
+PRODUCT_EVENTS = (
+    CloudRetailerEventType.PRODUCT_CREATED,
+    CloudRetailerEventType.PRODUCT_UPDATED,
+    CloudRetailerEventType.PRODUCT_DELETED,
+    CloudRetailerEventType.PRODUCT_IMAGES_UPDATED,
+)
 
 
 async def on_product(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
@@ -39,8 +45,8 @@ async def on_magento_category(ctx: HandlerContext, events: list[AcceptedEvent]) 
 def register(registry: Registry, settings: Settings | None = None) -> None:
     for event_type in PRODUCT_EVENTS:
         registry.register(CR, event_type, on_product)
-    registry.register(CR, "category.created", on_cr_category)
-    registry.register(CR, "category.updated", on_cr_category)
-    registry.register(MAGENTO, "category.created", on_magento_category)
-    registry.register_job("resync-products", resync.resync_products)
-    registry.register_job("resync-categories", resync.resync_categories)
+    registry.register(CR, CloudRetailerEventType.CATEGORY_CREATED, on_cr_category)
+    registry.register(CR, CloudRetailerEventType.CATEGORY_UPDATED, on_cr_category)
+    registry.register(MAGENTO, MagentoEventType.CATEGORY_CREATED, on_magento_category)
+    registry.register_job(AdminJobKind.RESYNC_PRODUCTS, resync.resync_products)
+    registry.register_job(AdminJobKind.RESYNC_CATEGORIES, resync.resync_categories)

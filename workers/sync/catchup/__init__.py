@@ -12,13 +12,14 @@ webhook. Inventory has its reconciliation and orders their poll; neither is repe
 
 from __future__ import annotations
 
+from crmcore.jobrecords import AdminJobKind
 from crmcore.settings import Settings
 from workers.registry import Registry
-from workers.sync.catchup.run import ADMIN_KIND, CATCHUP, catchup_job
+from workers.sync.catchup.run import CATCHUP, catchup_job
 
-__all__ = ["ADMIN_KIND", "CATCHUP", "catchup_job", "register"]
+__all__ = ["CATCHUP", "catchup_job", "register"]
 
 
 def register(registry: Registry, settings: Settings | None = None) -> None:
-    registry.register_job(ADMIN_KIND, catchup_job)
+    registry.register_job(AdminJobKind.RESYNC_CATCHUP, catchup_job)
     registry.register_periodic(CATCHUP)

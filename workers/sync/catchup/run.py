@@ -18,7 +18,8 @@ its first run would have). A run that meets `RemoteUnavailable` part way stops t
 at the last page handled; an admin run raises it instead, so its job waits for the remote and runs again.
 
 Every run has a job record (`GET /admin/jobs/{run id}`; a scheduled run makes its own, kind "catchup"): the
-changes are fed as `job:<run id>:...`, so the workers count them applied (`done`) or failed as they settle.
+changes are fed with the run's job as their origin (`jobrecords.feed_origin`, one `within` it per stream and
+found change), so the workers count them applied (`done`) or failed on that record as they settle.
 The run waits (a bounded time) for that; its report, with each stream's cursor, is "catchup" in the reports
 hash (GET /admin/status). One run at a time: the periodic job's lease, not renewed past its loss (the
 cursors only move forward, so a run that lost it stops at its next page).
@@ -34,6 +35,7 @@ from typing import Any
 import structlog
 
 from crmcore import jobrecords, keys
+from crmcore.jobrecords import AdminJobKind
 from workers.clients.errors import RemoteUnavailable
 from workers.errors import PermanentError
 from workers.feed import feed
@@ -46,8 +48,6 @@ from workers.sync.catchup.streams import STREAMS, Found, Stream
 log = structlog.get_logger(__name__)
 
 REPORT = "catchup"  # the reports field, and the periodic job's name
-ADMIN_KIND = "resync-catchup"  # POST /admin/resync/catchup
-CRON_KIND = "catchup"  # the job record of a scheduled run
 LOCK_KEY = keys.CATCHUP_LOCK
 SETTLE_MAX_S = 300.0
 SETTLE_POLL_S = 0.2
@@ -70,7 +70,7 @@ async def _feed_page(ctx: HandlerContext, stream: Stream, page: list[Found], tal
         tally.found += 1
         if found.change is None:
             tally.in_step += 1
-        elif await feed(ctx.redis, ctx.settings, f"{origin}:{stream.name}:{found.key}", [found.change]):
+        elif await feed(ctx.redis, ctx.settings, origin.within(f"{stream.name}:{found.key}"), [found.change]):
             tally.queued += 1
         else:
             tally.already_queued += 1
@@ -183,7 +183,7 @@ async def _pin(ctx: HandlerContext) -> dict[str, Any]:
 async def _open_record(ctx: HandlerContext) -> None:
     """A retried run (same run id) finds its record and goes on with it."""
     if not await ctx.redis.exists(keys.admin_job(ctx.job_id)):
-        await jobrecords.create(ctx.redis, ctx.job_id, CRON_KIND, {"trigger": SCHEDULE})
+        await jobrecords.create(ctx.redis, ctx.job_id, AdminJobKind.CATCHUP_CRON, {"trigger": SCHEDULE})
     await jobrecords.update(ctx.redis, ctx.job_id, status="running", started=jobrecords.now_iso())
 
 

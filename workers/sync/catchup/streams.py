@@ -24,10 +24,12 @@ from typing import Any, TypeVar
 
 from crmcore.events import (
     CategoryEvent,
+    CloudRetailerEventType,
     CustomerEvent,
     EventData,
     MagentoCategoryEvent,
     MagentoCustomerEvent,
+    MagentoEventType,
     ProductEvent,
     Source,
 )
@@ -88,7 +90,7 @@ async def _cr_categories(ctx: HandlerContext, since: str) -> AsyncIterator[list[
 
 def _cr_category(category_id: str, updated_at: str | None) -> Found:
     event = CategoryEvent(category_id=category_id)
-    return Found(f"{category_id}@{updated_at}", updated_at or "", (CR, "category.updated", event))
+    return Found(f"{category_id}@{updated_at}", updated_at or "", (CR, CloudRetailerEventType.CATEGORY_UPDATED, event))
 
 
 async def _cr_products(ctx: HandlerContext, since: str) -> AsyncIterator[list[Found]]:
@@ -103,7 +105,7 @@ async def _cr_products(ctx: HandlerContext, since: str) -> AsyncIterator[list[Fo
 
 def _cr_product(p: Product, *, in_step: bool) -> Found:
     """`in_step`: Magento already holds this very version (its webhook was handled): counted, not fed."""
-    kind = "product.deleted" if p.deleted else "product.updated"
+    kind = CloudRetailerEventType.PRODUCT_DELETED if p.deleted else CloudRetailerEventType.PRODUCT_UPDATED
     event = ProductEvent(product_id=p.id, sku=p.sku)
     return Found(f"{p.id}@{p.updated_at}", p.updated_at or "", None if in_step else (CR, kind, event))
 
@@ -114,7 +116,9 @@ async def _cr_customers(ctx: HandlerContext, since: str) -> AsyncIterator[list[F
     async def found() -> AsyncIterator[Found]:
         async for c in ctx.cr.customers(updated_since=since):
             event = CustomerEvent(customer_id=c.id)
-            yield Found(f"{c.id}@{c.updated_at}", c.updated_at or "", (CR, "customer.updated", event))
+            yield Found(
+                f"{c.id}@{c.updated_at}", c.updated_at or "", (CR, CloudRetailerEventType.CUSTOMER_UPDATED, event)
+            )
 
     async for chunk in _chunks(found()):
         yield chunk
@@ -149,11 +153,11 @@ def _magento_stream(
 
 
 def _magento_category(record_id: int) -> Change:
-    return MG, "category.created", MagentoCategoryEvent(category_id=record_id)
+    return MG, MagentoEventType.CATEGORY_CREATED, MagentoCategoryEvent(category_id=record_id)
 
 
 def _magento_customer(record_id: int) -> Change:
-    return MG, "customer.created", MagentoCustomerEvent(customer_id=record_id)
+    return MG, MagentoEventType.CUSTOMER_CREATED, MagentoCustomerEvent(customer_id=record_id)
 
 
 STREAMS: tuple[Stream, ...] = (

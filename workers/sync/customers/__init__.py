@@ -11,7 +11,8 @@ updates flow only from Cloud Retailer. Passwords, payment data and purchase hist
 
 from __future__ import annotations
 
-from crmcore.events import AcceptedEvent, Source
+from crmcore.events import AcceptedEvent, CloudRetailerEventType, MagentoEventType, Source
+from crmcore.jobrecords import AdminJobKind
 from crmcore.settings import Settings
 from workers.registry import HandlerContext, Registry
 from workers.sync.customers import importer, resync
@@ -19,7 +20,7 @@ from workers.sync.customers import importer, resync
 
 async def on_cr_customer(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
     # Change signals: the customer's current state in Cloud Retailer decides.
-    created_only = all(e.type == "customer.created" for e in events)
+    created_only = all(e.type == CloudRetailerEventType.CUSTOMER_CREATED for e in events)
     await importer.sync_from_cr(ctx, str(events[-1].data["customer_id"]), created_only=created_only)
 
 
@@ -28,7 +29,7 @@ async def on_magento_customer(ctx: HandlerContext, events: list[AcceptedEvent]) 
 
 
 def register(registry: Registry, settings: Settings | None = None) -> None:
-    registry.register(Source.CLOUDRETAILER, "customer.created", on_cr_customer)
-    registry.register(Source.CLOUDRETAILER, "customer.updated", on_cr_customer)
-    registry.register(Source.MAGENTO, "customer.created", on_magento_customer)
-    registry.register_job("resync-customers", resync.resync_customers)
+    registry.register(Source.CLOUDRETAILER, CloudRetailerEventType.CUSTOMER_CREATED, on_cr_customer)
+    registry.register(Source.CLOUDRETAILER, CloudRetailerEventType.CUSTOMER_UPDATED, on_cr_customer)
+    registry.register(Source.MAGENTO, MagentoEventType.CUSTOMER_CREATED, on_magento_customer)
+    registry.register_job(AdminJobKind.RESYNC_CUSTOMERS, resync.resync_customers)

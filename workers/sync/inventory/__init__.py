@@ -18,7 +18,8 @@ from collections.abc import Iterable
 
 import structlog
 
-from crmcore.events import AcceptedEvent, InventoryEvent, Source
+from crmcore.events import AcceptedEvent, CloudRetailerEventType, InventoryEvent, Source
+from crmcore.jobrecords import AdminJobKind
 from crmcore.settings import Settings
 from workers.clients.cloudretailer_models import InventoryLevel
 from workers.clients.errors import NotFound
@@ -109,12 +110,14 @@ async def feed_stock(ctx: HandlerContext, skus: Iterable[str], origin: str | Non
     store_id = ctx.settings.cr_store_id
     if not store_id:
         return 0
-    changes = [(CR, "inventory.updated", InventoryEvent(sku=sku, store_id=store_id)) for sku in skus]
-    # Not a `job:` origin: that prefix counts settled changes on an admin job's record.
+    changes = [
+        (CR, CloudRetailerEventType.INVENTORY_UPDATED, InventoryEvent(sku=sku, store_id=store_id)) for sku in skus
+    ]
+    # A plain prefix, not a job's `FeedOrigin`: these pushes are no admin job's work, so no record counts them.
     return await feed(ctx.redis, ctx.settings, origin or f"stock:{ctx.job_id}", changes)
 
 
 def register(registry: Registry, settings: Settings | None = None) -> None:
-    registry.register(CR, "inventory.updated", on_inventory_updated)
-    registry.register_job("reconcile-inventory", reconcile_job)
+    registry.register(CR, CloudRetailerEventType.INVENTORY_UPDATED, on_inventory_updated)
+    registry.register_job(AdminJobKind.RECONCILE_INVENTORY, reconcile_job)
     registry.register_periodic(RECONCILE)

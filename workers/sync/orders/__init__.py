@@ -10,7 +10,8 @@ complete orders in Magento), importer (the handler), poll (the periodic job and 
 
 from __future__ import annotations
 
-from crmcore.events import Source
+from crmcore.events import MagentoEventType, Source
+from crmcore.jobrecords import AdminJobKind
 from crmcore.settings import Settings
 from workers.registry import Registry
 from workers.sync.orders.importer import on_order_completed
@@ -18,6 +19,6 @@ from workers.sync.orders.poll import POLL, resync
 
 
 def register(registry: Registry, settings: Settings | None = None) -> None:
-    registry.register(Source.MAGENTO, "order.completed", on_order_completed)
-    registry.register_job("resync-orders", resync)
+    registry.register(Source.MAGENTO, MagentoEventType.ORDER_COMPLETED, on_order_completed)
+    registry.register_job(AdminJobKind.RESYNC_ORDERS, resync)
     registry.register_periodic(POLL)

@@ -28,7 +28,7 @@ from typing import Any
 import structlog
 
 from crmcore import keys
-from crmcore.events import MagentoOrderEvent, Source
+from crmcore.events import MagentoEventType, MagentoOrderEvent, Source
 from workers.clients.errors import RemoteUnavailable
 from workers.clients.search_criteria import SearchCriteria
 from workers.errors import PermanentError
@@ -43,7 +43,7 @@ log = structlog.get_logger(__name__)
 CURSOR_KEY = keys.ORDER_POLL_CURSOR
 LOCK_KEY = keys.ORDER_POLL_LOCK
 REPORT = "order-poll"
-EVENT = "order.completed"
+EVENT = MagentoEventType.ORDER_COMPLETED
 PAGE_SIZE = 100
 _LOOKUP_BATCH = 100
 
