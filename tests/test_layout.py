@@ -154,3 +154,68 @@ def test_the_rule_sees_raw_calls(tmp_path: Path) -> None:
         "5: .search(",
         "6: .iter_pages(",
     ]
+
+
+# A sync domain (workers/sync/<domain>/) depends on the clients, the core and the other domains' packages, never on
+# their modules: what one domain offers the others is its package's names, so it can recut its modules freely.
+SYNC = ROOT / "workers" / "sync"
+
+
+def _domain_modules(domain: str) -> set[str]:
+    return {p.stem for p in (SYNC / domain).iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()}
+
+
+def _absolute(node: ast.ImportFrom, package: list[str]) -> str:
+    """The module an import-from names, a relative one resolved against the importing module's package."""
+    if node.level == 0:
+        return node.module or ""
+    base = package[: len(package) - node.level + 1]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def other_domains_internals(path: Path, domain: str) -> list[str]:
+    """Imports in `path`, a module of `domain`, that reach below another domain's package."""
+    package = ["workers", "sync", *path.relative_to(SYNC).parent.parts] if path.is_relative_to(SYNC) else []
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            reached = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            module = _absolute(node, package or ["workers", "sync", domain])
+            reached = [f"{module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in reached:
+            parts = name.split(".")
+            if parts[:2] != ["workers", "sync"] or len(parts) < 4 or parts[2] == domain:
+                continue
+            # `from workers.sync.b import x` is fine when x is one of b's names, not one of its modules.
+            if len(parts) > 4 or parts[3] in _domain_modules(parts[2]):
+                found.append(f"{node.lineno}: {name}")
+    return found
+
+
+def test_sync_domains_use_only_each_others_packages() -> None:
+    offenders = {}
+    for path in SYNC.glob("*/**/*.py"):
+        domain = path.relative_to(SYNC).parts[0]
+        if found := other_domains_internals(path, domain):
+            offenders[path.relative_to(ROOT).as_posix()] = found
+    assert offenders == {}
+
+
+def test_the_rule_sees_a_domain_reaching_into_another(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import workers.sync.catalog.products\n"
+        "from workers.sync import catalog, customers\n"
+        "from workers.sync.catalog import applied_versions, products\n"
+        "from workers.sync.customers.importer import KIND\n"
+        "from workers.sync.catchup.clock import Clock\n"
+        "from workers.clients.magento_time import parse_time\n"
+    )
+    assert other_domains_internals(sample, "catchup") == [
+        "1: workers.sync.catalog.products",
+        "3: workers.sync.catalog.products",
+        "4: workers.sync.customers.importer.KIND",
+    ]

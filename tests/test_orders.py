@@ -20,12 +20,12 @@ from sandbox.magento.routing import STATE
 from tests.conftest import post_event, wait_for
 from tests.support.signing import envelope, new_id
 from tests.support.stack import Stack, full_stack
+from workers.clients.magento_time import magento_time, parse_time
 from workers.periodic import Run
 from workers.registry import HandlerContext, Registry
 from workers.services import Services
 from workers.sync import orders
 from workers.sync.orders import importer, markers, poll
-from workers.sync.orders.search import magento_time, parse_time
 
 SKU_A, SKU_B, SKU_C = catalog.product(1).sku, catalog.product(2).sku, catalog.product(3).sku
 QUIET = {"X-Sandbox-Suppress-Webhook": "1"}

@@ -9,6 +9,9 @@ Magento; categories created in Magento -> Cloud Retailer.
     images            media gallery entries from Cloud Retailer's bytes
     products          the product importer
     resync            admin jobs: full and partial resyncs
+
+Other domains use only the names in `__all__` (tests/test_layout.py keeps them to this package), so the
+modules above can be cut differently without touching them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from crmcore.jobrecords import AdminJobKind
 from crmcore.settings import Settings
 from workers.registry import HandlerContext, Registry
 from workers.sync.catalog import categories, products, resync
+from workers.sync.catalog.categories import magento_category_linked
+from workers.sync.catalog.products import applied_versions
+
+__all__ = ["applied_versions", "magento_category_linked", "register"]
 
 CR, MAGENTO = Source.CLOUDRETAILER, Source.MAGENTO
 PRODUCT_EVENTS = (

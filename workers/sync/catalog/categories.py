@@ -17,6 +17,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from redis.asyncio import Redis
+
 from crmcore import keys
 from workers.binder import Binder
 from workers.clients.cloudretailer_models import Category
@@ -40,6 +42,11 @@ LOCK_POLL_S = 0.05
 def _update_payload(category: Category) -> dict[str, Any]:
     # Updates never move a category nor touch its url_key (an admin may have set one for SEO).
     return {"name": category.name, "is_active": category.active, "include_in_menu": True}
+
+
+async def magento_category_linked(redis: Redis, magento_id: int) -> bool:
+    """Whether a Magento category is linked to a Cloud Retailer one already (made from it, or linked before)."""
+    return await Binder(redis).cr_id(KIND, magento_id) is not None
 
 
 async def cr_category(ctx: HandlerContext, cr_id: str) -> Category:

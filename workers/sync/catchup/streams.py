@@ -17,10 +17,12 @@ run is fed twice (the second change must not be swallowed by the first).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, TypeVar
+
+from redis.asyncio import Redis
 
 from crmcore.events import (
     CategoryEvent,
@@ -33,17 +35,13 @@ from crmcore.events import (
     ProductEvent,
     Source,
 )
-from workers.binder import Binder
 from workers.clients.cloudretailer_models import Product
 from workers.clients.magento import Listing
 from workers.clients.magento_time import magento_time, parse_time
 from workers.clients.search_criteria import Filter
 from workers.registry import HandlerContext
-from workers.sync.catalog.categories import KIND as CATEGORY
-from workers.sync.catalog.fingerprints import AppliedVersions
-from workers.sync.catalog.products import KIND as PRODUCT
+from workers.sync import catalog, customers
 from workers.sync.catchup.clock import CLOUDRETAILER, MAGENTO, Clock
-from workers.sync.customers.importer import KIND as CUSTOMER
 
 CR, MG = Source.CLOUDRETAILER, Source.MAGENTO
 PAGE = 200
@@ -59,6 +57,7 @@ class Found:
 
 
 Pages = Callable[[HandlerContext, str], AsyncIterator[list[Found]]]
+Linked = Callable[[Redis, int], Awaitable[bool]]  # whether a Magento record is linked already
 
 
 @dataclass(frozen=True)
@@ -94,9 +93,8 @@ def _cr_category(category_id: str, updated_at: str | None) -> Found:
 
 
 async def _cr_products(ctx: HandlerContext, since: str) -> AsyncIterator[list[Found]]:
-    applied = AppliedVersions(ctx.redis, PRODUCT)
     async for chunk in _chunks(ctx.cr.products(updated_since=since)):
-        versions = await applied.many([p.id for p in chunk])
+        versions = await catalog.applied_versions(ctx.redis, [p.id for p in chunk])
         yield [
             _cr_product(p, in_step=not p.deleted and v is not None and v == p.updated_at)
             for p, v in zip(chunk, versions, strict=True)
@@ -136,17 +134,16 @@ def created_since(
 
 
 def _magento_stream(
-    listing: Listing, kind: str, event: Callable[[int], Change], where: Callable[[HandlerContext], list[Filter]]
+    listing: Listing, linked: Linked, event: Callable[[int], Change], where: Callable[[HandlerContext], list[Filter]]
 ) -> Pages:
     async def pages(ctx: HandlerContext, since: str) -> AsyncIterator[list[Found]]:
-        binder = Binder(ctx.redis)
         async for items in created_since(ctx, listing, since, where(ctx)):
             found = []
             for item in items:
                 record_id = int(item["id"])
-                linked = await binder.cr_id(kind, record_id) is not None
                 at = magento_time(parse_time(str(item["created_at"])))
-                found.append(Found(str(record_id), at, None if linked else event(record_id)))
+                in_step = await linked(ctx.redis, record_id)
+                found.append(Found(str(record_id), at, None if in_step else event(record_id)))
             yield found
 
     return pages
@@ -169,14 +166,19 @@ STREAMS: tuple[Stream, ...] = (
         "magento:categories",
         MAGENTO,
         # levels 0 and 1 are the roots, never synced
-        _magento_stream(Listing.CATEGORIES, CATEGORY, _magento_category, lambda ctx: [Filter("level", 2, "gteq")]),
+        _magento_stream(
+            Listing.CATEGORIES,
+            catalog.magento_category_linked,
+            _magento_category,
+            lambda ctx: [Filter("level", 2, "gteq")],
+        ),
     ),
     Stream(
         "magento:customers",
         MAGENTO,
         _magento_stream(
             Listing.CUSTOMERS,
-            CUSTOMER,
+            customers.magento_account_linked,
             _magento_customer,
             lambda ctx: [Filter("website_id", ctx.settings.magento_website_id)],
         ),

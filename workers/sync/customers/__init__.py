@@ -7,6 +7,9 @@ updates flow only from Cloud Retailer. Passwords, payment data and purchase hist
     addresses   the address list a Cloud Retailer update saves on a Magento account (pure)
     importer    both directions: bindings, email matching, create/link/update
     resync      admin job resync-customers
+
+Other domains use only the names in `__all__` (tests/test_layout.py keeps them to this package): orders
+make their buyers through it, the catch-up asks which accounts are linked.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from crmcore.jobrecords import AdminJobKind
 from crmcore.settings import Settings
 from workers.registry import HandlerContext, Registry
 from workers.sync.customers import importer, resync
+from workers.sync.customers.importer import ensure_in_cloudretailer, magento_account_linked
+
+__all__ = ["ensure_in_cloudretailer", "magento_account_linked", "register"]
 
 
 async def on_cr_customer(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import structlog
+from redis.asyncio import Redis
 
 from crmcore import keys
 from workers.binder import Binder
@@ -22,7 +23,7 @@ from workers.errors import PermanentError, Skip
 from workers.registry import HandlerContext
 from workers.sync.customers import directory
 from workers.sync.customers.addresses import merge
-from workers.sync.customers.mapper import check_email, to_cloudretailer, to_magento
+from workers.sync.customers.mapper import buyer, check_email, to_cloudretailer, to_magento
 
 log = structlog.get_logger(__name__)
 
@@ -34,6 +35,11 @@ MANAGED_ADDRESSES = keys.MANAGED_ADDRESSES
 NOT_SENT = frozenset(
     {"addresses", "default_billing", "default_shipping", "extension_attributes", "created_at", "updated_at"}
 )
+
+
+async def magento_account_linked(redis: Redis, magento_id: int) -> bool:
+    """Whether a Magento account is linked to a Cloud Retailer customer already (made from one, or linked)."""
+    return await Binder(redis).cr_id(KIND, magento_id) is not None
 
 
 async def link(ctx: HandlerContext, cr_id: str, magento_id: int) -> None:
@@ -171,3 +177,14 @@ async def sync_from_magento(ctx: HandlerContext, magento_id: int) -> str:
     await link(ctx, customer.id, magento_id)
     log.info("customer_created_in_cloudretailer", cr_id=customer.id, magento_id=magento_id, created=created)
     return "created" if created else "linked"
+
+
+async def ensure_in_cloudretailer(ctx: HandlerContext, email: str, first_name: str, last_name: str) -> str:
+    """The id of the Cloud Retailer customer with this email, created from these names when there is none (an
+    order's buyer whose account callback is not handled yet, or was lost). Safe to race: Cloud Retailer's email
+    is unique and its 409 hands back the customer that won."""
+    found = await ctx.cr.find_customer(email)
+    if found is not None:
+        return found.id
+    customer, _created = await ctx.cr.create_customer(buyer(email, first_name, last_name))
+    return customer.id

@@ -30,13 +30,14 @@ import structlog
 from crmcore import keys
 from crmcore.events import MagentoEventType, MagentoOrderEvent, Source
 from workers.clients.errors import RemoteUnavailable
+from workers.clients.magento_time import magento_time, parse_time
 from workers.clients.search_criteria import SearchCriteria
 from workers.errors import PermanentError
 from workers.feed import feed
 from workers.periodic import Periodic, Run, run_once
 from workers.registry import HandlerContext, Progress
 from workers.sync.orders import markers
-from workers.sync.orders.search import completed_orders, earlier, linked_store_ids, magento_time, parse_time
+from workers.sync.orders.search import completed_orders, earlier, linked_store_ids
 
 log = structlog.get_logger(__name__)
 
