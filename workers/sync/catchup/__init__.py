@@ -8,6 +8,7 @@ webhook. Inventory has its reconciliation and orders their poll; neither is repe
     clock     each side's time format, the cursors in Redis (forward only)
     streams   the five listings read, as pages of found changes
     run       a run, its report ("catchup" in GET /admin/status), the periodic job and the admin job
+    record    the job record a scheduled run keeps for itself
 """
 
 from __future__ import annotations

@@ -35,14 +35,13 @@ from typing import Any
 import structlog
 
 from crmcore import jobrecords, keys
-from crmcore.jobrecords import AdminJobKind
 from workers.clients.errors import RemoteUnavailable
 from workers.errors import PermanentError
 from workers.feed import feed
 from workers.lease import Lease, LeaseLost
 from workers.periodic import ADMIN, SCHEDULE, Periodic, Run, execute
 from workers.registry import HandlerContext, Progress
-from workers.sync.catchup import clock
+from workers.sync.catchup import clock, record
 from workers.sync.catchup.streams import STREAMS, Found, Stream
 
 log = structlog.get_logger(__name__)
@@ -142,12 +141,12 @@ async def _catchup(run: Run) -> str:
     """One run named ctx.job_id: ok, or failed when a stream failed (the others ran)."""
     ctx = run.ctx
     if run.trigger == SCHEDULE:
-        await _open_record(ctx)
+        await record.open_record(ctx)
     tallies: dict[str, StreamTally] = {}
     fed = [0]
     run.fields["job"] = f"/admin/jobs/{ctx.job_id}"
     try:
-        await _read_streams(run, tallies, run.progress or _total_on_record(ctx), fed)
+        await _read_streams(run, tallies, run.progress or record.total_on_record(ctx), fed)
         run.fields.update(_totals(tallies))
         applied, failed = await _settle(ctx, fed[0], run.lease)
         run.fields.update(applied=applied, failed=failed, pending=max(0, fed[0] - applied - failed))
@@ -177,40 +176,13 @@ async def _pin(ctx: HandlerContext) -> dict[str, Any]:
     return {"cursors": await clock.cursors(ctx.redis)}
 
 
-# --- the job record of a scheduled run -----------------------------------------------------------------------
-
-
-async def _open_record(ctx: HandlerContext) -> None:
-    """A retried run (same run id) finds its record and goes on with it."""
-    if not await ctx.redis.exists(keys.admin_job(ctx.job_id)):
-        await jobrecords.create(ctx.redis, ctx.job_id, AdminJobKind.CATCHUP_CRON, {"trigger": SCHEDULE})
-    await jobrecords.update(ctx.redis, ctx.job_id, status="running", started=jobrecords.now_iso())
-
-
-def _total_on_record(ctx: HandlerContext) -> Progress:
-    async def progress(done: int | None = None, total: int | None = None) -> None:
-        if total is not None:
-            await jobrecords.update(ctx.redis, ctx.job_id, total=total)
-
-    return progress
-
-
-async def _close_record(ctx: HandlerContext, report: dict[str, Any]) -> None:
-    """An admin run's record is its job's (workers/adminjobs.py); a scheduled run closes its own."""
-    if report["trigger"] != SCHEDULE:
-        return
-    status = "failed" if report["status"] == "failed" else "done"
-    error = {"error": report["error"]} if report.get("error") else {}
-    await jobrecords.update(ctx.redis, ctx.job_id, status=status, finished=jobrecords.now_iso(), result=report, **error)
-
-
 CATCHUP = Periodic(
     REPORT,
     interval=lambda settings: settings.catchup_interval_minutes * 60,
     run=_catchup,
     stop_on_loss=False,
     on_skip=_pin,
-    on_report=_close_record,
+    on_report=record.close_record,
 )
 
 
