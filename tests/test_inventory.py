@@ -27,7 +27,7 @@ from workers.lease import Lease
 from workers.registry import HandlerContext, Registry, default_registry
 from workers.services import Services
 from workers.sync.inventory import reconcile as rec
-from workers.sync.inventory import stock as st
+from workers.sync.inventory.msi import MsiStock
 
 LOST = {SUPPRESS_HEADER: "1"}
 SOURCE_ITEMS = "/rest/{store_code}/V1/inventory/source-items"
@@ -339,10 +339,10 @@ async def test_a_push_and_a_reconciliation_on_one_sku_end_with_the_newest_count(
         await stack.start_worker()
         services = Services.from_settings(stack.settings)
         ctx = HandlerContext(redis=stack.redis, settings=stack.settings, job_id="test", attempt=1, services=services)
-        real_write = st.MsiStock.write
+        real_write = MsiStock.write
         held = {"done": False}
 
-        async def write(self: st.MsiStock, targets: Any) -> Any:
+        async def write(self: MsiStock, targets: Any) -> Any:
             stale = [t for t in targets if t.sku.lower() == target.lower() and t.quantity == 10]
             if stale and not held["done"]:
                 held["done"] = True
@@ -358,7 +358,7 @@ async def test_a_push_and_a_reconciliation_on_one_sku_end_with_the_newest_count(
                     assert magento_stock(stack, target) == (20, 1)
             return await real_write(self, targets)
 
-        monkeypatch.setattr(st.MsiStock, "write", write)
+        monkeypatch.setattr(MsiStock, "write", write)
         try:
             if stale_writer == "reconciliation":
                 await set_on_hand(stack, target, 10, lost=True)

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from workers.errors import TransientError
 from workers.lease import Lease, LeaseLost
+from workers.sync.inventory import reads
 from workers.sync.inventory import reconcile as rec
 from workers.sync.inventory import stock as st
 from workers.sync.inventory.batcher import Batcher
@@ -133,7 +134,7 @@ def test_same_stock_compares_quantity_and_status() -> None:
 
 def test_sku_lookups_are_chunked_and_a_sku_with_a_comma_goes_alone() -> None:
     skus = [f"S{i}" for i in range(250)] + ["A,B", "S1"]
-    chunks = st._sku_chunks(skus)
+    chunks = reads.sku_chunks(skus)
     assert [len(c) for c in chunks] == [100, 100, 50, 1]
     assert chunks[-1] == ["A,B"]
 

@@ -1,7 +1,11 @@
 """Inventory sync: on-hand at the linked Cloud Retailer store is the truth for the configured
 Magento inventory source.
 
-    stock       the Magento side: MSI source items or legacy stock items, found at start; read, compare, write
+    stock       what one SKU must hold in Magento and what became of a write (the two APIs' shared terms)
+    msi         MSI source items of the configured source: read, compare, write many SKUs at once
+    legacy      legacy stock items (a store without MSI): one SKU at a time
+    reads       the product lookups and paged reads both APIs and the reconciliation share
+    setup       which of the two APIs the store has, found per worker, with its batcher
     batcher     changes to many SKUs that arrive together share one source-items call
     reconcile/  the full comparison every CRMAGENTO_RECONCILE_INTERVAL_MINUTES, and on demand
 
@@ -13,7 +17,6 @@ again if the count moved meanwhile (see reconcile/write.py, "Races").
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 
 import structlog
@@ -27,9 +30,9 @@ from workers.errors import PermanentError, Skip
 from workers.feed import feed
 from workers.registry import HandlerContext, Registry
 from workers.sync.inventory import stock as st
-from workers.sync.inventory.batcher import Batcher
 from workers.sync.inventory.reconcile import RECONCILE, reconcile_job, run_reconciliation
-from workers.sync.inventory.stock import Outcome, StockSetup, Target
+from workers.sync.inventory.setup import stock_setup
+from workers.sync.inventory.stock import Outcome, Target
 
 __all__ = ["feed_stock", "on_inventory_updated", "register", "run_reconciliation", "stock_setup"]
 
@@ -37,37 +40,6 @@ log = structlog.get_logger(__name__)
 
 CR = Source.CLOUDRETAILER
 PUSH_ROUNDS = 3  # writes of one change at most, when Cloud Retailer keeps moving while we write
-_SETUP_LOCK = "inventory-setup-lock"
-
-
-async def stock_setup(ctx: HandlerContext) -> StockSetup:
-    """This worker's inventory mode and batcher, found on first use (one GET /V1/inventory/sources) and kept;
-    a reconciliation finds the mode again and drops this, so a store that gained or lost MSI is followed."""
-    caches = ctx.services.caches
-    setup: StockSetup | None = caches.get(st.CACHE_KEY)
-    if setup is not None:
-        return setup
-    lock: asyncio.Lock = caches.setdefault(_SETUP_LOCK, asyncio.Lock())
-    async with lock:
-        setup = caches.get(st.CACHE_KEY)
-        if setup is None:
-            settings = ctx.settings
-            mode, sources = await st.detect_mode(ctx.magento, settings.magento_source_code)
-            adapter = st.adapter(
-                mode,
-                ctx.magento,
-                settings.magento_source_code,
-                settings.inventory_batch_size,
-                settings.magento_concurrency,
-            )
-            setup = StockSetup(
-                mode,
-                sources,
-                Batcher(adapter.apply, settings.inventory_batch_size, settings.inventory_batch_wait_seconds),
-            )
-            caches[st.CACHE_KEY] = setup
-            log.info("inventory_mode", mode=mode.value, source=settings.magento_source_code)
-    return setup
 
 
 async def on_inventory_updated(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
