@@ -1,12 +1,14 @@
 """Customers sync: accounts created on either side are created on the other, matched by email;
 updates flow only from Cloud Retailer. Passwords, payment data and purchase history never move.
 
-    emails      whether an address can be an account's key on both sides (pure)
-    directory   Magento's countries and region ids, cached per worker
-    mapper      a customer of one side as the other side's payload (pure)
-    addresses   the address list a Cloud Retailer update saves on a Magento account (pure)
-    importer    both directions: bindings, email matching, create/link/update
-    resync      admin job resync-customers
+    emails        whether an address can be an account's key on both sides (pure)
+    directory     Magento's countries and region ids, cached per worker
+    mapper        a customer of one side as the other side's payload (pure)
+    addresses     the address list a Cloud Retailer update saves on a Magento account (pure)
+    links         the binding of the two records, rebuilt from the emails
+    importer      Cloud Retailer -> Magento: create, link or update the account
+    from_magento  Magento -> Cloud Retailer: a new account, or an order's unknown buyer
+    resync        admin job resync-customers
 
 Other domains use only the names in `__all__` (tests/test_layout.py keeps them to this package): orders
 make their buyers through it, the catch-up asks which accounts are linked.
@@ -18,8 +20,9 @@ from crmcore.events import AcceptedEvent, CloudRetailerEventType, MagentoEventTy
 from crmcore.jobrecords import AdminJobKind
 from crmcore.settings import Settings
 from workers.registry import HandlerContext, Registry
-from workers.sync.customers import importer, resync
-from workers.sync.customers.importer import ensure_in_cloudretailer, magento_account_linked
+from workers.sync.customers import from_magento, importer, resync
+from workers.sync.customers.from_magento import ensure_in_cloudretailer
+from workers.sync.customers.links import magento_account_linked
 
 __all__ = ["ensure_in_cloudretailer", "magento_account_linked", "register"]
 
@@ -31,7 +34,7 @@ async def on_cr_customer(ctx: HandlerContext, events: list[AcceptedEvent]) -> No
 
 
 async def on_magento_customer(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
-    await importer.sync_from_magento(ctx, int(events[-1].data["customer_id"]))
+    await from_magento.sync_from_magento(ctx, int(events[-1].data["customer_id"]))
 
 
 def register(registry: Registry, settings: Settings | None = None) -> None:

@@ -26,7 +26,7 @@ from workers.clients.errors import NotFound
 from workers.clients.search_criteria import SearchCriteria
 from workers.feed import feed
 from workers.registry import HandlerContext, Progress
-from workers.sync.customers.importer import KIND
+from workers.sync.customers.links import KIND
 
 CHUNK = 500
 LOOKUPS_AT_ONCE = 16
