@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+from crmcore.jobrecords import FeedOrigin, feed_origin
 from tests.support.signing import ADMIN_TOKEN
 from tests.support.stack import full_stack
 from workers.binder import Binder
 from workers.clients.search_criteria import Filter
 from workers.lease import Lease
+from workers.periodic import new_run_id
 from workers.registry import HandlerContext, Registry, default_registry
 from workers.services import Services
 from workers.sync import catchup
@@ -50,6 +52,14 @@ async def test_the_lease_is_one_holders_and_its_own_retry_may_take_it_over(redis
     assert await second.take()
     await first.release()  # not its lease: nothing happens
     assert await second.held_by() == "run-b"
+
+
+def test_a_found_change_is_fed_as_the_runs_own() -> None:
+    # The origin, not the id's spelling, names the record that counts the change as it settles.
+    run_id = new_run_id(run.REPORT)
+    assert run_id.startswith("catchup-")
+    origin = feed_origin(run_id).within("magento:customers:7")
+    assert origin == FeedOrigin(f"job:{run_id}:magento:customers:7", run_id)
 
 
 def test_the_shipped_schedule_follows_the_interval_setting(settings) -> None:

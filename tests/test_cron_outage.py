@@ -30,6 +30,7 @@ from tests.support.stack import Stack, full_stack
 from tests.test_catchup import magento_customers, new_cr_customer, rules
 from tests.test_orders import SKU_A, complete, place
 from workers.availability.gate import skip_reason
+from workers.clients.magento_time import parse_time
 from workers.periodic import Scheduler, run_once
 from workers.registry import HandlerContext, handler_context
 from workers.services import Services
@@ -37,7 +38,6 @@ from workers.sync.catchup import clock
 from workers.sync.catchup import run as catchup
 from workers.sync.inventory import reconcile as rec
 from workers.sync.orders import poll
-from workers.sync.orders.search import parse_time
 
 OUTAGE = {"match": "*", "error_rate": 1.0, "error_status": 503}
 QUIET = {"X-Sandbox-Suppress-Webhook": "1"}

@@ -388,7 +388,8 @@ async def test_resync_all_feeds_both_sides_with_progress_and_partial_resync_repo
             "fed": 1, "queued": 1, "cloud_retailer": 1, "magento_unlinked": 0, "not_in_cloud_retailer": ["CU-404"],
         }  # fmt: skip
         assert job["progress"] == {"done": 1, "failed": 0, "total": 1}
-        assert await linked(stack, "CU-2") is not None and await linked(stack, "CU-3") is None
+        [account] = await magento_accounts(stack, catalog_customer(2).email)
+        assert await linked(stack, "CU-2") == account["id"] and await linked(stack, "CU-3") is None
 
         status, body = await stack.admin("POST", "/admin/resync/customers", json={})
         assert status == 202, body

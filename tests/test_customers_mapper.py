@@ -14,7 +14,7 @@ from workers.errors import PermanentError
 from workers.sync.customers.addresses import merge
 from workers.sync.customers.directory import Directory
 from workers.sync.customers.emails import email_problem
-from workers.sync.customers.mapper import NO_PHONE, to_cloudretailer, to_magento
+from workers.sync.customers.mapper import NO_PHONE, buyer, to_cloudretailer, to_magento
 
 # What GET /V1/directory/countries answers (US and CA with region lists, the rest without).
 DIRECTORY = Directory.parse([country_info(c) for c in sorted(COUNTRIES)])
@@ -249,3 +249,23 @@ def test_a_new_name_or_phone_updates_the_address_in_place() -> None:
     merged = merge([stored(5, WANTED[0])], set(), renamed)
     assert merged.changed and [a["id"] for a in merged.addresses] == [5]
     assert (merged.addresses[0]["lastname"], merged.addresses[0]["telephone"]) == ("Smith-Jones", "+1-512-555-9999")
+
+
+def test_an_orders_buyer_is_sent_with_both_names_cloud_retailer_requires() -> None:
+    assert buyer("nia@example.com", " Nia ", "Buyer") == {
+        "email": "nia@example.com",
+        "first_name": "Nia",
+        "last_name": "Buyer",
+    }
+    # Odd data only (Magento requires names on accounts): the mailbox name, then placeholders, never empty.
+    assert buyer("nia@example.com", "", " ") == {
+        "email": "nia@example.com",
+        "first_name": "nia",
+        "last_name": "Customer",
+    }
+    assert buyer("@example.com", "", "")["first_name"] == "Web"
+    assert buyer("a@example.com", "x" * 300, "y" * 300) == {
+        "email": "a@example.com",
+        "first_name": "x" * 255,
+        "last_name": "y" * 255,
+    }

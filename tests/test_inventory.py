@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -27,7 +28,7 @@ from workers.lease import Lease
 from workers.registry import HandlerContext, Registry, default_registry
 from workers.services import Services
 from workers.sync.inventory import reconcile as rec
-from workers.sync.inventory import stock as st
+from workers.sync.inventory.msi import MsiStock
 
 LOST = {SUPPRESS_HEADER: "1"}
 SOURCE_ITEMS = "/rest/{store_code}/V1/inventory/source-items"
@@ -74,12 +75,18 @@ async def event_statuses(stack: Stack, type_: str = "inventory.updated") -> list
 async def test_a_change_in_cloud_retailer_is_pushed_to_the_magento_source(redis_url: str) -> None:
     async with full_stack(redis_url, products=10, magento_products=10) as stack:
         await stack.start_worker()
+        others = [sku(n) for n in range(1, 11) if n not in (3, 4)]
+        before = {code: magento_stock(stack, code) for code in others}
         await set_on_hand(stack, sku(3), 77)
         await set_on_hand(stack, sku(4), 0)
         await wait_for(lambda: magento_stock(stack, sku(3)) == (77, 1) and magento_stock(stack, sku(4)) == (0, 0))
         await wait_for(lambda: _all_done(stack, 2))
-        # Nothing else was touched.
-        assert magento_stock(stack, sku(5)) is not None
+        # Nothing else was touched: every other SKU holds what it held before, and no event was about it.
+        assert {code: magento_stock(stack, code) for code in others} == before
+        _, body = await stack.admin("GET", "/admin/events", params={"limit": "500"})
+        assert sorted(e["entity"] for e in body["items"]) == sorted(
+            f"cloudretailer:inventory:{LINKED_STORE_ID}:{code}" for code in (sku(3), sku(4))
+        )
 
 
 async def _all_done(stack: Stack, n: int) -> bool:
@@ -231,7 +238,9 @@ async def test_skus_missing_on_either_side_are_reported_and_no_product_is_create
         assert report["missing_in_magento"] == {"count": 2, "skus": [sku(9), sku(10)]}
         assert report["missing_in_cr"] == {"count": 1, "skus": ["MG-ONLY-1"]}
         assert report["compared"] == 8 and report["drift_found"] == 1 and report["drift_fixed"] == 1
-        assert magento_stock(stack, sku(8)) is not None
+        level = await stack.cr("GET", f"/inventory/{LINKED_STORE_ID}/{sku(8)}")
+        quantity = max(float(level["on_hand"]), 0.0)
+        assert magento_stock(stack, sku(8)) == (quantity, 1 if quantity > 0 else 0)
         assert magento_stock(stack, sku(9)) is None and state.product(sku(9)) is None
         assert len(state.products) == products_before
         assert magento_stock(stack, "MG-ONLY-1") == (4, 1)  # left alone
@@ -307,8 +316,11 @@ async def test_two_workers_running_the_schedule_make_one_run_per_interval(redis_
         # A run still going (its lock held) when the next one is due: the due ticks do not start another.
         held = Lease(stack.redis, rec.LOCK_KEY, "rec-still-going")
         await wait_for(held.take, within=5)
-        await asyncio.sleep(4.5)
-        assert await rec.recent_runs(stack.redis) == runs
+        held_since, due = time.time(), await _due(stack)
+        # Two due times pass while the lock is held: the scheduler meets each (it moves `due` on) and starts
+        # nothing.
+        await wait_for(lambda: _due_is_past(stack, due + 2 * 2.0), within=10)
+        assert [r for r in await rec.recent_runs(stack.redis) if _epoch(r["started"]) >= held_since] == []
         await held.release()
         await stack.stop_workers()
     # The first tick sets the cadence; then one run every 2 s: about 3, whatever the number of workers.
@@ -317,6 +329,14 @@ async def test_two_workers_running_the_schedule_make_one_run_per_interval(redis_
     spans = sorted((_epoch(r["started"]), _epoch(r["finished"])) for r in runs)
     assert all(b[0] - a[0] > 1.5 for a, b in itertools.pairwise(spans)), spans  # one per interval
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # never two at once
+
+
+async def _due(stack: Stack) -> float:
+    return float(await stack.redis.hget(keys.schedule(rec.REPORT_NAME), "due"))
+
+
+async def _due_is_past(stack: Stack, moment: float) -> bool:
+    return await _due(stack) >= moment
 
 
 def _epoch(iso: str) -> float:
@@ -339,10 +359,11 @@ async def test_a_push_and_a_reconciliation_on_one_sku_end_with_the_newest_count(
         await stack.start_worker()
         services = Services.from_settings(stack.settings)
         ctx = HandlerContext(redis=stack.redis, settings=stack.settings, job_id="test", attempt=1, services=services)
-        real_write = st.MsiStock.write
+        real_write = MsiStock.write
         held = {"done": False}
+        written: list[float] = []  # the target's counts in the order they landed in Magento
 
-        async def write(self: st.MsiStock, targets: Any) -> Any:
+        async def write(self: MsiStock, targets: Any) -> Any:
             stale = [t for t in targets if t.sku.lower() == target.lower() and t.quantity == 10]
             if stale and not held["done"]:
                 held["done"] = True
@@ -356,9 +377,11 @@ async def test_a_push_and_a_reconciliation_on_one_sku_end_with_the_newest_count(
                     await set_on_hand(stack, target, 20, lost=True)
                     await rec.run_reconciliation(ctx, dry_run=False, trigger="test")
                     assert magento_stock(stack, target) == (20, 1)
-            return await real_write(self, targets)
+            outcomes = await real_write(self, targets)
+            written.extend(t.quantity for t in targets if t.sku.lower() == target.lower())
+            return outcomes
 
-        monkeypatch.setattr(st.MsiStock, "write", write)
+        monkeypatch.setattr(MsiStock, "write", write)
         try:
             if stale_writer == "reconciliation":
                 await set_on_hand(stack, target, 10, lost=True)
@@ -368,7 +391,9 @@ async def test_a_push_and_a_reconciliation_on_one_sku_end_with_the_newest_count(
                 await set_on_hand(stack, target, 10)
             await wait_for(lambda: held["done"] and magento_stock(stack, target) == (20, 1))
             await wait_for(lambda: _none_pending(stack))
-            await asyncio.sleep(0.3)
+            # Every writer is done (its job settled after its write returned): the older count landed between
+            # two writes of the newer one, and the newer one landed last.
+            assert written == [20, 10, 20]
             assert magento_stock(stack, target) == (20, 1)
         finally:
             await services.close()

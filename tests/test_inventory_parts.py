@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from workers.errors import TransientError
 from workers.lease import Lease, LeaseLost
+from workers.sync.inventory import reads
 from workers.sync.inventory import reconcile as rec
 from workers.sync.inventory import stock as st
 from workers.sync.inventory.batcher import Batcher
@@ -23,12 +24,16 @@ from workers.sync.inventory.stock import Outcome, Target
 class Recorder:
     def __init__(self, delay: float = 0.0, fail: dict[str, BaseException] | None = None) -> None:
         self.batches: list[list[str]] = []
+        self.landed: list[list[tuple[str, float]]] = []  # the writes that came back, with their counts
+        self.sent = asyncio.Event()
         self.delay = delay
         self.fail = fail or {}
 
     async def __call__(self, targets: Sequence[Target]) -> dict[str, Outcome | BaseException]:
         self.batches.append([t.sku for t in targets])
+        self.sent.set()
         await asyncio.sleep(self.delay)
+        self.landed.append([(t.sku, t.quantity) for t in targets])
         return {t.sku: self.fail.get(t.sku, Outcome.WRITTEN) for t in targets}
 
 
@@ -82,11 +87,12 @@ async def test_a_cancelled_job_does_not_break_its_batch() -> None:
     batcher = Batcher(apply, size=5, wait_seconds=0.01)
     waiting = asyncio.create_task(batcher.submit(Target("A", 1)))
     other = asyncio.create_task(batcher.submit(Target("B", 1)))
-    await asyncio.sleep(0.05)  # the batch is in flight
+    await apply.sent.wait()
     waiting.cancel()
     assert await other == Outcome.WRITTEN
     with pytest.raises(asyncio.CancelledError):
         await waiting
+    assert apply.landed == [[("A", 1), ("B", 1)]]  # the other job's write went through, with A's count too
     await batcher.close()
 
 
@@ -97,13 +103,14 @@ async def test_a_timed_out_job_leaves_its_batch_so_its_old_count_cannot_land_aft
     batcher = Batcher(apply, size=5, wait_seconds=0.05)
     # Not yet sent: the count leaves the batch.
     queued = asyncio.create_task(batcher.submit(Target("A", 75)))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # in the batch, which waits for company
+    assert not apply.sent.is_set()
     queued.cancel()
     with pytest.raises(asyncio.CancelledError):
         await queued
     # In flight with nobody else waiting: the write is stopped.
     flying = asyncio.create_task(batcher.submit(Target("B", 75)))
-    await asyncio.sleep(0.1)  # sent (the wait is over), still "retrying"
+    await apply.sent.wait()  # sent, still "retrying"
     flying.cancel()
     with pytest.raises(asyncio.CancelledError):
         await flying
@@ -113,6 +120,8 @@ async def test_a_timed_out_job_leaves_its_batch_so_its_old_count_cannot_land_aft
     assert await batcher.submit(Target("A", 73)) == Outcome.WRITTEN
     assert await batcher.submit(Target("B", 73)) == Outcome.WRITTEN
     assert apply.batches == [["B"], ["A"], ["B"]]
+    # The stopped write would have come back well before the two after it (0.3 s against 0.7 s): it never did.
+    assert apply.landed == [[("A", 73)], [("B", 73)]]
     await batcher.close()
 
 
@@ -133,7 +142,7 @@ def test_same_stock_compares_quantity_and_status() -> None:
 
 def test_sku_lookups_are_chunked_and_a_sku_with_a_comma_goes_alone() -> None:
     skus = [f"S{i}" for i in range(250)] + ["A,B", "S1"]
-    chunks = st._sku_chunks(skus)
+    chunks = reads.sku_chunks(skus)
     assert [len(c) for c in chunks] == [100, 100, 50, 1]
     assert chunks[-1] == ["A,B"]
 

@@ -154,3 +154,74 @@ def test_the_rule_sees_raw_calls(tmp_path: Path) -> None:
         "5: .search(",
         "6: .iter_pages(",
     ]
+
+
+# A sync domain (workers/sync/<domain>/) depends on the clients, the core and the other domains' packages, never on
+# their modules: what one domain offers the others is its package's names, so it can recut its modules freely.
+SYNC = ROOT / "workers" / "sync"
+
+
+def _domain_modules(domain: str) -> set[str]:
+    return {p.stem for p in (SYNC / domain).iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()}
+
+
+def _absolute(node: ast.ImportFrom, package: list[str]) -> str:
+    """The module an import-from names, a relative one resolved against the importing module's package."""
+    if node.level == 0:
+        return node.module or ""
+    base = package[: len(package) - node.level + 1]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def other_domains_internals(source: str, package: str) -> list[str]:
+    """Imports in `source`, a module of `package` (workers.sync.<domain>...), that reach below another domain's
+    package."""
+    parts = package.split(".")
+    domain = parts[2]
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            reached = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            reached = [f"{_absolute(node, parts)}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in reached:
+            at = name.split(".")
+            if at[:2] != ["workers", "sync"] or len(at) < 4 or at[2] == domain:
+                continue
+            # `from workers.sync.b import x` is fine when x is one of b's names, not one of its modules.
+            if len(at) > 4 or at[3] in _domain_modules(at[2]):
+                found.append(f"{node.lineno}: {name}")
+    return found
+
+
+def test_sync_domains_use_only_each_others_packages() -> None:
+    found = {
+        path.relative_to(ROOT).as_posix(): other_domains_internals(
+            path.read_text(), ".".join(path.relative_to(ROOT).parent.parts)
+        )
+        for path in SYNC.glob("*/**/*.py")
+    }
+    assert {name: imports for name, imports in found.items() if imports} == {}
+
+
+REACHING_IN = """
+import workers.sync.catalog.products
+from workers.sync import catalog, customers
+from workers.sync.catalog import applied_versions, products
+from workers.sync.customers.importer import KIND
+from workers.sync.catchup.clock import Clock
+from ..orders import search
+from . import streams
+from workers.clients.magento_time import parse_time
+"""
+
+
+def test_the_domain_rule_sees_a_reach_into_another_domain() -> None:
+    assert other_domains_internals(REACHING_IN, "workers.sync.catchup") == [
+        "2: workers.sync.catalog.products",
+        "4: workers.sync.catalog.products",
+        "5: workers.sync.customers.importer.KIND",
+        "7: workers.sync.orders.search",
+    ]

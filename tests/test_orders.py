@@ -20,12 +20,12 @@ from sandbox.magento.routing import STATE
 from tests.conftest import post_event, wait_for
 from tests.support.signing import envelope, new_id
 from tests.support.stack import Stack, full_stack
+from workers.clients.magento_time import magento_time, parse_time
 from workers.periodic import Run
 from workers.registry import HandlerContext, Registry
 from workers.services import Services
 from workers.sync import orders
-from workers.sync.orders import importer, markers, poll
-from workers.sync.orders.search import magento_time, parse_time
+from workers.sync.orders import importer, markers, poll, resync
 
 SKU_A, SKU_B, SKU_C = catalog.product(1).sku, catalog.product(2).sku, catalog.product(3).sku
 QUIET = {"X-Sandbox-Suppress-Webhook": "1"}
@@ -246,7 +246,7 @@ async def test_a_crash_after_the_sale_is_created_does_not_create_a_second_one(re
         await importer.on_order_completed(ctx, events)
 
     registry.register(Source.MAGENTO, "order.completed", crash_once)
-    registry.register_job("resync-orders", poll.resync)
+    registry.register_job("resync-orders", resync.resync_orders)
     async with stack_for_orders(redis_url) as stack:
         await stack.start_worker(registry)
         before = await on_hand(stack, SKU_B)

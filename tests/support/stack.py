@@ -28,8 +28,10 @@ from gateway.app import create_app
 from sandbox.catalog import LINKED_STORE_ID
 from sandbox.cloudretailer.app import create_app as create_cr
 from sandbox.cloudretailer.config import CloudRetailerSandboxConfig
+from sandbox.cloudretailer.keys import SENDER
 from sandbox.magento.app import create_app as create_magento
 from sandbox.magento.config import MagentoSandboxConfig
+from sandbox.magento.routing import CALLBACKS
 from tests.conftest import make_settings
 from tests.support.signing import ADMIN_TOKEN, CR_SECRET, MAGENTO_SECRET
 from workers.registry import Registry, default_registry
@@ -74,6 +76,12 @@ class Stack:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, 15)
         self._workers.clear()
+
+    async def deliveries_landed(self, within: float = 10.0) -> None:
+        """Until every webhook and callback the sandboxes have started sending was answered (or given up): after
+        this, a change they did not send for cannot show up late in the event log."""
+        await self.cr_app[SENDER].drain(within)
+        await self.magento_app[CALLBACKS].drain(within)
 
     async def magento(self, method: str, path: str, store: str = "all", **kwargs: Any) -> Any:
         """Call the sandbox Magento as an admin would (not through the gateway's client)."""

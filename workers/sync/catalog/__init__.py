@@ -1,25 +1,39 @@
 """Catalog sync: products, attributes, attribute sets, images and categories, Cloud Retailer ->
 Magento; categories created in Magento -> Cloud Retailer.
 
-    magento_meta      what the rules read from Magento (attribute sets, attributes and options, root category)
-    product_mapper    Cloud Retailer product -> Magento payload (pure)
-    category_mapper   category payloads both ways (pure)
-    fingerprints      no-op detection (hash of the last payload written)
-    categories        the category tree, bindings and the Magento -> Cloud Retailer creation
-    images            media gallery entries from Cloud Retailer's bytes
-    products          the product importer
-    resync            admin jobs: full and partial resyncs
+    magento_meta             what the rules read from Magento (attribute sets, attributes and options, root category)
+    product_mapper           Cloud Retailer product -> Magento payload (pure)
+    category_mapper          category payloads both ways (pure)
+    fingerprints             no-op detection (hash of the last payload written)
+    categories               the category tree from Cloud Retailer, its bindings and the creation lock
+    categories_from_magento  a category created in Magento, created in Cloud Retailer
+    images                   media gallery entries from Cloud Retailer's bytes
+    products                 the product importer
+    resync                   admin jobs: full and partial resyncs
+
+Other domains use only the names in `__all__` (tests/test_layout.py keeps them to this package), so the
+modules above can be cut differently without touching them.
 """
 
 from __future__ import annotations
 
-from crmcore.events import AcceptedEvent, Source
+from crmcore.events import AcceptedEvent, CloudRetailerEventType, MagentoEventType, Source
+from crmcore.jobrecords import AdminJobKind
 from crmcore.settings import Settings
 from workers.registry import HandlerContext, Registry
-from workers.sync.catalog import categories, products, resync
+from workers.sync.catalog import categories, categories_from_magento, products, resync
+from workers.sync.catalog.categories import magento_category_linked
+from workers.sync.catalog.products import applied_versions
+
+__all__ = ["applied_versions", "magento_category_linked", "register"]
 
 CR, MAGENTO = Source.CLOUDRETAILER, Source.MAGENTO
-PRODUCT_EVENTS = ("product.created", "product.updated", "product.deleted", "product.images.updated")
+PRODUCT_EVENTS = (
+    CloudRetailerEventType.PRODUCT_CREATED,
+    CloudRetailerEventType.PRODUCT_UPDATED,
+    CloudRetailerEventType.PRODUCT_DELETED,
+    CloudRetailerEventType.PRODUCT_IMAGES_UPDATED,
+)
 
 
 async def on_product(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
@@ -33,14 +47,14 @@ async def on_cr_category(ctx: HandlerContext, events: list[AcceptedEvent]) -> No
 
 
 async def on_magento_category(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
-    await categories.sync_from_magento(ctx, int(events[-1].data["category_id"]))
+    await categories_from_magento.sync_from_magento(ctx, int(events[-1].data["category_id"]))
 
 
 def register(registry: Registry, settings: Settings | None = None) -> None:
     for event_type in PRODUCT_EVENTS:
         registry.register(CR, event_type, on_product)
-    registry.register(CR, "category.created", on_cr_category)
-    registry.register(CR, "category.updated", on_cr_category)
-    registry.register(MAGENTO, "category.created", on_magento_category)
-    registry.register_job("resync-products", resync.resync_products)
-    registry.register_job("resync-categories", resync.resync_categories)
+    registry.register(CR, CloudRetailerEventType.CATEGORY_CREATED, on_cr_category)
+    registry.register(CR, CloudRetailerEventType.CATEGORY_UPDATED, on_cr_category)
+    registry.register(MAGENTO, MagentoEventType.CATEGORY_CREATED, on_magento_category)
+    registry.register_job(AdminJobKind.RESYNC_PRODUCTS, resync.resync_products)
+    registry.register_job(AdminJobKind.RESYNC_CATEGORIES, resync.resync_categories)

@@ -1,6 +1,6 @@
 """Categories: the Cloud Retailer department/category tree becomes the Magento tree under the linked store's
-root category (parents first); a category created in Magento is created in Cloud Retailer; updates flow only
-from Cloud Retailer.
+root category (parents first); a category created in Magento is created in Cloud Retailer
+(categories_from_magento.py); updates flow only from Cloud Retailer.
 
 Bindings (workers/binder.py, kind "category") link the two ids. They can be rebuilt from the natural key,
 the path of names: before creating anything on either side, the importer looks for a category with the same
@@ -17,10 +17,12 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from redis.asyncio import Redis
+
 from crmcore import keys
 from workers.binder import Binder
 from workers.clients.cloudretailer_models import Category
-from workers.clients.errors import Conflict, NotFound
+from workers.clients.errors import NotFound
 from workers.clients.search_criteria import SearchCriteria
 from workers.errors import PermanentError, Skip, TransientError
 from workers.lease import Lease
@@ -37,9 +39,14 @@ LOCK_WAIT_S = 30.0
 LOCK_POLL_S = 0.05
 
 
-def _update_payload(category: Category) -> dict[str, Any]:
+def update_payload(category: Category) -> dict[str, Any]:
     # Updates never move a category nor touch its url_key (an admin may have set one for SEO).
     return {"name": category.name, "is_active": category.active, "include_in_menu": True}
+
+
+async def magento_category_linked(redis: Redis, magento_id: int) -> bool:
+    """Whether a Magento category is linked to a Cloud Retailer one already (made from it, or linked before)."""
+    return await Binder(redis).cr_id(KIND, magento_id) is not None
 
 
 async def cr_category(ctx: HandlerContext, cr_id: str) -> Category:
@@ -47,7 +54,7 @@ async def cr_category(ctx: HandlerContext, cr_id: str) -> Category:
 
 
 @contextlib.asynccontextmanager
-async def _locked(ctx: HandlerContext, key: str) -> AsyncIterator[None]:
+async def locked(ctx: HandlerContext, key: str) -> AsyncIterator[None]:
     """A Redis lease per record: two products needing the same new category must not both create it. Short and
     renewed while held, so a worker killed mid-creation blocks the others for seconds, not a minute."""
     lease = Lease(ctx.redis, key, secrets.token_hex(8), LOCK_LEASE_MS)
@@ -69,7 +76,7 @@ async def magento_id_for(ctx: HandlerContext, cr_id: str, depth: int = 0) -> int
         return int(bound)
     if depth > MAX_DEPTH:
         raise PermanentError(f"category {cr_id} is nested more than {MAX_DEPTH} deep (a parent loop?)")
-    async with _locked(ctx, keys.category_lock(f"cr:{cr_id}")):
+    async with locked(ctx, keys.category_lock(f"cr:{cr_id}")):
         if (bound := await binder.magento_id(KIND, cr_id)) is not None:
             return int(bound)
         try:
@@ -94,10 +101,10 @@ async def _link_or_create_in_magento(ctx: HandlerContext, category: Category, de
         created = await ctx.magento.create_category(category_mapper.magento_category(category, parent_id))
         magento_id = int(created["id"])
     await Binder(ctx.redis).bind(KIND, category.id, magento_id)
-    await Fingerprints(ctx.redis, KIND).remember(category.id, _update_payload(category))
+    await Fingerprints(ctx.redis, KIND).remember(category.id, update_payload(category))
     if existing is not None:
         # Linked by name: make it carry Cloud Retailer's values now.
-        await ctx.magento.update_category(magento_id, _update_payload(category))
+        await ctx.magento.update_category(magento_id, update_payload(category))
     return magento_id
 
 
@@ -120,7 +127,7 @@ async def sync_from_cr(ctx: HandlerContext, cr_id: str) -> str:
         category = await cr_category(ctx, cr_id)
     except NotFound:
         raise Skip(f"category {cr_id} no longer exists in Cloud Retailer") from None
-    payload = _update_payload(category)
+    payload = update_payload(category)
     fingerprints = Fingerprints(ctx.redis, KIND)
     if await fingerprints.unchanged(cr_id, payload):
         return "unchanged"
@@ -133,79 +140,3 @@ async def sync_from_cr(ctx: HandlerContext, cr_id: str) -> str:
         return "recreated"
     await fingerprints.remember(cr_id, payload)
     return "updated"
-
-
-async def sync_from_magento(ctx: HandlerContext, magento_id: int, depth: int = 0) -> str:
-    """category.created from Magento: create (or link) it in Cloud Retailer. Never updates Cloud Retailer."""
-    binder = Binder(ctx.redis)
-    if await binder.cr_id(KIND, magento_id) is not None:
-        return "already linked"
-    if depth > MAX_DEPTH:
-        raise PermanentError(f"Magento category {magento_id} is nested more than {MAX_DEPTH} deep")
-    category, root = await _magento_category_under_root(ctx, magento_id)
-    parent_mg = int(category.get("parent_id") or 0)
-    async with _locked(ctx, keys.category_lock(f"mg:{magento_id}")):
-        if await binder.cr_id(KIND, magento_id) is not None:
-            return "already linked"
-        parent_cr = None if parent_mg == root else await _cr_parent(ctx, parent_mg, depth)
-        cr_id = await _cr_child_named(ctx, parent_cr, str(category["name"]))
-        outcome = "linked"
-        if cr_id is None:
-            cr_id, outcome = await _create_in_cr(ctx, category, parent_cr)
-        conflict = await binder.bind_new(KIND, cr_id, magento_id)
-        if conflict is not None:
-            return "already linked"
-        created_cr = await cr_category(ctx, cr_id)
-        # Cloud Retailer's echo (its category.created webhook) must not write Magento again.
-        await Fingerprints(ctx.redis, KIND).remember(cr_id, _update_payload(created_cr))
-        return outcome
-
-
-async def _magento_category_under_root(ctx: HandlerContext, magento_id: int) -> tuple[dict[str, Any], int]:
-    """The Magento category and the linked root, or Skip when it is gone or not in the synced tree."""
-    try:
-        category = await ctx.magento.get_category(magento_id)
-    except NotFound:
-        raise Skip(f"Magento category {magento_id} no longer exists") from None
-    root = (await meta(ctx)).root_category_id
-    parent_mg = int(category.get("parent_id") or 0)
-    if magento_id == root or category.get("level", 2) < 2:
-        raise Skip("a root category is not synced")
-    if parent_mg != root and not await _under_root(ctx, category, root):
-        raise Skip(f"category {magento_id} is not under the linked store's root category {root}")
-    return category, root
-
-
-async def _cr_parent(ctx: HandlerContext, parent_mg: int, depth: int) -> str | None:
-    """The Cloud Retailer id of a Magento parent category, creating it there first when it is not linked."""
-    binder = Binder(ctx.redis)
-    parent_cr = await binder.cr_id(KIND, parent_mg)
-    if parent_cr is None:
-        await sync_from_magento(ctx, parent_mg, depth + 1)
-        parent_cr = await binder.cr_id(KIND, parent_mg)
-    return parent_cr
-
-
-async def _create_in_cr(ctx: HandlerContext, category: dict[str, Any], parent_cr: str | None) -> tuple[str, str]:
-    """(Cloud Retailer id, "created"), or "linked" when an earlier try of ours created it already."""
-    try:
-        return (await ctx.cr.create_category(category_mapper.cr_category(category, parent_cr))).id, "created"
-    except Conflict as exc:
-        # A retry after a crash between "created" and "bound": the code names this Magento category.
-        cr_id = str((exc.body or {}).get("existing", {}).get("id") or "")
-        if not cr_id:
-            raise
-        return cr_id, "linked"
-
-
-async def _under_root(ctx: HandlerContext, category: dict[str, Any], root: int) -> bool:
-    path = str(category.get("path") or "")
-    return str(root) in path.split("/") if path else True
-
-
-async def _cr_child_named(ctx: HandlerContext, parent_cr: str | None, name: str) -> str | None:
-    wanted = name.strip().casefold()
-    for category in await ctx.cr.categories():
-        if category.parent_id == parent_cr and category.name.strip().casefold() == wanted:
-            return category.id
-    return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from redis.asyncio import Redis
 
 from workers.binder import Binder
 from workers.clients.cloudretailer_models import Product
@@ -24,6 +25,11 @@ KIND = "product"
 URL_KEY_ATTEMPTS = 4
 URL_KEY_TAKEN = ("url key", "url_key", "would generate a url that already exists")
 DEFAULT_SET = "Default"
+
+
+async def applied_versions(redis: Redis, product_ids: list[str]) -> list[str | None]:
+    """The Cloud Retailer version (`updated_at`) each product was last brought to Magento at (None: not known)."""
+    return await AppliedVersions(redis, KIND).many(product_ids)
 
 
 async def sync_product(ctx: HandlerContext, product_id: str, sku_hint: str) -> str:

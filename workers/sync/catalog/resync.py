@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from crmcore.events import CategoryEvent, ProductEvent, Source
+from crmcore.events import CategoryEvent, CloudRetailerEventType, ProductEvent, Source
 from crmcore.jobrecords import feed_origin
 from workers.clients.errors import NotFound
 from workers.feed import feed
@@ -47,17 +47,17 @@ async def resync_products(ctx: HandlerContext, params: dict[str, Any], progress:
                 if product is None:
                     missing.append(sku)
                     continue
-                yield CR, "product.updated", ProductEvent(product_id=product.id, sku=product.sku)
+                yield CR, CloudRetailerEventType.PRODUCT_UPDATED, ProductEvent(product_id=product.id, sku=product.sku)
             for product_id in params.get("product_ids") or []:
                 try:
                     product = await ctx.cr.get_product(product_id)
                 except NotFound:
                     missing.append(product_id)
                     continue
-                yield CR, "product.updated", ProductEvent(product_id=product.id, sku=product.sku)
+                yield CR, CloudRetailerEventType.PRODUCT_UPDATED, ProductEvent(product_id=product.id, sku=product.sku)
             return
         async for product in ctx.cr.products():
-            yield CR, "product.updated", ProductEvent(product_id=product.id, sku=product.sku)
+            yield CR, CloudRetailerEventType.PRODUCT_UPDATED, ProductEvent(product_id=product.id, sku=product.sku)
 
     result = await _feed_chunks(ctx, progress, changes())
     result["not_in_cloud_retailer"] = missing
@@ -72,6 +72,6 @@ async def resync_categories(ctx: HandlerContext, params: dict[str, Any], progres
         records = sorted(await ctx.cr.categories(), key=lambda c: c.parent_id is not None)
         for category in records:
             if not wanted or category.id in wanted:
-                yield CR, "category.updated", CategoryEvent(category_id=category.id)
+                yield CR, CloudRetailerEventType.CATEGORY_UPDATED, CategoryEvent(category_id=category.id)
 
     return await _feed_chunks(ctx, progress, changes())

@@ -8,17 +8,19 @@ webhook. Inventory has its reconciliation and orders their poll; neither is repe
     clock     each side's time format, the cursors in Redis (forward only)
     streams   the five listings read, as pages of found changes
     run       a run, its report ("catchup" in GET /admin/status), the periodic job and the admin job
+    record    the job record a scheduled run keeps for itself
 """
 
 from __future__ import annotations
 
+from crmcore.jobrecords import AdminJobKind
 from crmcore.settings import Settings
 from workers.registry import Registry
-from workers.sync.catchup.run import ADMIN_KIND, CATCHUP, catchup_job
+from workers.sync.catchup.run import CATCHUP, catchup_job
 
-__all__ = ["ADMIN_KIND", "CATCHUP", "catchup_job", "register"]
+__all__ = ["CATCHUP", "catchup_job", "register"]
 
 
 def register(registry: Registry, settings: Settings | None = None) -> None:
-    registry.register_job(ADMIN_KIND, catchup_job)
+    registry.register_job(AdminJobKind.RESYNC_CATCHUP, catchup_job)
     registry.register_periodic(CATCHUP)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from redis.asyncio import Redis
 
 from crmcore import keys
-from workers.sync.orders.search import magento_time, parse_time
+from workers.clients.magento_time import magento_time, parse_time
 
 CURSORS = keys.CATCHUP_CURSORS  # hash: stream name -> cursor
 

@@ -18,7 +18,8 @@ its first run would have). A run that meets `RemoteUnavailable` part way stops t
 at the last page handled; an admin run raises it instead, so its job waits for the remote and runs again.
 
 Every run has a job record (`GET /admin/jobs/{run id}`; a scheduled run makes its own, kind "catchup"): the
-changes are fed as `job:<run id>:...`, so the workers count them applied (`done`) or failed as they settle.
+changes are fed with the run's job as their origin (`jobrecords.feed_origin`, one `within` it per stream and
+found change), so the workers count them applied (`done`) or failed on that record as they settle.
 The run waits (a bounded time) for that; its report, with each stream's cursor, is "catchup" in the reports
 hash (GET /admin/status). One run at a time: the periodic job's lease, not renewed past its loss (the
 cursors only move forward, so a run that lost it stops at its next page).
@@ -40,14 +41,12 @@ from workers.feed import feed
 from workers.lease import Lease, LeaseLost
 from workers.periodic import ADMIN, SCHEDULE, Periodic, Run, execute
 from workers.registry import HandlerContext, Progress
-from workers.sync.catchup import clock
+from workers.sync.catchup import clock, record
 from workers.sync.catchup.streams import STREAMS, Found, Stream
 
 log = structlog.get_logger(__name__)
 
 REPORT = "catchup"  # the reports field, and the periodic job's name
-ADMIN_KIND = "resync-catchup"  # POST /admin/resync/catchup
-CRON_KIND = "catchup"  # the job record of a scheduled run
 LOCK_KEY = keys.CATCHUP_LOCK
 SETTLE_MAX_S = 300.0
 SETTLE_POLL_S = 0.2
@@ -70,7 +69,7 @@ async def _feed_page(ctx: HandlerContext, stream: Stream, page: list[Found], tal
         tally.found += 1
         if found.change is None:
             tally.in_step += 1
-        elif await feed(ctx.redis, ctx.settings, f"{origin}:{stream.name}:{found.key}", [found.change]):
+        elif await feed(ctx.redis, ctx.settings, origin.within(f"{stream.name}:{found.key}"), [found.change]):
             tally.queued += 1
         else:
             tally.already_queued += 1
@@ -142,12 +141,12 @@ async def _catchup(run: Run) -> str:
     """One run named ctx.job_id: ok, or failed when a stream failed (the others ran)."""
     ctx = run.ctx
     if run.trigger == SCHEDULE:
-        await _open_record(ctx)
+        await record.open_record(ctx)
     tallies: dict[str, StreamTally] = {}
     fed = [0]
     run.fields["job"] = f"/admin/jobs/{ctx.job_id}"
     try:
-        await _read_streams(run, tallies, run.progress or _total_on_record(ctx), fed)
+        await _read_streams(run, tallies, run.progress or record.total_on_record(ctx), fed)
         run.fields.update(_totals(tallies))
         applied, failed = await _settle(ctx, fed[0], run.lease)
         run.fields.update(applied=applied, failed=failed, pending=max(0, fed[0] - applied - failed))
@@ -177,40 +176,13 @@ async def _pin(ctx: HandlerContext) -> dict[str, Any]:
     return {"cursors": await clock.cursors(ctx.redis)}
 
 
-# --- the job record of a scheduled run -----------------------------------------------------------------------
-
-
-async def _open_record(ctx: HandlerContext) -> None:
-    """A retried run (same run id) finds its record and goes on with it."""
-    if not await ctx.redis.exists(keys.admin_job(ctx.job_id)):
-        await jobrecords.create(ctx.redis, ctx.job_id, CRON_KIND, {"trigger": SCHEDULE})
-    await jobrecords.update(ctx.redis, ctx.job_id, status="running", started=jobrecords.now_iso())
-
-
-def _total_on_record(ctx: HandlerContext) -> Progress:
-    async def progress(done: int | None = None, total: int | None = None) -> None:
-        if total is not None:
-            await jobrecords.update(ctx.redis, ctx.job_id, total=total)
-
-    return progress
-
-
-async def _close_record(ctx: HandlerContext, report: dict[str, Any]) -> None:
-    """An admin run's record is its job's (workers/adminjobs.py); a scheduled run closes its own."""
-    if report["trigger"] != SCHEDULE:
-        return
-    status = "failed" if report["status"] == "failed" else "done"
-    error = {"error": report["error"]} if report.get("error") else {}
-    await jobrecords.update(ctx.redis, ctx.job_id, status=status, finished=jobrecords.now_iso(), result=report, **error)
-
-
 CATCHUP = Periodic(
     REPORT,
     interval=lambda settings: settings.catchup_interval_minutes * 60,
     run=_catchup,
     stop_on_loss=False,
     on_skip=_pin,
-    on_report=_close_record,
+    on_report=record.close_record,
 )
 
 

@@ -17,31 +17,31 @@ run is fed twice (the second change must not be swallowed by the first).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, TypeVar
 
+from redis.asyncio import Redis
+
 from crmcore.events import (
     CategoryEvent,
+    CloudRetailerEventType,
     CustomerEvent,
     EventData,
     MagentoCategoryEvent,
     MagentoCustomerEvent,
+    MagentoEventType,
     ProductEvent,
     Source,
 )
-from workers.binder import Binder
 from workers.clients.cloudretailer_models import Product
 from workers.clients.magento import Listing
 from workers.clients.magento_time import magento_time, parse_time
 from workers.clients.search_criteria import Filter
 from workers.registry import HandlerContext
-from workers.sync.catalog.categories import KIND as CATEGORY
-from workers.sync.catalog.fingerprints import AppliedVersions
-from workers.sync.catalog.products import KIND as PRODUCT
+from workers.sync import catalog, customers
 from workers.sync.catchup.clock import CLOUDRETAILER, MAGENTO, Clock
-from workers.sync.customers.importer import KIND as CUSTOMER
 
 CR, MG = Source.CLOUDRETAILER, Source.MAGENTO
 PAGE = 200
@@ -57,6 +57,7 @@ class Found:
 
 
 Pages = Callable[[HandlerContext, str], AsyncIterator[list[Found]]]
+Linked = Callable[[Redis, int], Awaitable[bool]]  # whether a Magento record is linked already
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,12 @@ async def _cr_categories(ctx: HandlerContext, since: str) -> AsyncIterator[list[
 
 def _cr_category(category_id: str, updated_at: str | None) -> Found:
     event = CategoryEvent(category_id=category_id)
-    return Found(f"{category_id}@{updated_at}", updated_at or "", (CR, "category.updated", event))
+    return Found(f"{category_id}@{updated_at}", updated_at or "", (CR, CloudRetailerEventType.CATEGORY_UPDATED, event))
 
 
 async def _cr_products(ctx: HandlerContext, since: str) -> AsyncIterator[list[Found]]:
-    applied = AppliedVersions(ctx.redis, PRODUCT)
     async for chunk in _chunks(ctx.cr.products(updated_since=since)):
-        versions = await applied.many([p.id for p in chunk])
+        versions = await catalog.applied_versions(ctx.redis, [p.id for p in chunk])
         yield [
             _cr_product(p, in_step=not p.deleted and v is not None and v == p.updated_at)
             for p, v in zip(chunk, versions, strict=True)
@@ -103,7 +103,7 @@ async def _cr_products(ctx: HandlerContext, since: str) -> AsyncIterator[list[Fo
 
 def _cr_product(p: Product, *, in_step: bool) -> Found:
     """`in_step`: Magento already holds this very version (its webhook was handled): counted, not fed."""
-    kind = "product.deleted" if p.deleted else "product.updated"
+    kind = CloudRetailerEventType.PRODUCT_DELETED if p.deleted else CloudRetailerEventType.PRODUCT_UPDATED
     event = ProductEvent(product_id=p.id, sku=p.sku)
     return Found(f"{p.id}@{p.updated_at}", p.updated_at or "", None if in_step else (CR, kind, event))
 
@@ -114,7 +114,9 @@ async def _cr_customers(ctx: HandlerContext, since: str) -> AsyncIterator[list[F
     async def found() -> AsyncIterator[Found]:
         async for c in ctx.cr.customers(updated_since=since):
             event = CustomerEvent(customer_id=c.id)
-            yield Found(f"{c.id}@{c.updated_at}", c.updated_at or "", (CR, "customer.updated", event))
+            yield Found(
+                f"{c.id}@{c.updated_at}", c.updated_at or "", (CR, CloudRetailerEventType.CUSTOMER_UPDATED, event)
+            )
 
     async for chunk in _chunks(found()):
         yield chunk
@@ -132,28 +134,27 @@ def created_since(
 
 
 def _magento_stream(
-    listing: Listing, kind: str, event: Callable[[int], Change], where: Callable[[HandlerContext], list[Filter]]
+    listing: Listing, linked: Linked, event: Callable[[int], Change], where: Callable[[HandlerContext], list[Filter]]
 ) -> Pages:
     async def pages(ctx: HandlerContext, since: str) -> AsyncIterator[list[Found]]:
-        binder = Binder(ctx.redis)
         async for items in created_since(ctx, listing, since, where(ctx)):
             found = []
             for item in items:
                 record_id = int(item["id"])
-                linked = await binder.cr_id(kind, record_id) is not None
                 at = magento_time(parse_time(str(item["created_at"])))
-                found.append(Found(str(record_id), at, None if linked else event(record_id)))
+                in_step = await linked(ctx.redis, record_id)
+                found.append(Found(str(record_id), at, None if in_step else event(record_id)))
             yield found
 
     return pages
 
 
 def _magento_category(record_id: int) -> Change:
-    return MG, "category.created", MagentoCategoryEvent(category_id=record_id)
+    return MG, MagentoEventType.CATEGORY_CREATED, MagentoCategoryEvent(category_id=record_id)
 
 
 def _magento_customer(record_id: int) -> Change:
-    return MG, "customer.created", MagentoCustomerEvent(customer_id=record_id)
+    return MG, MagentoEventType.CUSTOMER_CREATED, MagentoCustomerEvent(customer_id=record_id)
 
 
 STREAMS: tuple[Stream, ...] = (
@@ -165,14 +166,19 @@ STREAMS: tuple[Stream, ...] = (
         "magento:categories",
         MAGENTO,
         # levels 0 and 1 are the roots, never synced
-        _magento_stream(Listing.CATEGORIES, CATEGORY, _magento_category, lambda ctx: [Filter("level", 2, "gteq")]),
+        _magento_stream(
+            Listing.CATEGORIES,
+            catalog.magento_category_linked,
+            _magento_category,
+            lambda ctx: [Filter("level", 2, "gteq")],
+        ),
     ),
     Stream(
         "magento:customers",
         MAGENTO,
         _magento_stream(
             Listing.CUSTOMERS,
-            CUSTOMER,
+            customers.magento_account_linked,
             _magento_customer,
             lambda ctx: [Filter("website_id", ctx.settings.magento_website_id)],
         ),

@@ -1,9 +1,9 @@
-"""Customers both ways for creation, Cloud Retailer -> Magento for updates (docs/design.md, Sync rules).
+"""Cloud Retailer -> Magento: a customer's account is created, linked or updated (docs/design.md, Sync rules);
+the other direction is from_magento.py.
 
-Email is the natural key (unique per website in Magento, unique in Cloud Retailer), so every path that finds
-no binding looks the other side up by email before creating: a callback that races the binding of an account
-the gateway just made, a create on both sides at once, a resend after a lost answer all end on one account
-per side, linked. The binding (workers/binder.py) is a shortcut that can be rebuilt from the emails.
+A customer with no binding is looked up by email before an account is made (links.py): a callback that races
+the binding of an account the gateway just made, a create on both sides at once, a resend after a lost answer
+all end on one account per side, linked.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from workers.errors import PermanentError, Skip
 from workers.registry import HandlerContext
 from workers.sync.customers import directory
 from workers.sync.customers.addresses import merge
-from workers.sync.customers.mapper import check_email, to_cloudretailer, to_magento
+from workers.sync.customers.links import KIND, link
+from workers.sync.customers.mapper import to_magento
 
 log = structlog.get_logger(__name__)
 
-KIND = "customer"
 # Magento account id -> ids of the addresses Cloud Retailer owns on it (see addresses.py).
 MANAGED_ADDRESSES = keys.MANAGED_ADDRESSES
 # Left out of a save: read-only, derived from the address flags, or not ours (a subscription flag sent back
@@ -36,17 +36,6 @@ NOT_SENT = frozenset(
 )
 
 
-async def link(ctx: HandlerContext, cr_id: str, magento_id: int) -> None:
-    binder = Binder(ctx.redis)
-    clash = await binder.bind_new(KIND, cr_id, magento_id)
-    if clash is None or clash in (("cr", str(magento_id)), ("mg", cr_id)):
-        return  # bound now, or by the other direction's job a moment ago
-    # A binding the emails contradict (an account deleted and made again, an email moved): the email match
-    # just made is the truth, the binding only a cache of it.
-    log.warning("customer_rebound", cr_id=cr_id, magento_id=magento_id, was=clash)
-    await binder.bind(KIND, cr_id, magento_id)
-
-
 async def _managed(ctx: HandlerContext, magento_id: int) -> set[int]:
     raw = await ctx.redis.hget(MANAGED_ADDRESSES, str(magento_id))
     return set(orjson.loads(raw)) if raw else set()
@@ -54,9 +43,6 @@ async def _managed(ctx: HandlerContext, magento_id: int) -> set[int]:
 
 async def _remember(ctx: HandlerContext, magento_id: int, ids: set[int]) -> None:
     await ctx.redis.hset(MANAGED_ADDRESSES, str(magento_id), orjson.dumps(sorted(ids)))
-
-
-# --- Cloud Retailer -> Magento -----------------------------------------------------------------------------
 
 
 async def _wanted(ctx: HandlerContext, customer: cr_models.Customer) -> dict[str, Any]:
@@ -141,33 +127,3 @@ async def sync_from_cr(ctx: HandlerContext, cr_id: str, *, created_only: bool = 
     outcome = await _update(ctx, account, wanted)
     log.info("customer_synced_to_magento", cr_id=cr_id, magento_id=account.id, outcome=outcome)
     return outcome
-
-
-# --- Magento -> Cloud Retailer -----------------------------------------------------------------------------
-
-
-async def sync_from_magento(ctx: HandlerContext, magento_id: int) -> str:
-    """Create (or link) the Cloud Retailer customer of a new Magento account; Magento edits are never sent."""
-    bound = await Binder(ctx.redis).cr_id(KIND, magento_id)
-    if bound is not None:
-        # The callback of an account the gateway made from Cloud Retailer (or a repeat): nothing to do.
-        raise Skip(f"Magento customer {magento_id} is linked to Cloud Retailer customer {bound} already")
-    try:
-        account = await ctx.magento.get_customer(magento_id)
-    except NotFound:
-        raise Skip(f"Magento customer {magento_id} no longer exists") from None
-    website = ctx.settings.magento_website_id
-    if account.website_id != website:
-        raise Skip(f"Magento customer {magento_id} is of website {account.website_id}, not the linked {website}")
-    check_email(account.email, f"Magento customer {magento_id}")
-    existing = await ctx.cr.find_customer(account.email)
-    if existing is not None:
-        # Its match by email: the account the gateway itself made from it (the callback raced the binding),
-        # or one made on both sides at once. Linked, and Cloud Retailer is left as it is.
-        await link(ctx, existing.id, magento_id)
-        log.info("customer_linked", cr_id=existing.id, magento_id=magento_id)
-        return "linked"
-    customer, created = await ctx.cr.create_customer(to_cloudretailer(account))
-    await link(ctx, customer.id, magento_id)
-    log.info("customer_created_in_cloudretailer", cr_id=customer.id, magento_id=magento_id, created=created)
-    return "created" if created else "linked"

@@ -24,6 +24,7 @@ CR_MAX_ADDRESSES = 20
 CR_MAX_REGION_CODE = 10
 CR_MAX_POSTCODE = 20
 CR_MAX_PHONE = 40
+CR_MAX_NAME = 255
 
 
 def check_email(email: str, who: str) -> None:
@@ -131,6 +132,14 @@ def cr_address(address: mg_models.Address) -> dict[str, Any]:
         "default_billing": bool(address.default_billing),
         "default_shipping": bool(address.default_shipping),
     }
+
+
+def buyer(email: str, first_name: str, last_name: str) -> dict[str, Any]:
+    """A new Cloud Retailer customer from the names an order carries: only what identifies the buyer, because
+    the customer sync owns the rest of the record (addresses, phone) and its updates."""
+    # Cloud Retailer requires both names; Magento does too for accounts, so the fallback is for odd data only.
+    first = first_name.strip()[:CR_MAX_NAME] or email.split("@")[0][:CR_MAX_NAME] or "Web"
+    return {"email": email, "first_name": first, "last_name": last_name.strip()[:CR_MAX_NAME] or "Customer"}
 
 
 def to_cloudretailer(customer: mg_models.Customer) -> dict[str, Any]:

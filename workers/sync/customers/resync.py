@@ -12,14 +12,21 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from crmcore.events import CustomerEvent, EventData, MagentoCustomerEvent, Source
+from crmcore.events import (
+    CloudRetailerEventType,
+    CustomerEvent,
+    EventData,
+    MagentoCustomerEvent,
+    MagentoEventType,
+    Source,
+)
 from crmcore.jobrecords import feed_origin
 from workers.binder import Binder
 from workers.clients.errors import NotFound
 from workers.clients.search_criteria import SearchCriteria
 from workers.feed import feed
 from workers.registry import HandlerContext, Progress
-from workers.sync.customers.importer import KIND
+from workers.sync.customers.links import KIND
 
 CHUNK = 500
 LOOKUPS_AT_ONCE = 16
@@ -28,7 +35,7 @@ Change = tuple[Source, str, EventData]
 
 def _cr_change(customer_id: str) -> Change:
     # `updated`, not `created`: a created signal for a linked customer is skipped as the echo of a creation.
-    return Source.CLOUDRETAILER, "customer.updated", CustomerEvent(customer_id=customer_id)
+    return Source.CLOUDRETAILER, CloudRetailerEventType.CUSTOMER_UPDATED, CustomerEvent(customer_id=customer_id)
 
 
 async def _existing(ctx: HandlerContext, ids: list[str], missing: list[str]) -> list[str]:
@@ -81,7 +88,7 @@ async def resync_customers(ctx: HandlerContext, params: dict[str, Any], progress
         # Magento's unlinked accounts first, while no job of this resync has linked any of them yet.
         async for magento_id in _unlinked_magento(ctx):
             event = MagentoCustomerEvent(customer_id=magento_id)
-            await add((Source.MAGENTO, "customer.created", event), "magento_unlinked")
+            await add((Source.MAGENTO, MagentoEventType.CUSTOMER_CREATED, event), "magento_unlinked")
         async for customer in ctx.cr.customers():
             await add(_cr_change(customer.id), "cloud_retailer")
     await flush()

@@ -1,7 +1,11 @@
 """Inventory sync: on-hand at the linked Cloud Retailer store is the truth for the configured
 Magento inventory source.
 
-    stock       the Magento side: MSI source items or legacy stock items, found at start; read, compare, write
+    stock       what one SKU must hold in Magento and what became of a write (the two APIs' shared terms)
+    msi         MSI source items of the configured source: read, compare, write many SKUs at once
+    legacy      legacy stock items (a store without MSI): one SKU at a time
+    reads       the product lookups and paged reads both APIs and the reconciliation share
+    setup       which of the two APIs the store has, found per worker, with its batcher
     batcher     changes to many SKUs that arrive together share one source-items call
     reconcile/  the full comparison every CRMAGENTO_RECONCILE_INTERVAL_MINUTES, and on demand
 
@@ -13,12 +17,12 @@ again if the count moved meanwhile (see reconcile/write.py, "Races").
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 
 import structlog
 
-from crmcore.events import AcceptedEvent, InventoryEvent, Source
+from crmcore.events import AcceptedEvent, CloudRetailerEventType, InventoryEvent, Source
+from crmcore.jobrecords import AdminJobKind
 from crmcore.settings import Settings
 from workers.clients.cloudretailer_models import InventoryLevel
 from workers.clients.errors import NotFound
@@ -26,9 +30,9 @@ from workers.errors import PermanentError, Skip
 from workers.feed import feed
 from workers.registry import HandlerContext, Registry
 from workers.sync.inventory import stock as st
-from workers.sync.inventory.batcher import Batcher
 from workers.sync.inventory.reconcile import RECONCILE, reconcile_job, run_reconciliation
-from workers.sync.inventory.stock import Outcome, StockSetup, Target
+from workers.sync.inventory.setup import stock_setup
+from workers.sync.inventory.stock import Outcome, Target
 
 __all__ = ["feed_stock", "on_inventory_updated", "register", "run_reconciliation", "stock_setup"]
 
@@ -36,37 +40,6 @@ log = structlog.get_logger(__name__)
 
 CR = Source.CLOUDRETAILER
 PUSH_ROUNDS = 3  # writes of one change at most, when Cloud Retailer keeps moving while we write
-_SETUP_LOCK = "inventory-setup-lock"
-
-
-async def stock_setup(ctx: HandlerContext) -> StockSetup:
-    """This worker's inventory mode and batcher, found on first use (one GET /V1/inventory/sources) and kept;
-    a reconciliation finds the mode again and drops this, so a store that gained or lost MSI is followed."""
-    caches = ctx.services.caches
-    setup: StockSetup | None = caches.get(st.CACHE_KEY)
-    if setup is not None:
-        return setup
-    lock: asyncio.Lock = caches.setdefault(_SETUP_LOCK, asyncio.Lock())
-    async with lock:
-        setup = caches.get(st.CACHE_KEY)
-        if setup is None:
-            settings = ctx.settings
-            mode, sources = await st.detect_mode(ctx.magento, settings.magento_source_code)
-            adapter = st.adapter(
-                mode,
-                ctx.magento,
-                settings.magento_source_code,
-                settings.inventory_batch_size,
-                settings.magento_concurrency,
-            )
-            setup = StockSetup(
-                mode,
-                sources,
-                Batcher(adapter.apply, settings.inventory_batch_size, settings.inventory_batch_wait_seconds),
-            )
-            caches[st.CACHE_KEY] = setup
-            log.info("inventory_mode", mode=mode.value, source=settings.magento_source_code)
-    return setup
 
 
 async def on_inventory_updated(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
@@ -109,12 +82,14 @@ async def feed_stock(ctx: HandlerContext, skus: Iterable[str], origin: str | Non
     store_id = ctx.settings.cr_store_id
     if not store_id:
         return 0
-    changes = [(CR, "inventory.updated", InventoryEvent(sku=sku, store_id=store_id)) for sku in skus]
-    # Not a `job:` origin: that prefix counts settled changes on an admin job's record.
+    changes = [
+        (CR, CloudRetailerEventType.INVENTORY_UPDATED, InventoryEvent(sku=sku, store_id=store_id)) for sku in skus
+    ]
+    # A plain prefix, not a job's `FeedOrigin`: these pushes are no admin job's work, so no record counts them.
     return await feed(ctx.redis, ctx.settings, origin or f"stock:{ctx.job_id}", changes)
 
 
 def register(registry: Registry, settings: Settings | None = None) -> None:
-    registry.register(CR, "inventory.updated", on_inventory_updated)
-    registry.register_job("reconcile-inventory", reconcile_job)
+    registry.register(CR, CloudRetailerEventType.INVENTORY_UPDATED, on_inventory_updated)
+    registry.register_job(AdminJobKind.RECONCILE_INVENTORY, reconcile_job)
     registry.register_periodic(RECONCILE)

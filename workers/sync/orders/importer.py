@@ -76,7 +76,7 @@ async def check(ctx: HandlerContext, entity_id: int, increment_id: str | None = 
 async def record_sale(ctx: HandlerContext, pending: Pending) -> tuple[str, bool]:
     """Create the sale (customer matched or created first). Returns (sale id, created now)."""
     store_id = _store_id(ctx)
-    customer_id = await customer_for(ctx.cr, pending.order)
+    customer_id = await customer_for(ctx, pending.order)
     sale = map_order(pending.order, store_id=store_id, tender=ctx.settings.web_orders_tender, customer_id=customer_id)
     try:
         recorded, created = await ctx.cr.create_sale(sale)

@@ -18,9 +18,6 @@ from workers.clients.magento_time import magento_time, parse_time
 from workers.clients.search_criteria import Filter
 from workers.errors import PermanentError
 
-# Re-exported: the order poll and the catch-up clock import the time helpers from here.
-__all__ = ["completed_orders", "earlier", "linked_store_ids", "magento_time", "parse_time"]
-
 _VIEWS_TTL_S = 300.0
 _views: dict[tuple[str, int], tuple[float, frozenset[int]]] = {}
 

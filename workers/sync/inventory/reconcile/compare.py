@@ -19,10 +19,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from workers.clients.errors import RemoteUnavailable
+from workers.sync.inventory import reads
 from workers.sync.inventory import stock as st
+from workers.sync.inventory.legacy import LegacyStock
+from workers.sync.inventory.msi import MsiStock
 from workers.sync.inventory.reconcile.levels import Levels
 from workers.sync.inventory.reconcile.report import SAMPLE, Report, Throttled
-from workers.sync.inventory.stock import LegacyStock, MsiStock, Target
+from workers.sync.inventory.stock import Target
 
 _SEEN = object()  # a Cloud Retailer SKU already matched with its Magento row
 
@@ -71,7 +74,7 @@ class MsiSide:
         return [Held(row.get("quantity") or 0, row.get("status") or 0) for row in rows]
 
     async def products(self, skus: list[str]) -> dict[str, str]:
-        return await st.existing_products(self.stock.magento, skus, self.stock.counts)
+        return await reads.existing_products(self.stock.magento, skus, self.stock.counts)
 
 
 class LegacySide:
@@ -80,7 +83,7 @@ class LegacySide:
         self.limit = asyncio.Semaphore(concurrency)
 
     def pages(self) -> AsyncIterator[list[dict[str, Any]]]:
-        return st.product_pages(self.stock.magento, self.stock.counts, self.concurrency)
+        return reads.product_pages(self.stock.magento, self.stock.counts, self.concurrency)
 
     async def held(self, rows: list[dict[str, Any]]) -> list[Found]:
         return await all_or_none(self._read(str(row["sku"])) for row in rows)

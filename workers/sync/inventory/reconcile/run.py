@@ -30,12 +30,14 @@ from crmcore import keys
 from workers.errors import PermanentError
 from workers.periodic import ADMIN, Periodic, Run, execute
 from workers.registry import HandlerContext, Progress
-from workers.sync.inventory import stock as st
+from workers.sync.inventory.legacy import LegacyStock
+from workers.sync.inventory.msi import MsiStock
 from workers.sync.inventory.reconcile.compare import Comparison, side_of
 from workers.sync.inventory.reconcile.levels import changes_since, read_levels
 from workers.sync.inventory.reconcile.report import Report, Throttled
 from workers.sync.inventory.reconcile.write import Writer
-from workers.sync.inventory.stock import LegacyStock, Mode, MsiStock, Target
+from workers.sync.inventory.setup import CACHE_KEY, detect_mode
+from workers.sync.inventory.stock import Mode, Target
 
 log = structlog.get_logger(__name__)
 
@@ -79,11 +81,11 @@ class Reconciliation:
 
     async def _stock(self) -> MsiStock | LegacyStock:
         magento, source = self.ctx.magento, self.settings.magento_source_code
-        mode, _ = await st.detect_mode(magento, source)
+        mode, _ = await detect_mode(magento, source)
         self.report.mode = mode.value
-        cached = self.ctx.services.caches.get(st.CACHE_KEY)
+        cached = self.ctx.services.caches.get(CACHE_KEY)
         if cached is not None and cached.mode is not mode:
-            self.ctx.services.caches.pop(st.CACHE_KEY, None)  # this worker's handlers follow the change
+            self.ctx.services.caches.pop(CACHE_KEY, None)  # this worker's handlers follow the change
         if mode is Mode.MSI:
             self.stock = MsiStock(magento, source, self.settings.inventory_batch_size)
         else:

@@ -16,10 +16,12 @@ import structlog
 
 from workers.clients.cloudretailer import CloudRetailerClient
 from workers.clients.errors import RemoteUnavailable
+from workers.sync.inventory.legacy import LegacyStock
+from workers.sync.inventory.msi import MsiStock
 from workers.sync.inventory.reconcile.compare import all_or_none
 from workers.sync.inventory.reconcile.levels import changes_since
 from workers.sync.inventory.reconcile.report import Report, Throttled
-from workers.sync.inventory.stock import LegacyStock, MsiStock, Outcome, Target
+from workers.sync.inventory.stock import Outcome, Target
 
 log = structlog.get_logger(__name__)
 

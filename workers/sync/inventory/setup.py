@@ -1,0 +1,83 @@
+"""Which inventory API the store has, found on a worker's first stock write and kept with the batcher that
+writes through it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import structlog
+
+from workers.clients.errors import NotFound
+from workers.clients.magento import MagentoClient
+from workers.errors import PermanentError
+from workers.registry import HandlerContext
+from workers.sync.inventory.batcher import Batcher
+from workers.sync.inventory.legacy import LegacyStock
+from workers.sync.inventory.msi import MsiStock
+from workers.sync.inventory.stock import Mode, Stock
+
+log = structlog.get_logger(__name__)
+
+CACHE_KEY = "inventory"
+_SETUP_LOCK = "inventory-setup-lock"
+
+
+@dataclass
+class StockSetup:
+    """What a worker found at its first stock write (cached in Services.caches)."""
+
+    mode: Mode
+    sources: list[str]
+    batcher: Batcher  # writes through the adapter of `mode`
+
+
+async def detect_mode(magento: MagentoClient, source_code: str) -> tuple[Mode, list[str]]:
+    """MSI when `GET /V1/inventory/sources` answers; legacy when the route does not exist (404). With MSI
+    the configured source must exist: writing to a source Magento does not have fails every save."""
+    try:
+        sources = await magento.sources()
+    except NotFound:
+        log.info("inventory_mode", mode="legacy", reason="GET /V1/inventory/sources answered 404")
+        return Mode.LEGACY, []
+    codes = [str(s.get("source_code")) for s in sources]
+    if source_code not in codes:
+        raise PermanentError(
+            f"CRMAGENTO_MAGENTO_SOURCE_CODE={source_code!r} is not an inventory source in Magento "
+            f"(it has: {', '.join(codes) or 'none'})"
+        )
+    return Mode.MSI, codes
+
+
+def adapter(mode: Mode, magento: MagentoClient, source_code: str, batch_size: int, concurrency: int) -> Stock:
+    if mode is Mode.MSI:
+        return MsiStock(magento, source_code, batch_size)
+    return LegacyStock(magento, concurrency)
+
+
+async def _found(ctx: HandlerContext) -> StockSetup:
+    settings = ctx.settings
+    mode, sources = await detect_mode(ctx.magento, settings.magento_source_code)
+    stock = adapter(
+        mode, ctx.magento, settings.magento_source_code, settings.inventory_batch_size, settings.magento_concurrency
+    )
+    log.info("inventory_mode", mode=mode.value, source=settings.magento_source_code)
+    return StockSetup(
+        mode, sources, Batcher(stock.apply, settings.inventory_batch_size, settings.inventory_batch_wait_seconds)
+    )
+
+
+async def stock_setup(ctx: HandlerContext) -> StockSetup:
+    """This worker's inventory mode and batcher, found on first use (one GET /V1/inventory/sources) and kept;
+    a reconciliation finds the mode again and drops this, so a store that gained or lost MSI is followed."""
+    caches = ctx.services.caches
+    setup: StockSetup | None = caches.get(CACHE_KEY)
+    if setup is not None:
+        return setup
+    # Jobs starting together on a fresh worker would each detect the mode and each build a batcher.
+    lock: asyncio.Lock = caches.setdefault(_SETUP_LOCK, asyncio.Lock())
+    async with lock:
+        setup = caches.get(CACHE_KEY)
+        if setup is None:
+            setup = caches[CACHE_KEY] = await _found(ctx)
+    return setup
