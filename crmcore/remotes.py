@@ -19,7 +19,6 @@ Keys (crmcore/keys.py):
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -28,6 +27,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from crmcore import keys
+from crmcore.clock import iso_ms
 
 
 class Remote(StrEnum):
@@ -109,10 +109,6 @@ class RemoteState:
             "parked": self.parked,
             "summary": self.describe(),
         }
-
-
-def iso_ms(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
 
 
 def decode_state(remote: Remote, raw: dict[bytes, bytes], parked: int = 0) -> RemoteState:

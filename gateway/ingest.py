@@ -15,13 +15,13 @@ answered within two deadlines at most (the batch ahead of it, then its own).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from dataclasses import dataclass
 
 import structlog
 from redis.exceptions import RedisError
 
+from crmcore.clock import now_ms
 from crmcore.entityqueue import ACCEPT_LUA, EntityQueue, QueuedEvent, accept_statuses
 from crmcore.settings import Settings
 from gateway.scriptconn import ScriptConnection
@@ -103,7 +103,7 @@ class Ingestor:
         s = self._settings
         args = self._queue.accept_args(
             [p.row for p in batch],
-            now_ms=int(time.time() * 1000),
+            now_ms=now_ms(),
             record_ttl=s.event_record_ttl_seconds,
             recent_max=s.event_log_recent_max,
         )

@@ -17,6 +17,7 @@ import structlog
 from redis.asyncio import Redis
 
 from crmcore import jobrecords, keys
+from crmcore.clock import utc_now_iso
 from crmcore.settings import Settings
 from workers.availability.gate import BOTH, blocked_remote, outage_reason, skip_reason
 from workers.clients.errors import RemoteUnavailable
@@ -46,10 +47,10 @@ async def run_admin_job(ctx: dict[str, Any], job_id: str) -> str:
     job = registry.admin_jobs.get(record["kind"])
     if job is None:
         await jobrecords.update(
-            redis, job_id, status="failed", finished=jobrecords.now_iso(), error="no handler for this job in this build"
+            redis, job_id, status="failed", finished=utc_now_iso(), error="no handler for this job in this build"
         )
         return "failed"
-    await jobrecords.update(redis, job_id, status="running", started=jobrecords.now_iso(), done=0)
+    await jobrecords.update(redis, job_id, status="running", started=utc_now_iso(), done=0)
     settings: Settings = ctx["settings"]
     hctx = handler_context(ctx, job_id)
     progress = _progress(redis, job_id)
@@ -60,7 +61,7 @@ async def run_admin_job(ctx: dict[str, Any], job_id: str) -> str:
     except Exception as exc:
         await _failed(redis, job_id, exc, timed_out=limit.expired(), limit_s=settings.admin_job_timeout_seconds)
         return "failed"
-    await jobrecords.update(redis, job_id, status="done", finished=jobrecords.now_iso(), result=result)
+    await jobrecords.update(redis, job_id, status="done", finished=utc_now_iso(), result=result)
     return "done"
 
 
@@ -93,7 +94,7 @@ async def _failed(redis: Redis, job_id: str, exc: Exception, *, timed_out: bool,
     else:
         error = f"{type(exc).__name__}: {exc}"
         log.exception("admin_job_crashed")
-    await jobrecords.update(redis, job_id, status="failed", finished=jobrecords.now_iso(), error=error[:2000])
+    await jobrecords.update(redis, job_id, status="failed", finished=utc_now_iso(), error=error[:2000])
 
 
 async def _run_when_up(ctx: HandlerContext, attempt: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:

@@ -14,7 +14,6 @@ their order; the drain releases them when the remote is back.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from crmcore import deadletters, eventlog, jobrecords, keys
+from crmcore.clock import now_ms
 from crmcore.entityqueue import EntityQueue
 from crmcore.events import AcceptedEvent, Source
 from crmcore.remotes import Remote, RemoteState, drain_rank
@@ -44,10 +44,6 @@ _PLUMBING_RETRY_S = 2.0
 # A parked job wakes up by itself after this long (and parks again if its remote is still down): a safety net
 # under the drain, which releases it as soon as the remote answers.
 PARK_DEFER_MS = 600_000
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _to_event(raw: dict[bytes, bytes]) -> AcceptedEvent:
@@ -155,7 +151,7 @@ class Dispatcher:
         if blocked is not None:
             return await self._park(entity, job_id, attempt, blocked, present)
 
-        now = _now_ms()
+        now = now_ms()
         async with self.redis.pipeline(transaction=False) as pipe:
             for c in present:
                 eventlog.set_status(pipe, c.ref, "processing", now_ms=now, attempts=attempt)
@@ -233,7 +229,7 @@ class Dispatcher:
     async def _park(self, entity: str, job_id: str, attempt: int, state: RemoteState, items: list[Claimed]) -> str:
         """Wait for the remote, without spending an attempt: the events go back to pending in their order and
         the entity joins the remote's parked set."""
-        now = _now_ms()
+        now = now_ms()
         parked = await self.queue.park(
             entity,
             job_id,
@@ -290,7 +286,7 @@ class Dispatcher:
         return Outcome("done")
 
     async def _mark(self, items: list[Claimed], status: str, attempt: int, error: str | None) -> None:
-        now = _now_ms()
+        now = now_ms()
         async with self.redis.pipeline(transaction=False) as pipe:
             for c in items:
                 eventlog.set_status(pipe, c.ref, status, now_ms=now, attempts=attempt, error=error or "")
@@ -321,7 +317,7 @@ class Dispatcher:
         log.warning("dead_lettered", dead_letter_id=dl_id, type=event_type, events=len(group), reason=reason)
 
     async def _release(self, entity: str, job_id: str, result: str) -> str:
-        outcome = await self.queue.release(entity, job_id, now_ms=_now_ms())
+        outcome = await self.queue.release(entity, job_id, now_ms=now_ms())
         log.debug("job_released", release=outcome)
         return f"{result}:{outcome}"
 

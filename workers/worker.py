@@ -18,6 +18,7 @@ from arq import Worker
 from arq.worker import func
 from redis.exceptions import RedisError
 
+from crmcore.clock import now_ms
 from crmcore.entityqueue import PROCESS_ENTITY, EntityQueue
 from crmcore.jobrecords import RUN_ADMIN_JOB, long_queue_name
 from crmcore.redis_conn import arq_worker_redis
@@ -53,7 +54,7 @@ async def process_entity(ctx: dict[str, Any], entity: str) -> str:
 async def housekeeping(run: Run) -> str:
     """Give entities whose job vanished a new one, so nothing stays stuck."""
     queue = EntityQueue(run.ctx.redis, run.ctx.settings.queue_name)
-    healed = await queue.heal(now_ms=int(time.time() * 1000))
+    healed = await queue.heal(now_ms=now_ms())
     run.fields["healed"] = healed
     if healed:
         log.warning("entities_healed", count=healed)

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from crmcore import keys
+from crmcore.clock import now_ms
 from crmcore.entityqueue import EntityQueue
 from crmcore.remotes import MARK_DOWN_LUA, MARK_UP_LUA, Remote, RemoteState, RemoteStateName, read_states
 from crmcore.settings import Settings
@@ -39,10 +40,6 @@ TAKEOVER_EVERY_S = 2.0
 PROBE_LEASE_MS = 30_000
 # A confirmation is reused this long by the jobs that fail right after it.
 CONFIRM_REUSE_S = 1.0
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class RemoteMonitor:
@@ -136,7 +133,7 @@ class RemoteMonitor:
     async def _watch(self, remote: Remote) -> None:
         state = self.states[remote]
         if not state.up:
-            if state.next_probe_ms is None or _now_ms() >= state.next_probe_ms:
+            if state.next_probe_ms is None or now_ms() >= state.next_probe_ms:
                 await self._probe(remote)
         elif state.parked:
             # Up with work parked: a drain that died with its worker, or entities parked on a stale view.
@@ -155,7 +152,7 @@ class RemoteMonitor:
     # --- state changes -----------------------------------------------------------------------------------------
     async def apply(self, remote: Remote, result: CheckResult, *, probe: bool) -> None:
         """Record what a check found in the shared state, log a change once, and drain a remote that is back."""
-        now = _now_ms()
+        now = now_ms()
         if result.state is RemoteStateName.UP:
             was = await self._mark_up(keys=[keys.remote(remote)], args=[now])
             was = was.decode() if isinstance(was, bytes) else was
