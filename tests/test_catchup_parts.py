@@ -6,11 +6,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from crmcore.jobrecords import feed_origin, job_of_event
+from crmcore.jobrecords import feed_origin
 from tests.support.signing import ADMIN_TOKEN
 from tests.support.stack import full_stack
 from workers.binder import Binder
 from workers.clients.search_criteria import Filter
+from workers.feed import resolve_origin
 from workers.lease import Lease
 from workers.periodic import new_run_id
 from workers.registry import HandlerContext, Registry, default_registry
@@ -58,7 +59,7 @@ def test_run_ids_fit_in_event_ids() -> None:
     # `job:<run id>:...`: the workers find the job between the first two colons
     run_id = new_run_id(run.REPORT)
     assert run_id.startswith("catchup-") and ":" not in run_id
-    assert job_of_event(f"{feed_origin(run_id)}:magento:customers:7") == run_id
+    assert resolve_origin(f"{feed_origin(run_id)}:magento:customers").job_id == run_id
 
 
 def test_the_shipped_schedule_follows_the_interval_setting(settings) -> None:

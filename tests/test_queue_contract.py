@@ -4,6 +4,7 @@ the admin job kinds, and where a fed change's job is kept (the event types: test
 from __future__ import annotations
 
 import orjson
+import pytest
 from redis.asyncio import Redis
 
 from crmcore import eventlog, keys
@@ -12,7 +13,8 @@ from crmcore.events import ProductEvent, Source
 from crmcore.jobrecords import AdminJobKind, FeedOrigin, feed_origin
 from crmcore.settings import Settings
 from gateway.adminjobs import RESYNCS
-from workers.feed import feed
+from workers import feed as feeding
+from workers.feed import Feeder, feed
 from workers.registry import default_registry
 
 ROW = (
@@ -56,6 +58,38 @@ async def test_fed_changes_carry_their_job_in_the_record_and_keep_their_ids(redi
     }
     # Not part of what the admin API shows of an event.
     assert "admin_job" not in eventlog.decode_record(records["cloudretailer:job:resync-products-1:0"])
+
+
+async def test_a_feeder_numbers_across_chunks_and_reports_each_chunk(
+    redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feeding, "CHUNK", 2)
+    totals: list[int | None] = []
+
+    async def progress(done: int | None = None, total: int | None = None) -> None:
+        totals.append(total)
+
+    def change(n: int) -> tuple[Source, str, ProductEvent]:
+        return Source.CLOUDRETAILER, "product.updated", ProductEvent(product_id=f"P-{n}", sku=f"S-{n}")
+
+    async with Feeder(redis, settings, feed_origin("resync-1"), progress=progress) as feeder:
+        for n in range(5):
+            await feeder.add(*change(n))
+    assert (feeder.fed, feeder.queued, totals) == (5, 5, [2, 4, 5])
+    assert sorted(await _refs(redis)) == [f"cloudretailer:job:resync-1:{n}" for n in range(5)]
+
+    # The same job fed again (a retried job): the same ids, so nothing is queued twice.
+    async with Feeder(redis, settings, feed_origin("resync-1")) as again:
+        for n in range(3):
+            await again.add(*change(n))
+    assert (again.fed, again.queued) == (3, 0)
+
+    # A block that fails sends nothing of its last chunk.
+    with pytest.raises(RuntimeError):
+        async with Feeder(redis, settings, feed_origin("resync-2")) as failing:
+            await failing.add(*change(0))
+            raise RuntimeError("the listing failed")
+    assert failing.fed == 0 and not any("resync-2" in ref for ref in await _refs(redis))
 
 
 async def _refs(redis: Redis) -> list[str]:
