@@ -16,6 +16,7 @@ import aiohttp
 import orjson
 
 from crmcore.clock import utc_now_iso
+from crmcore.errors import clip
 from gateway.signatures import signed_headers
 from sandbox.webhooks_out import SUPPRESS_HEADER
 
@@ -71,7 +72,7 @@ class DemoCalls:
             if resp.status == 404 and ok_404:
                 return None
             if resp.status >= 400:
-                raise CallError(f"{method} {url.split('?')[0]} answered {resp.status}: {str(body)[:300]}")
+                raise CallError(f"{method} {url.split('?')[0]} answered {resp.status}: {clip(str(body))}")
             return body
 
     # --- the gateway ------------------------------------------------------------------------------------

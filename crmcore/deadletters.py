@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from crmcore import keys
 from crmcore.clock import iso_ms, now_ms
 from crmcore.entityqueue import JOB_EXPIRE_MS, LUA_SCHEDULE, EntityQueue
+from crmcore.errors import clip
 from crmcore.eventlog import decode_record
 
 MAX_BULK_REPLAY = 10_000
@@ -76,7 +77,7 @@ async def create(
                 "id": dl_id,
                 "entity": entity,
                 "type": event_type,
-                "reason": reason[:1000],
+                "reason": clip(reason),
                 "attempts": attempts,
                 "job_id": job_id,
                 "failed_ms": failed_ms,

@@ -12,6 +12,7 @@ from redis.asyncio.client import Pipeline
 
 from crmcore import keys
 from crmcore.clock import iso_ms
+from crmcore.errors import clip
 
 STATUSES = ("queued", "processing", "parked", "done", "skipped", "failed", "dead")
 # Record field: the job record (`keys.admin_job`) that counts the event once it settles. Only the feed writes
@@ -82,7 +83,7 @@ def set_status(
     if attempts is not None:
         fields["attempts"] = attempts
     if error is not None:
-        fields["last_error"] = error[:500]
+        fields["last_error"] = clip(error)
     pipe.eval(_HSET_IF_EXISTS, 1, keys.event(ref), *[x for kv in fields.items() for x in kv])
 
 

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from crmcore import jobrecords, keys
 from crmcore.clock import utc_now_iso
+from crmcore.errors import clip
 from crmcore.settings import Settings
 from workers.availability.gate import BOTH, blocked_remote, outage_reason, skip_reason
 from workers.clients.errors import RemoteUnavailable
@@ -87,14 +88,14 @@ async def _failed(redis: Redis, job_id: str, exc: Exception, *, timed_out: bool,
         reason = await redis.hget(keys.admin_job(job_id), "reason")
         waiting = f" while waiting: {reason.decode()}" if reason else ""
         error = f"gave up after {limit_s} s (CRMAGENTO_ADMIN_JOB_TIMEOUT_SECONDS){waiting}"
-        log.warning("admin_job_timed_out", error=error[:500])
+        log.warning("admin_job_timed_out", error=clip(error))
     elif isinstance(exc, PermanentError):
         error = str(exc)
-        log.warning("admin_job_failed", error=error[:500])
+        log.warning("admin_job_failed", error=clip(error))
     else:
         error = f"{type(exc).__name__}: {exc}"
         log.exception("admin_job_crashed")
-    await jobrecords.update(redis, job_id, status="failed", finished=utc_now_iso(), error=error[:2000])
+    await jobrecords.update(redis, job_id, status="failed", finished=utc_now_iso(), error=clip(error))
 
 
 async def _run_when_up(ctx: HandlerContext, attempt: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
@@ -107,8 +108,8 @@ async def _run_when_up(ctx: HandlerContext, attempt: Callable[[], Awaitable[dict
         except RemoteUnavailable as exc:
             failures += 1
             reason = outage_reason(exc)
-            log.warning("admin_job_waiting", remote=exc.system, reason=reason[:500])
-            await jobrecords.update(ctx.redis, ctx.job_id, status="waiting", reason=reason[:2000])
+            log.warning("admin_job_waiting", remote=exc.system, reason=clip(reason))
+            await jobrecords.update(ctx.redis, ctx.job_id, status="waiting", reason=clip(reason))
 
 
 def _retry_delay(failures: int) -> float:
@@ -127,7 +128,7 @@ async def _wait_until_up(redis: Redis, job_id: str, at_least_s: float) -> None:
         if state is not None and skip_reason(state) != shown:
             shown = skip_reason(state)
             log.info("admin_job_waiting", remote=state.remote.value, reason=shown)
-            await jobrecords.update(redis, job_id, status="waiting", reason=shown[:2000])
+            await jobrecords.update(redis, job_id, status="waiting", reason=clip(shown))
         await asyncio.sleep(WAIT_POLL_S)
     if shown or at_least_s:
         log.info("admin_job_resumed")

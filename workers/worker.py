@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from crmcore.clock import now_ms
 from crmcore.entityqueue import PROCESS_ENTITY, EntityQueue
+from crmcore.errors import clip
 from crmcore.jobrecords import RUN_ADMIN_JOB, long_queue_name
 from crmcore.redis_conn import arq_worker_redis
 from crmcore.settings import Settings
@@ -193,7 +194,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, registry: Registry
                 if not stop.is_set():
                     raise
             except (RedisError, OSError) as exc:
-                log.warning("worker_lost_redis", error=type(exc).__name__, detail=str(exc)[:200])
+                log.warning("worker_lost_redis", error=type(exc).__name__, detail=clip(str(exc)))
             finally:
                 watcher.cancel()
                 for worker in workers:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from crmcore.errors import clip
 from crmcore.remotes import Remote, RemoteStateName
 from crmcore.settings import Settings, env_name
 from workers.clients.cloudretailer import CloudRetailerClient
@@ -21,7 +22,6 @@ from workers.clients.http import RetryPolicy
 from workers.clients.magento import MagentoClient
 
 PROBE_TIMEOUT_S = 10.0
-_ERROR_MAX = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +36,11 @@ class CheckResult:
 
     @classmethod
     def down(cls, exc: Exception) -> CheckResult:
-        return cls(RemoteStateName.UNAVAILABLE, str(exc)[:_ERROR_MAX])
+        return cls(RemoteStateName.UNAVAILABLE, clip(str(exc)))
 
     @classmethod
     def wrong(cls, setting: str, detail: str) -> CheckResult:
-        return cls(RemoteStateName.MISCONFIGURED, f"{setting}: {detail}"[:_ERROR_MAX], setting)
+        return cls(RemoteStateName.MISCONFIGURED, clip(f"{setting}: {detail}"), setting)
 
 
 class Checker:

@@ -11,6 +11,7 @@ from typing import Any
 
 from yarl import URL
 
+from crmcore.errors import clip
 from crmcore.settings import Settings
 from workers.clients.cloudretailer_models import Category, Customer, InventoryLevel, Product, Sale, Store
 from workers.clients.errors import Conflict
@@ -23,7 +24,7 @@ def cr_error_message(status: int, parsed: Any, raw: bytes) -> str:
         err = parsed["error"]
         field = f" ({err['field']})" if err.get("field") else ""
         return f"{err.get('message') or err.get('code') or status}{field}"
-    return raw[:200].decode("utf-8", "replace") or f"HTTP {status}"
+    return clip(raw) or f"HTTP {status}"
 
 
 class CloudRetailerClient(ApiClient):

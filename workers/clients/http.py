@@ -16,6 +16,7 @@ import orjson
 import structlog
 from yarl import URL
 
+from crmcore.errors import clip
 from workers.clients.errors import (
     ApiError,
     Conflict,
@@ -190,9 +191,12 @@ class HttpApi:
             # A maintenance page served with 200 by a proxy or CDN, or the storefront because the base URL is
             # wrong: either way the remote is not usable now. The start-up check tells the two apart
             # (workers/availability/checks.py).
-            snippet = answer.content[:120].decode("utf-8", "replace")
             raise RemoteUnavailable(
-                self.system, answer.status, f"the answer is not JSON: {snippet!r}", method=method, path=url.path
+                self.system,
+                answer.status,
+                f"the answer is not JSON: {clip(answer.content)!r}",
+                method=method,
+                path=url.path,
             ) from None
 
     def _error(self, status: int, content: bytes, method: str, path: str) -> ApiError:

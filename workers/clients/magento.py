@@ -12,7 +12,6 @@ Every request the workers make to Magento is one of the named methods here; `_ca
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256, Client
 from yarl import URL
 
+from crmcore.errors import clip
 from crmcore.settings import Settings
 from workers.clients.http import ApiClient, HttpApi, RetryPolicy
 from workers.clients.magento_models import (
@@ -69,8 +69,7 @@ def magento_error_message(status: int, parsed: Any, raw: bytes) -> str:
         text = fill_placeholders(parsed["message"], parsed.get("parameters"))
         extra = [fill_placeholders(e.get("message", ""), e.get("parameters")) for e in parsed.get("errors") or []]
         return "; ".join([text, *[e for e in extra if e]])
-    snippet = re.sub(r"\s+", " ", raw[:200].decode("utf-8", "replace")).strip()
-    return snippet or f"HTTP {status}"
+    return " ".join(clip(raw).split()) or f"HTTP {status}"
 
 
 class OAuth1Signer:

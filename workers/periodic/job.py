@@ -29,6 +29,7 @@ import structlog
 
 from crmcore import jobrecords, keys
 from crmcore.clock import id_stamp, utc_now_iso
+from crmcore.errors import clip
 from crmcore.remotes import Remote, RemoteState
 from crmcore.settings import Settings
 from workers.availability.gate import BOTH, blocked_remote, outage_reason, skip_reason
@@ -43,7 +44,6 @@ SCHEDULE = "schedule"
 ADMIN = "admin"
 # The envelope every report starts with; a job's own fields never replace these.
 ENVELOPE = ("name", "run_id", "trigger", "status", "reason", "error", "started", "finished", "seconds")
-ERROR_CHARS = 500
 
 
 def new_run_id(name: str) -> str:
@@ -117,7 +117,7 @@ def build_report(
 ) -> dict[str, Any]:
     """The one shape of every report; `notes` are `reason` and `error`, left out when empty."""
     head: dict[str, Any] = {"name": name, "run_id": run_id, "trigger": trigger, "status": status}
-    head.update({k: v[:ERROR_CHARS] for k, v in notes.items() if v})
+    head.update({k: clip(v) for k, v in notes.items() if v})
     head.update(started=started, finished=utc_now_iso(), seconds=round(seconds, 3))
     return {**head, **{k: v for k, v in (fields or {}).items() if k not in ENVELOPE}}
 
@@ -130,7 +130,7 @@ async def store_report(job: Periodic, ctx: HandlerContext, report: dict[str, Any
         if started and job.on_report is not None:
             await job.on_report(ctx, report)
     except Exception as exc:
-        log.warning("report_not_stored", job=job.name, run_id=report["run_id"], error=str(exc)[:200])
+        log.warning("report_not_stored", job=job.name, run_id=report["run_id"], error=clip(str(exc)))
 
 
 async def skip_report(job: Periodic, ctx: HandlerContext, down: RemoteState, trigger: str) -> dict[str, Any]:
@@ -214,7 +214,7 @@ async def _crashed(job: Periodic, run: Run, exc: Exception, started: str, second
     error = f"{type(exc).__name__}: {exc}"
     report = _report(job, run, "failed", started, seconds, error=error)
     await store_report(job, run.ctx, report, started=True)
-    log.warning("periodic_crashed", job=job.name, run_id=run.run_id, attempt=run.ctx.attempt, error=error[:500])
+    log.warning("periodic_crashed", job=job.name, run_id=run.run_id, attempt=run.ctx.attempt, error=clip(error))
     if run.trigger == ADMIN:
         with contextlib.suppress(Exception):
             await jobrecords.update(run.ctx.redis, run.ctx.job_id, result=report)
