@@ -21,6 +21,7 @@ from crmcore.clock import utc_now_iso
 from crmcore.errors import clip
 from crmcore.settings import Settings
 from workers.availability.gate import BOTH, blocked_remote, outage_reason, skip_reason
+from workers.backoff import backoff
 from workers.clients.errors import RemoteUnavailable
 from workers.errors import PermanentError
 from workers.registry import HandlerContext, Progress, Registry, handler_context
@@ -113,7 +114,7 @@ async def _run_when_up(ctx: HandlerContext, attempt: Callable[[], Awaitable[dict
 
 
 def _retry_delay(failures: int) -> float:
-    return 0.0 if not failures else min(RETRY_FIRST_S * 2 ** (failures - 1), RETRY_MAX_S)
+    return backoff(failures, RETRY_FIRST_S, RETRY_MAX_S) if failures else 0.0
 
 
 async def _wait_until_up(redis: Redis, job_id: str, at_least_s: float) -> None:

@@ -27,6 +27,7 @@ from crmcore.settings import Settings
 from workers import serializer
 from workers.adminjobs import run_admin_job
 from workers.availability.monitor import RemoteMonitor
+from workers.backoff import backoff
 from workers.dispatch import Dispatcher
 from workers.heartbeat import Heartbeat, new_worker_id
 from workers.periodic import Periodic, Run, Scheduler
@@ -38,6 +39,9 @@ log = structlog.get_logger(__name__)
 # arq gives up on a job after max_tries; our dispatcher counts attempts itself and dead-letters, so arq's
 # limit must never be what ends a job (that would strand the entity's events).
 _ARQ_MAX_TRIES = 1_000_000
+# Waits between attempts to reach Redis again after losing it.
+RECONNECT_FIRST_S = 1.0
+RECONNECT_MAX_S = 30.0
 
 
 def arq_timeout(job_timeout: int) -> int:
@@ -178,7 +182,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, registry: Registry
     registry = registry if registry is not None else default_registry(settings)
     worker_id = new_worker_id()
     services = Services.from_settings(settings)
-    delay = 1.0
+    failures = 0
     try:
         while not stop.is_set():
             workers = [
@@ -201,12 +205,12 @@ async def run_worker(settings: Settings, stop: asyncio.Event, registry: Registry
                     await _teardown(worker, settings.worker_shutdown_grace_seconds)
             if stop.is_set():
                 break
-            if time.monotonic() - started > 60:
-                delay = 1.0
+            # A connection that held a minute counts as a fresh start: the waits begin again at the first.
+            failures = 1 if time.monotonic() - started > 60 else failures + 1
+            delay = backoff(failures, RECONNECT_FIRST_S, RECONNECT_MAX_S)
             log.info("worker_reconnecting", in_seconds=delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, 30.0)
     finally:
         await services.close()
     log.info("worker_stopped", worker_id=worker_id)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import structlog
 from yarl import URL
 
 from crmcore.errors import clip
+from workers.backoff import retry_delay
 from workers.clients.errors import (
     ApiError,
     Conflict,
@@ -48,8 +48,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.max_retry_after_seconds)
-        cap = min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1))
-        return random.uniform(cap / 2, cap)
+        return retry_delay(attempt, self.base_seconds, self.max_seconds)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
