@@ -201,6 +201,39 @@ async def test_a_cloud_retailer_url_without_its_api_path_parks_its_work_and_says
         assert (await read_states(stack.redis))[Remote.CLOUDRETAILER].up
 
 
+async def test_no_linked_store_parks_the_stock_work_and_says_which_setting(redis_url: str) -> None:
+    async with full_stack(redis_url, products=4, **TIGHT) as stack:
+        await stack.start_worker(settings=stack.settings.model_copy(update={"cr_store_id": None}))
+
+        async def misconfigured() -> Any:
+            state = (await read_states(stack.redis))[Remote.CLOUDRETAILER]
+            return state if state.state.value == "misconfigured" else None
+
+        state = await wait_for(misconfigured, within=20)
+        assert state.setting == "CRMAGENTO_CR_STORE_ID" and "not set" in state.error
+        products = [p for p in await cr_products(stack, 4) if not _shoes(p)]
+        for i, p in enumerate(products):
+            await stack.cr("PUT", f"/inventory/{LINKED_STORE_ID}/{p['sku']}", json={"on_hand": 60 + i})
+
+        async def parked() -> bool:
+            return (await read_states(stack.redis))[Remote.CLOUDRETAILER].parked >= len(products)
+
+        await wait_for(parked, within=20)
+        assert await dead_letters(stack) == 0
+
+        # The operator sets the store and restarts the worker: the parked work drains by itself.
+        await stack.stop_workers()
+        await stack.start_worker()
+        await initial_sync(stack, products)  # the products exist in Magento, so their stock can follow
+
+        async def stock_equal() -> bool:
+            return all(magento_qty(stack, p["sku"]) == 60 + i for i, p in enumerate(products))
+
+        await wait_for(stock_equal, within=60, interval=0.2)
+        _, letters = await stack.admin("GET", "/admin/dead-letters")
+        assert {dl["type"] for dl in letters["items"]} <= {"product.updated"}  # only the seeded Shoes products
+
+
 async def test_a_flapping_remote_settles_and_loses_or_repeats_nothing(redis_url: str) -> None:
     async with full_stack(redis_url, products=8, **TIGHT) as stack:
         await stack.start_worker()

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from crmcore.events import AcceptedEvent, Source
 from crmcore.remotes import Remote
 from crmcore.settings import Settings
-from workers.clients.cloudretailer import CloudRetailerClient
+from workers.clients.cloudretailer import CloudRetailerClient, linked_store_id
 from workers.clients.magento import MagentoClient
 from workers.services import Services
 
@@ -39,6 +39,11 @@ class HandlerContext:
     @property
     def cr(self) -> CloudRetailerClient:
         return self.services.cr
+
+    @property
+    def linked_store_id(self) -> str:
+        """The Cloud Retailer store linked to Magento; MisconfiguredError when CRMAGENTO_CR_STORE_ID is not set."""
+        return linked_store_id(self.settings.cr_store_id)
 
 
 def handler_context(worker: Mapping[str, Any], job_id: str, attempt: int = 1) -> HandlerContext:

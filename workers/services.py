@@ -1,7 +1,7 @@
 """The API clients a worker's handlers talk through, opened once per worker process.
 
 A worker without Magento or Cloud Retailer configured still runs (tests register their own handlers); a
-handler that needs a missing client fails its events permanently with the variable to set.
+handler that needs a missing client raises MisconfiguredError naming the variable to set.
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from crmcore.settings import Settings
+from crmcore.remotes import Remote
+from crmcore.settings import Settings, env_name
 from workers.clients.cloudretailer import CloudRetailerClient
 from workers.clients.magento import MagentoClient
-from workers.errors import PermanentError
+from workers.errors import MisconfiguredError
 
 
 @dataclass
@@ -32,13 +33,15 @@ class Services:
     @property
     def magento(self) -> MagentoClient:
         if self.magento_client is None:
-            raise PermanentError("Magento is not configured: set CRMAGENTO_MAGENTO_URL and its credentials")
+            raise MisconfiguredError(env_name("magento_url"), "not set (nor its credentials)", remote=Remote.MAGENTO)
         return self.magento_client
 
     @property
     def cr(self) -> CloudRetailerClient:
         if self.cr_client is None:
-            raise PermanentError("Cloud Retailer is not configured: set CRMAGENTO_CR_URL and CRMAGENTO_CR_API_KEY")
+            raise MisconfiguredError(
+                env_name("cr_url"), "not set (nor CRMAGENTO_CR_API_KEY)", remote=Remote.CLOUDRETAILER
+            )
         return self.cr_client
 
     async def close(self) -> None:

@@ -51,9 +51,9 @@ def arq_timeout(job_timeout: int) -> int:
     return job_timeout + min(30, job_timeout)
 
 
-async def process_entity(ctx: dict[str, Any], entity: str) -> str:
+async def process_entity(ctx: dict[str, Any], entity: str) -> None:
     dispatcher: Dispatcher = ctx["dispatcher"]
-    return await dispatcher.process_entity(ctx, entity)
+    await dispatcher.process_entity(ctx, entity)
 
 
 async def housekeeping(run: Run) -> str:
@@ -82,7 +82,7 @@ def build_worker(settings: Settings, registry: Registry, worker_id: str, service
         ctx["monitor"] = monitor
         # Before the first job: a wrong setting parks that remote's jobs instead of failing them one by one.
         await monitor.start()
-        ctx["dispatcher"] = Dispatcher(ctx["redis"], settings, registry, services, monitor=monitor, worker_id=worker_id)
+        ctx["dispatcher"] = Dispatcher(ctx["redis"], settings, registry, monitor=monitor, worker_id=worker_id)
         heartbeat = Heartbeat(
             ctx["redis"],
             worker_id,

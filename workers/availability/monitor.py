@@ -5,7 +5,7 @@
 - `confirm()`: a job's call failed the way a down remote fails (RemoteUnavailable, or a 401). Is it the
   remote or this record? One probe answers it (shared by the jobs that fail together): if the remote does not
   answer the probe either, it is marked down and the job parks; if it does, the failure is the record's own
-  and spends an attempt as before.
+  and spends an attempt as before. `misconfigured()`: a handler found a setting wrong; no probe needed.
 - The probe loop: while a remote is not up, one worker at a time (a lease) probes it when its backoff is due
   (1 s, doubling to 40 s). When it answers, it is marked up and its parked entities are drained.
 - The start-up check: every worker checks both remotes when it starts, so a wrong setting is one clear log
@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from crmcore import keys
 from crmcore.clock import now_ms
 from crmcore.entityqueue import EntityQueue
+from crmcore.errors import clip
 from crmcore.remotes import MARK_DOWN_LUA, MARK_UP_LUA, Remote, RemoteState, RemoteStateName, read_states
 from crmcore.settings import Settings
 from workers.availability.checks import Checker, CheckResult
@@ -84,6 +85,12 @@ class RemoteMonitor:
             task = asyncio.create_task(self._confirm(remote), name=f"confirm-{remote}")
             self._confirming[remote] = task
         return await asyncio.shield(task)
+
+    async def misconfigured(self, remote: Remote, setting: str, error: str) -> RemoteState:
+        """A handler found a setting of `remote` wrong (MisconfiguredError): no probe could say otherwise, so the
+        remote is marked at once, as the start-up check marks it."""
+        await self.apply(remote, CheckResult(RemoteStateName.MISCONFIGURED, clip(error), setting), probe=False)
+        return self.states[remote]
 
     async def _confirm(self, remote: Remote) -> RemoteState:
         if remote not in self.checker.configured():

@@ -20,7 +20,8 @@ from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256, Client
 from yarl import URL
 
 from crmcore.errors import clip
-from crmcore.settings import Settings
+from crmcore.remotes import Remote
+from crmcore.settings import Settings, env_name
 from workers.clients.http import ApiClient, HttpApi, RetryPolicy
 from workers.clients.magento_models import (
     Category,
@@ -35,7 +36,7 @@ from workers.clients.magento_models import (
 from workers.clients.magento_time import magento_time, parse_time
 from workers.clients.paths import segment
 from workers.clients.search_criteria import Filter, Key, SearchCriteria, TimeField, keyset_criteria
-from workers.errors import TransientError
+from workers.errors import MisconfiguredError, TransientError
 
 GLOBAL_SCOPE = "all"
 
@@ -96,7 +97,7 @@ class OAuth1Signer:
 class MagentoClient(ApiClient):
     def __init__(self, settings: Settings, *, retry: RetryPolicy | None = None) -> None:
         if not settings.magento_url:
-            raise ValueError("CRMAGENTO_MAGENTO_URL is not set")
+            raise MisconfiguredError(env_name("magento_url"), "not set", remote=Remote.MAGENTO)
         self.base = URL(settings.magento_url.rstrip("/"))
         self.store_code = settings.magento_store_code
         self.website_id = settings.magento_website_id
@@ -114,9 +115,11 @@ class MagentoClient(ApiClient):
         elif settings.magento_token is not None:
             self._headers["Authorization"] = f"Bearer {settings.magento_token.get_secret_value()}"
         else:
-            raise ValueError(
-                "set CRMAGENTO_MAGENTO_CONSUMER_KEY/_CONSUMER_SECRET/_ACCESS_TOKEN/_ACCESS_TOKEN_SECRET "
-                "or CRMAGENTO_MAGENTO_TOKEN"
+            raise MisconfiguredError(
+                f"{env_name('magento_token')} (or the OAuth values)",
+                "not set: set CRMAGENTO_MAGENTO_CONSUMER_KEY/_CONSUMER_SECRET/_ACCESS_TOKEN/_ACCESS_TOKEN_SECRET "
+                "or CRMAGENTO_MAGENTO_TOKEN",
+                remote=Remote.MAGENTO,
             )
         self.http = HttpApi(
             "magento",
