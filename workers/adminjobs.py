@@ -38,20 +38,21 @@ RETRY_MAX_S = 60.0
 DEADLINE_MARGIN_S = 5.0
 
 
-async def run_admin_job(ctx: dict[str, Any], job_id: str) -> str:
+async def run_admin_job(ctx: dict[str, Any], job_id: str) -> None:
+    """Its outcome is the job record (arq keeps no result: `keep_result=0`)."""
     redis = ctx["redis"]
     registry: Registry = ctx["registry"]
     record = await jobrecords.get(redis, job_id)
     if record is None:
         log.warning("admin_job_vanished", admin_job=job_id)
-        return "vanished"
+        return
     structlog.contextvars.bind_contextvars(admin_job=job_id, kind=record["kind"])
     job = registry.admin_jobs.get(record["kind"])
     if job is None:
         await jobrecords.update(
             redis, job_id, status="failed", finished=utc_now_iso(), error="no handler for this job in this build"
         )
-        return "failed"
+        return
     await jobrecords.update(redis, job_id, status="running", started=utc_now_iso(), done=0)
     settings: Settings = ctx["settings"]
     hctx = handler_context(ctx, job_id)
@@ -62,9 +63,8 @@ async def run_admin_job(ctx: dict[str, Any], job_id: str) -> str:
             result = await _run_when_up(hctx, lambda: job(hctx, record["params"], progress))
     except Exception as exc:
         await _failed(redis, job_id, exc, timed_out=limit.expired(), limit_s=settings.admin_job_timeout_seconds)
-        return "failed"
+        return
     await jobrecords.update(redis, job_id, status="done", finished=utc_now_iso(), result=result)
-    return "done"
 
 
 def _progress(redis: Redis, job_id: str) -> Progress:
