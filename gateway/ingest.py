@@ -46,8 +46,6 @@ class Ingestor:
         self._waiting: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.batches = 0
-        self.batched_events = 0
 
     async def start(self) -> None:
         # More than one flusher keeps a second batch travelling while Redis runs the first one's script, so
@@ -124,8 +122,6 @@ class Ingestor:
             log.exception("queue_write_crashed", events=len(batch))
             self._fail(batch, QueueUnavailable("the queue writer failed"))
             return
-        self.batches += 1
-        self.batched_events += len(batch)
         for p, status in zip(batch, statuses, strict=True):
             if not p.future.done():
                 p.future.set_result(status)

@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from arq.cron import CronJob
 from redis.asyncio import Redis
 
 from crmcore.events import AcceptedEvent, Source
@@ -30,7 +29,6 @@ class HandlerContext:
     job_id: str
     attempt: int
     services: Services = field(default_factory=Services)
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def magento(self) -> MagentoClient:
@@ -83,18 +81,12 @@ class Registry:
         self.admin_jobs: dict[str, AdminJob] = {}
         # Reconciliation, order poll, catch-up: run by the scheduler of the long worker (workers/periodic/).
         self.periodic: dict[str, Periodic] = {}
-        # Plain arq crons on the long queue, for test builds (tests/support/scale_handlers.py); what the
-        # product runs periodically is a `Periodic`.
-        self.cron_jobs: list[CronJob] = []
 
     def register_job(self, kind: str, job: AdminJob) -> None:
         self.admin_jobs[kind] = job
 
     def register_periodic(self, job: Periodic) -> None:
         self.periodic[job.name] = job
-
-    def register_cron(self, job: CronJob) -> None:
-        self.cron_jobs.append(job)
 
     def register(
         self, source: Source, event_type: str, handler: Handler, *, needs: tuple[Remote, ...] = BOTH_REMOTES

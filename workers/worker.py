@@ -136,7 +136,6 @@ def build_long_worker(settings: Settings, registry: Registry, services: Services
     return Worker(
         # A restart while an admin job waits for a remote counts as one of arq's tries: leave room for several.
         functions=[func(run_admin_job, name=RUN_ADMIN_JOB, timeout=settings.admin_job_timeout_seconds, max_tries=10)],
-        cron_jobs=registry.cron_jobs,
         **arq_worker_redis(
             settings,
             queue_name=long_queue_name(settings.queue_name),
