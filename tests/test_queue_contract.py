@@ -3,19 +3,21 @@ the admin job kinds, and where a fed change's job is kept (the event types: test
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 from redis.asyncio import Redis
 
 from crmcore import eventlog, keys
 from crmcore.entityqueue import JOB_EXPIRE_MS, EntityQueue, QueuedEvent
-from crmcore.events import ProductEvent, Source
+from crmcore.events import AcceptedEvent, CloudRetailerEventType, ProductEvent, Source
 from crmcore.jobrecords import AdminJobKind, FeedOrigin, feed_origin
 from crmcore.settings import Settings
 from gateway.adminjobs import RESYNCS
 from workers import feed as feeding
 from workers.feed import Feeder, feed
-from workers.registry import default_registry
+from workers.registry import HandlerContext, Progress, Registry, default_registry
 
 ROW = (
     "cloudretailer",
@@ -42,6 +44,26 @@ def test_every_admin_job_the_gateway_starts_is_one_the_shipped_workers_run(setti
     started = {r.kind for r in RESYNCS.values()} | {AdminJobKind.RECONCILE_INVENTORY}
     assert started == set(AdminJobKind) - {AdminJobKind.CATCHUP_CRON}
     assert set(default_registry(settings).admin_jobs) == started
+
+
+def test_the_registry_takes_the_catalogue_types_and_finds_them_by_the_strings_records_hold() -> None:
+    async def handler(ctx: HandlerContext, events: list[AcceptedEvent]) -> None: ...
+
+    async def job(ctx: HandlerContext, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        return {}
+
+    registry = Registry()
+    registry.register(Source.CLOUDRETAILER, CloudRetailerEventType.PRODUCT_UPDATED, handler)
+    registry.register(Source.MAGENTO, "order.completed", handler)  # type: ignore[arg-type]  # not yet switched
+    registry.register_job(AdminJobKind.RESYNC_PRODUCTS, job)
+    assert registry.get(Source.CLOUDRETAILER, "product.updated") is handler
+    assert registry.get(Source.MAGENTO, "order.completed") is handler
+    assert registry.get(Source.MAGENTO, "product.updated") is None  # a type means something with its source
+    assert registry.admin_jobs.get("resync-products") is job
+    with pytest.raises(ValueError):
+        registry.register(Source.MAGENTO, "product.updated", handler)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        registry.register_job("resync-everything", job)  # type: ignore[arg-type]
 
 
 async def test_fed_changes_carry_their_job_in_the_record_and_keep_their_ids(redis: Redis, settings: Settings) -> None:

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from redis.asyncio import Redis
 
-from crmcore.events import AcceptedEvent, Source
+from crmcore.events import EVENT_TYPES, AcceptedEvent, EventType, Source
+from crmcore.jobrecords import AdminJobKind
 from crmcore.remotes import Remote
 from crmcore.settings import Settings
 from workers.clients.cloudretailer import CloudRetailerClient, linked_store_id
@@ -74,7 +75,13 @@ BOTH_REMOTES = (Remote.CLOUDRETAILER, Remote.MAGENTO)
 
 
 class Registry:
+    """What this build runs, registered under the catalogue's types: an event type of its source
+    (crmcore/events.py) and an admin job kind (crmcore/jobrecords.py). A member equals its string, so a string
+    is taken for the member it spells, and one that spells none fails at registration instead of never being
+    called; the lookups take the strings records hold."""
+
     def __init__(self) -> None:
+        # Keyed by the members, which are strings: a record's plain string finds them.
         self._handlers: dict[tuple[Source, str], Handler] = {}
         # The remotes a handler talks to: while one of them is down, its jobs are parked without trying.
         self._needs: dict[tuple[Source, str], tuple[Remote, ...]] = {}
@@ -82,23 +89,24 @@ class Registry:
         # Reconciliation, order poll, catch-up: run by the scheduler of the long worker (workers/periodic/).
         self.periodic: dict[str, Periodic] = {}
 
-    def register_job(self, kind: str, job: AdminJob) -> None:
-        self.admin_jobs[kind] = job
+    def register_job(self, kind: AdminJobKind, job: AdminJob) -> None:
+        self.admin_jobs[AdminJobKind(kind)] = job
 
     def register_periodic(self, job: Periodic) -> None:
         self.periodic[job.name] = job
 
     def register(
-        self, source: Source, event_type: str, handler: Handler, *, needs: tuple[Remote, ...] = BOTH_REMOTES
+        self, source: Source, event_type: EventType, handler: Handler, *, needs: tuple[Remote, ...] = BOTH_REMOTES
     ) -> None:
-        self._handlers[(source, event_type)] = handler
-        self._needs[(source, event_type)] = needs
+        key = (source, EVENT_TYPES[source](event_type))
+        self._handlers[key] = handler
+        self._needs[key] = needs
 
     def needs(self, source: Source, event_type: str) -> tuple[Remote, ...]:
         return self._needs.get((source, event_type), ())
 
     def on(
-        self, source: Source, *event_types: str, needs: tuple[Remote, ...] = BOTH_REMOTES
+        self, source: Source, *event_types: EventType, needs: tuple[Remote, ...] = BOTH_REMOTES
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             for event_type in event_types:
