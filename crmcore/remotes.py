@@ -89,7 +89,7 @@ class RemoteState:
         return self.state is RemoteStateName.UP
 
     def describe(self) -> str:
-        """`up`, `unavailable since 2026-12-03T14:02:11Z (Magento 503 ...)` or `misconfigured: reason`."""
+        """`up`, `unavailable since 2026-12-03T14:02:11.123Z (Magento 503 ...)` or `misconfigured: reason`."""
         if self.up:
             return "up"
         if self.state is RemoteStateName.MISCONFIGURED:
