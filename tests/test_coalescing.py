@@ -88,7 +88,7 @@ async def test_change_while_running_causes_exactly_one_more_run(gateway, redis, 
     await asyncio.wait_for(entered.wait(), 10)
     during = [await _send_product(gateway) for _ in range(3)]
     # While the first run is busy, the three changes wait: no second job runs in parallel.
-    assert await redis.llen(keys.entity("cloudretailer:product:P-1") + ":pending") == 3
+    assert await redis.llen(keys.pending("cloudretailer:product:P-1")) == 3
     release.set()
     await wait_for(lambda: all_done(redis, [first, *during]))
     await asyncio.sleep(0.3)  # a third run would have started by now

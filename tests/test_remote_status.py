@@ -39,7 +39,7 @@ async def park(redis: Redis, remote: Remote, events_per_entity: dict[str, int]) 
     for entity, n in events_per_entity.items():
         await redis.zadd(keys.remote_parked(remote), {entity: drain_rank(entity, now_ms)})
         if n:
-            await redis.rpush(f"{keys.entity(entity)}:pending", *[f"event-{entity}-{i}" for i in range(n)])
+            await redis.rpush(keys.pending(entity), *[f"event-{entity}-{i}" for i in range(n)])
 
 
 async def status(gateway: TestClient) -> dict[str, Any]:
