@@ -10,12 +10,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import aiohttp
 import orjson
 
+from crmcore.clock import utc_now_iso
+from crmcore.errors import clip
 from gateway.signatures import signed_headers
 from sandbox.webhooks_out import SUPPRESS_HEADER
 
@@ -71,7 +72,7 @@ class DemoCalls:
             if resp.status == 404 and ok_404:
                 return None
             if resp.status >= 400:
-                raise CallError(f"{method} {url.split('?')[0]} answered {resp.status}: {str(body)[:300]}")
+                raise CallError(f"{method} {url.split('?')[0]} answered {resp.status}: {clip(str(body))}")
             return body
 
     # --- the gateway ------------------------------------------------------------------------------------
@@ -118,7 +119,7 @@ class DemoCalls:
 
     async def webhook(self, msg_id: str, event_type: str, data: dict[str, Any]) -> tuple[int, str]:
         """One Cloud Retailer webhook, signed as Cloud Retailer signs it."""
-        body = orjson.dumps({"type": event_type, "timestamp": datetime.now(UTC).isoformat(), "data": data})
+        body = orjson.dumps({"type": event_type, "timestamp": utc_now_iso(), "data": data})
         headers = signed_headers(self.ep.cr_webhook_secret, msg_id, body)
         async with self.http.post(f"{self.ep.gateway}/webhooks/cloudretailer", data=body, headers=headers) as r:
             answer = await r.json(content_type=None)

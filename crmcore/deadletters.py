@@ -6,7 +6,6 @@ expired them."""
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -15,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from redis.asyncio import Redis
 
 from crmcore import keys
+from crmcore.clock import iso_ms, now_ms
 from crmcore.entityqueue import JOB_EXPIRE_MS, LUA_SCHEDULE, EntityQueue
+from crmcore.errors import clip
 from crmcore.eventlog import decode_record
 
 MAX_BULK_REPLAY = 10_000
@@ -67,7 +68,7 @@ async def create(
     job_id: str,
 ) -> str:
     dl_id = secrets.token_hex(8)
-    now_ms = int(time.time() * 1000)
+    failed_ms = now_ms()
     snapshot = [{k.decode(): v.decode() for k, v in r.items()} for r in records]
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(
@@ -76,14 +77,14 @@ async def create(
                 "id": dl_id,
                 "entity": entity,
                 "type": event_type,
-                "reason": reason[:1000],
+                "reason": clip(reason),
                 "attempts": attempts,
                 "job_id": job_id,
-                "failed_ms": now_ms,
+                "failed_ms": failed_ms,
                 "events": orjson.dumps(snapshot),
             },
         )
-        pipe.zadd(keys.DEADLETTERS, {dl_id: now_ms})
+        pipe.zadd(keys.DEADLETTERS, {dl_id: failed_ms})
         await pipe.execute()
     return dl_id
 
@@ -100,7 +101,7 @@ def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
         "reason": h["reason"],
         "attempts": int(h["attempts"]),
         "job_id": h.get("job_id"),
-        "failed_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(failed / 1000)) + f".{failed % 1000:03d}Z",
+        "failed_at": iso_ms(failed),
         "event_ids": [e["id"] for e in events],
         "source": record["source"] if record else None,
     }
@@ -133,10 +134,10 @@ async def replay_ids(redis: Redis, queue: EntityQueue, ids: list[str], event_ttl
     script = redis.register_script(REPLAY_LUA)
     replayed: list[dict[str, Any]] = []
     for start in range(0, len(ids), REPLAY_CHUNK):
-        now_ms = int(time.time() * 1000)
+        now = now_ms()
         async with redis.pipeline(transaction=False) as pipe:
             for dl_id in ids[start : start + REPLAY_CHUNK]:
-                await script(args=[dl_id, now_ms, queue.queue_name, JOB_EXPIRE_MS, event_ttl], client=pipe)
+                await script(args=[dl_id, now, queue.queue_name, JOB_EXPIRE_MS, event_ttl], client=pipe)
             results = await pipe.execute()
         replayed.extend(_decode(dict(zip(r[::2], r[1::2], strict=True))) for r in results if r)
     return replayed

@@ -4,7 +4,6 @@ workers as they handle each event."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -12,6 +11,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from crmcore import keys
+from crmcore.clock import iso_ms
+from crmcore.errors import clip
 
 STATUSES = ("queued", "processing", "parked", "done", "skipped", "failed", "dead")
 # Record field: the job record (`keys.admin_job`) that counts the event once it settles. Only the feed writes
@@ -21,9 +22,7 @@ _ADMIN_JOB = ADMIN_JOB_FIELD.encode()
 
 
 def _iso(ms: bytes | str | None) -> str | None:
-    if not ms:
-        return None
-    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+    return iso_ms(int(ms)) if ms else None
 
 
 def decode_record(raw: dict[bytes, bytes]) -> dict[str, Any]:
@@ -84,7 +83,7 @@ def set_status(
     if attempts is not None:
         fields["attempts"] = attempts
     if error is not None:
-        fields["last_error"] = error[:500]
+        fields["last_error"] = clip(error)
     pipe.eval(_HSET_IF_EXISTS, 1, keys.event(ref), *[x for kv in fields.items() for x in kv])
 
 

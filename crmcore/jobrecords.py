@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -18,6 +17,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from crmcore import keys
+from crmcore.clock import id_stamp, iso_ms, now_ms, utc_now_iso
 
 RUN_ADMIN_JOB = "run_admin_job"
 TTL_S = 7 * 86400
@@ -87,16 +87,16 @@ def long_queue_name(queue_name: str) -> str:
     return f"{queue_name}:long"
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+# Until workers/sync/catchup/run.py writes its record's times with crmcore.clock.utc_now_iso itself.
+now_iso = utc_now_iso
 
 
 def new_job_id(kind: AdminJobKind) -> str:
-    return f"{kind}-{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
+    return f"{kind}-{id_stamp()}-{secrets.token_hex(4)}"
 
 
 async def create(redis: Redis, job_id: str, kind: AdminJobKind, params: dict[str, Any]) -> None:
-    created = now_iso()
+    created = now_ms()
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(
             keys.admin_job(job_id),
@@ -105,11 +105,11 @@ async def create(redis: Redis, job_id: str, kind: AdminJobKind, params: dict[str
                 "kind": kind,
                 "params": orjson.dumps(params),
                 "status": "queued",
-                "created": created,
+                "created": iso_ms(created),
             },
         )
         pipe.expire(keys.admin_job(job_id), TTL_S)
-        pipe.zadd(keys.ADMIN_JOBS, {job_id: datetime.now(UTC).timestamp()})
+        pipe.zadd(keys.ADMIN_JOBS, {job_id: created / 1000})
         pipe.zremrangebyrank(keys.ADMIN_JOBS, 0, -INDEX_MAX - 1)
         await pipe.execute()
 

@@ -19,7 +19,6 @@ Keys (crmcore/keys.py):
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -28,6 +27,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from crmcore import keys
+from crmcore.clock import iso_ms
 
 
 class Remote(StrEnum):
@@ -89,7 +89,7 @@ class RemoteState:
         return self.state is RemoteStateName.UP
 
     def describe(self) -> str:
-        """`up`, `unavailable since 2026-12-03T14:02:11Z (Magento 503 ...)` or `misconfigured: reason`."""
+        """`up`, `unavailable since 2026-12-03T14:02:11.123Z (Magento 503 ...)` or `misconfigured: reason`."""
         if self.up:
             return "up"
         if self.state is RemoteStateName.MISCONFIGURED:
@@ -109,10 +109,6 @@ class RemoteState:
             "parked": self.parked,
             "summary": self.describe(),
         }
-
-
-def iso_ms(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
 
 
 def decode_state(remote: Remote, raw: dict[bytes, bytes], parked: int = 0) -> RemoteState:

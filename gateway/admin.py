@@ -13,7 +13,7 @@ from crmcore.events import Source
 from gateway import status
 from gateway.appkeys import QUEUE, REDIS, SETTINGS
 from gateway.guards import admin_only
-from gateway.problems import field_errors, problem
+from gateway.problems import bad_parameter, body_refused, problem
 
 
 def json_answer(body: object, status_code: int = 200) -> web.Response:
@@ -39,7 +39,7 @@ class _BadParam(Exception):
         self.field, self.reason = field, reason
 
     def response(self) -> web.Response:
-        return problem(400, "bad-parameter", str(self), errors=[{"field": self.field, "reason": self.reason}])
+        return bad_parameter(self.field, self.reason)
 
 
 async def get_status(request: web.Request) -> web.Response:
@@ -115,11 +115,7 @@ async def replay_dead_letters(request: web.Request) -> web.Response:
     try:
         wanted = deadletters.ReplayFilter.model_validate_json(raw or b"{}")
     except ValidationError as exc:
-        errors = exc.errors(include_input=False, include_url=False)
-        if any(e["type"] == "json_invalid" for e in errors):
-            return problem(400, "bad-body", "the body is not valid JSON")
-        errs = field_errors(errors)
-        return problem(422, "invalid-body", f"invalid {', '.join(e['field'] for e in errs)}", errors=errs)
+        return body_refused(exc)
     if (error := wanted.usage_error()) is not None:
         return problem(422, "invalid-body", f"{error['field']}: {error['reason']}", errors=[error])
     app = request.app

@@ -19,7 +19,7 @@ from crmcore.jobrecords import AdminJobKind
 from gateway.admin import json_answer as _json
 from gateway.appkeys import REDIS, SETTINGS
 from gateway.guards import admin_only
-from gateway.problems import field_errors, problem
+from gateway.problems import bad_parameter, body_refused, problem
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
 MAX_IDS = 10_000
@@ -89,24 +89,14 @@ async def resync(request: web.Request) -> web.Response:
     try:
         body = wanted.body.model_validate_json(raw or b"{}")
     except ValidationError as exc:
-        errors = exc.errors(include_input=False, include_url=False)
-        if any(e["type"] == "json_invalid" for e in errors):
-            return problem(400, "bad-body", "the body is not valid JSON")
-        errs = field_errors(errors)
-        names = ", ".join(e["field"] for e in errs)
-        return problem(422, "invalid-body", f"invalid {names}", errors=errs)
+        return body_refused(exc)
     return await _enqueue(request, wanted.kind, body.model_dump(mode="json", exclude_none=True))
 
 
 async def reconcile_inventory(request: web.Request) -> web.Response:
     raw = request.query.get("dry_run", "false").lower()
     if raw not in ("true", "false", "1", "0"):
-        return problem(
-            400,
-            "bad-parameter",
-            "dry_run: must be true or false",
-            errors=[{"field": "dry_run", "reason": "not a bool"}],
-        )
+        return bad_parameter("dry_run", "must be true or false")
     return await _enqueue(request, AdminJobKind.RECONCILE_INVENTORY, {"dry_run": raw in ("true", "1")})
 
 

@@ -15,13 +15,13 @@ answered within two deadlines at most (the batch ahead of it, then its own).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from dataclasses import dataclass
 
 import structlog
 from redis.exceptions import RedisError
 
+from crmcore.clock import now_ms
 from crmcore.entityqueue import ACCEPT_LUA, EntityQueue, QueuedEvent, accept_statuses
 from crmcore.settings import Settings
 from gateway.scriptconn import ScriptConnection
@@ -46,8 +46,6 @@ class Ingestor:
         self._waiting: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.batches = 0
-        self.batched_events = 0
 
     async def start(self) -> None:
         # More than one flusher keeps a second batch travelling while Redis runs the first one's script, so
@@ -103,7 +101,7 @@ class Ingestor:
         s = self._settings
         args = self._queue.accept_args(
             [p.row for p in batch],
-            now_ms=int(time.time() * 1000),
+            now_ms=now_ms(),
             record_ttl=s.event_record_ttl_seconds,
             recent_max=s.event_log_recent_max,
         )
@@ -124,8 +122,6 @@ class Ingestor:
             log.exception("queue_write_crashed", events=len(batch))
             self._fail(batch, QueueUnavailable("the queue writer failed"))
             return
-        self.batches += 1
-        self.batched_events += len(batch)
         for p, status in zip(batch, statuses, strict=True):
             if not p.future.done():
                 p.future.set_result(status)

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from pydantic import ValidationError
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_BASE = "urn:crmagento:problem:"
@@ -52,3 +53,18 @@ def field_errors(errors: list[dict[str, Any]], prefix: str = "") -> list[dict[st
         loc = ".".join(str(p) for p in err.get("loc", ()))
         out.append({"field": f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body", "reason": err["msg"]})
     return out
+
+
+def body_refused(exc: ValidationError) -> web.Response:
+    """An admin request body the model refused: 400 `bad-body` when it is not JSON at all, else 422
+    `invalid-body` naming every field that is wrong."""
+    errors = exc.errors(include_input=False, include_url=False)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return problem(400, "bad-body", "the body is not valid JSON")
+    errs = field_errors(errors)
+    return problem(422, "invalid-body", f"invalid {', '.join(e['field'] for e in errs)}", errors=errs)
+
+
+def bad_parameter(field: str, reason: str) -> web.Response:
+    """A query parameter that is not one of the values the route takes."""
+    return problem(400, "bad-parameter", f"{field}: {reason}", errors=[{"field": field, "reason": reason}])

@@ -9,6 +9,7 @@ import orjson
 from redis.asyncio import Redis
 
 from crmcore import keys, remotes
+from crmcore.clock import iso_ms
 
 # Heartbeats older than this are dropped from the listing (the worker is gone).
 _FORGET_WORKER_S = 86_400
@@ -40,7 +41,7 @@ async def snapshot(redis: Redis, queue_name: str, *, parked_events: bool = True)
         listed.append(
             {
                 "id": wid.decode(),
-                "last_seen": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seen)),
+                "last_seen": iso_ms(seen * 1000),
                 "age_seconds": round(now - seen, 1),
                 "host": details.get("host"),
                 "pid": int(details["pid"]) if details.get("pid") else None,

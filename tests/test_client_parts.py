@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import random
 import time
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -15,6 +16,7 @@ import pytest
 from oauthlib.oauth1.rfc5849 import signature as oauth_signature
 from oauthlib.oauth1.rfc5849.utils import parse_authorization_header
 
+from workers.backoff import backoff, retry_delay
 from workers.clients.http import RetryPolicy, parse_retry_after
 from workers.clients.magento import OAuth1Signer, fill_placeholders, magento_error_message
 from workers.clients.magento_time import magento_time, parse_time
@@ -46,6 +48,15 @@ def test_retry_after_seconds_or_http_date() -> None:
     policy = RetryPolicy(base_seconds=1, max_seconds=8, max_retry_after_seconds=30)
     assert policy.delay(1, 120) == 30  # a server's Retry-After is honoured, within reason
     assert 4 <= policy.delay(4, None) <= 8
+
+
+def test_one_backoff_for_jobs_clients_admin_jobs_and_reconnects() -> None:
+    assert [backoff(n, 1.0, 30.0) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+    rng = random.Random(5)
+    delays = [retry_delay(3, 0.5, 10.0, rng) for _ in range(200)]
+    assert min(delays) >= 1.0 and max(delays) <= 2.0  # half jitter under the cap of the third failure
+    policy = RetryPolicy(base_seconds=0.5, max_seconds=10.0)
+    assert all(1.0 <= policy.delay(3, None) <= 2.0 for _ in range(50))  # the client's retries: the same formula
 
 
 def test_search_criteria_groups_or_inside_and_across() -> None:

@@ -18,10 +18,12 @@ from crmcore import keys
 from crmcore.entityqueue import EntityQueue
 from crmcore.events import AcceptedEvent, Source
 from crmcore.redis_conn import arq_redis_settings
+from crmcore.remotes import MARK_UP_LUA, Remote, RemoteStateName, read_states
 from crmcore.settings import Settings
 from tests.conftest import make_settings, post_event, wait_for
 from tests.support.signing import ADMIN_TOKEN, envelope, new_id
-from workers.errors import PermanentError, Skip
+from workers.availability.drain import Drainer
+from workers.errors import MisconfiguredError, PermanentError, Skip
 from workers.registry import HandlerContext, Registry
 
 CR = Source.CLOUDRETAILER
@@ -86,7 +88,7 @@ async def test_change_while_running_causes_exactly_one_more_run(gateway, redis, 
     await asyncio.wait_for(entered.wait(), 10)
     during = [await _send_product(gateway) for _ in range(3)]
     # While the first run is busy, the three changes wait: no second job runs in parallel.
-    assert await redis.llen(keys.entity("cloudretailer:product:P-1") + ":pending") == 3
+    assert await redis.llen(keys.pending("cloudretailer:product:P-1")) == 3
     release.set()
     await wait_for(lambda: all_done(redis, [first, *during]))
     await asyncio.sleep(0.3)  # a third run would have started by now
@@ -304,3 +306,52 @@ async def test_every_accepted_event_is_handled_exactly_once(gateway, redis, star
     assert sorted(seen) == sorted(ids)
     stats = await redis.hgetall(keys.JOB_STATS)
     assert int(stats[b"done"]) == count
+
+
+async def test_a_setting_that_is_not_set_parks_on_its_remote_instead_of_dead_lettering(
+    redis_url, gateway, redis, settings, start_worker
+) -> None:
+    stores: list[str] = []
+
+    async def needs_the_store(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
+        stores.append(ctx.linked_store_id)  # CRMAGENTO_CR_STORE_ID is not set in this worker
+
+    registry = Registry()
+    registry.register(CR, "product.updated", needs_the_store)
+    handle = await start_worker(registry)
+    first = await _send_product(gateway, "P-1")
+    await wait_for(lambda: all_done(redis, [first], "parked"))
+
+    cr = (await read_states(redis))[Remote.CLOUDRETAILER]
+    assert cr.state is RemoteStateName.MISCONFIGURED and cr.setting == "CRMAGENTO_CR_STORE_ID"
+    assert cr.error.startswith("CRMAGENTO_CR_STORE_ID: not set") and cr.parked == 1
+    record = await redis.hgetall(keys.event(f"cloudretailer:{first}"))
+    assert record[b"last_error"].decode().startswith("waiting for Cloud Retailer: misconfigured: CRMAGENTO_CR_STORE_ID")
+    assert record[b"attempts"] == b"0"  # parking spends no attempt
+    # Another entity that needs Cloud Retailer waits too, without running.
+    second = await _send_product(gateway, "P-2")
+    await wait_for(lambda: all_done(redis, [second], "parked"))
+    assert stores == [] and await redis.zcard(keys.DEADLETTERS) == 0
+
+    # The operator sets the store and restarts the worker; its start-up check finds Cloud Retailer up (here: the
+    # drain a worker starts for a remote that is up again), and what waited runs.
+    await handle.close()
+    await start_worker(registry, make_settings(redis_url, cr_store_id="W-1"))
+    await redis.eval(MARK_UP_LUA, 1, keys.remote(Remote.CLOUDRETAILER), int(time.time() * 1000))
+    await Drainer(redis, settings, EntityQueue(redis, settings.queue_name), "test").drain(Remote.CLOUDRETAILER)
+    await wait_for(lambda: all_done(redis, [first, second]))
+    assert stores == ["W-1", "W-1"] and await redis.zcard(keys.DEADLETTERS) == 0
+
+
+async def test_a_wrong_setting_of_no_remote_is_a_dead_letter_naming_it(gateway, redis, start_worker) -> None:
+    async def wrong(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
+        raise MisconfiguredError("CRMAGENTO_WEB_ORDERS_TENDER", "no such tender type")
+
+    registry = Registry()
+    registry.register(CR, "product.updated", wrong)
+    await start_worker(registry)
+    msg_id = await _send_product(gateway)
+    await wait_for(lambda: all_done(redis, [msg_id], "dead"))
+    (dl,) = (await (await gateway.get("/admin/dead-letters", headers=AUTH)).json())["items"]
+    assert dl["attempts"] == 1 and dl["reason"] == "CRMAGENTO_WEB_ORDERS_TENDER: no such tender type"
+    assert all(state.up for state in (await read_states(redis)).values())

@@ -263,7 +263,7 @@ async def test_remotes_panel_shows_an_outage_and_its_parked_backlog(
     for i, events in enumerate((2, 1, 1)):
         entity = f"cloudretailer:product:P-{i}"
         await redis.zadd(keys.remote_parked(Remote.MAGENTO), {entity: drain_rank(entity, now_ms)})
-        await redis.rpush(f"{keys.entity(entity)}:pending", *[f"ev-{i}-{n}" for n in range(events)])
+        await redis.rpush(keys.pending(entity), *[f"ev-{i}-{n}" for n in range(events)])
 
     await expect(magento.locator(".remote-state")).to_have_text("unavailable", timeout=WAIT_MS)
     await expect(magento.locator(".remote-state")).to_have_class(re.compile(r"\bwarn\b"))

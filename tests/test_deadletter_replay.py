@@ -103,7 +103,7 @@ async def assert_requeued(gateway: TestClient, redis: Redis, settings: Settings,
     record = await (await gateway.get(f"/admin/events/{dead.msg_id}", headers=AUTH)).json()
     assert record["status"] == "queued" and record["last_error"] is None, record
     ref = f"cloudretailer:{dead.msg_id}"
-    assert await redis.lrange(f"{keys.entity(dead.entity)}:pending", 0, -1) == [ref.encode()]
+    assert await redis.lrange(keys.pending(dead.entity), 0, -1) == [ref.encode()]
     state, job = await redis.hmget(keys.entity(dead.entity), "state", "job")
     assert state == b"queued" and job is not None
     assert await redis.exists(b"arq:job:" + job)

@@ -12,7 +12,17 @@ import time
 from typing import Any
 
 from crmcore import keys
-from crmcore.remotes import MARK_DOWN_LUA, MARK_UP_LUA, PROBE_FIRST_MS, PROBE_MAX_MS, STABLE_UP_MS, Remote, read_states
+from crmcore.remotes import (
+    MARK_DOWN_LUA,
+    MARK_UP_LUA,
+    PROBE_FIRST_MS,
+    PROBE_MAX_MS,
+    STABLE_UP_MS,
+    Remote,
+    RemoteState,
+    RemoteStateName,
+    read_states,
+)
 from sandbox.catalog import LINKED_STORE_ID
 from sandbox.magento.routing import STATE
 from tests.conftest import wait_for
@@ -173,26 +183,35 @@ async def _more_dead(stack: Stack, before: int) -> bool:
     return await dead_letters(stack) > before
 
 
+async def misconfigured(stack: Stack, remote: Remote) -> RemoteState:
+    """The state of `remote` once a worker's start-up check has marked it misconfigured."""
+
+    async def marked() -> RemoteState | None:
+        state = (await read_states(stack.redis))[remote]
+        return state if state.state is RemoteStateName.MISCONFIGURED else None
+
+    state: RemoteState = await wait_for(marked, within=20)
+    return state
+
+
+async def parked(stack: Stack, remote: Remote, entities: int) -> None:
+    async def enough() -> bool:
+        return (await read_states(stack.redis))[remote].parked >= entities
+
+    await wait_for(enough, within=20)
+
+
 async def test_a_cloud_retailer_url_without_its_api_path_parks_its_work_and_says_which_setting(redis_url: str) -> None:
     async with full_stack(redis_url, products=4, **TIGHT) as stack:
         wrong = stack.settings.model_copy(update={"cr_url": stack.cr_url.removesuffix("/api/v1")})
         await stack.start_worker(settings=wrong)
-
-        async def misconfigured() -> Any:
-            state = (await read_states(stack.redis))[Remote.CLOUDRETAILER]
-            return state if state.state.value == "misconfigured" else None
-
-        state = await wait_for(misconfigured, within=20)
+        state = await misconfigured(stack, Remote.CLOUDRETAILER)
         assert state.setting == "CRMAGENTO_CR_URL"
         assert "/api/v1" in state.error and stack.cr_url not in state.error  # the name, never the value
         products = await cr_products(stack, 4)
         for i, p in enumerate(products):
             await stack.cr("PUT", f"/products/{p['id']}", json={"price": 40 + i})
-
-        async def parked() -> bool:
-            return (await read_states(stack.redis))[Remote.CLOUDRETAILER].parked >= len(products)
-
-        await wait_for(parked, within=20)
+        await parked(stack, Remote.CLOUDRETAILER, len(products))
         assert await dead_letters(stack) == 0
         _, event_list = await stack.admin("GET", "/admin/events", params={"limit": "50"})
         assert {e["status"] for e in event_list["items"] if e["type"] == "product.updated"} == {"parked"}
@@ -202,6 +221,30 @@ async def test_a_cloud_retailer_url_without_its_api_path_parks_its_work_and_says
         await stack.start_worker()
         await synced(stack, [p for p in products if not _shoes(p)])
         assert (await read_states(stack.redis))[Remote.CLOUDRETAILER].up
+
+
+async def test_no_linked_store_parks_the_stock_work_and_says_which_setting(redis_url: str) -> None:
+    async with full_stack(redis_url, products=4, **TIGHT) as stack:
+        await stack.start_worker(settings=stack.settings.model_copy(update={"cr_store_id": None}))
+        state = await misconfigured(stack, Remote.CLOUDRETAILER)
+        assert state.setting == "CRMAGENTO_CR_STORE_ID" and "not set" in state.error
+        products = [p for p in await cr_products(stack, 4) if not _shoes(p)]
+        for i, p in enumerate(products):
+            await stack.cr("PUT", f"/inventory/{LINKED_STORE_ID}/{p['sku']}", json={"on_hand": 60 + i})
+        await parked(stack, Remote.CLOUDRETAILER, len(products))
+        assert await dead_letters(stack) == 0
+
+        # The operator sets the store and restarts the worker: the parked work drains by itself.
+        await stack.stop_workers()
+        await stack.start_worker()
+        await initial_sync(stack, products)  # the products exist in Magento, so their stock can follow
+
+        async def stock_equal() -> bool:
+            return all(magento_qty(stack, p["sku"]) == 60 + i for i, p in enumerate(products))
+
+        await wait_for(stock_equal, within=60, interval=0.2)
+        _, letters = await stack.admin("GET", "/admin/dead-letters")
+        assert {dl["type"] for dl in letters["items"]} <= {"product.updated"}  # only the seeded Shoes products
 
 
 async def test_a_flapping_remote_settles_and_loses_or_repeats_nothing(redis_url: str) -> None:

@@ -3,17 +3,21 @@ the admin job kinds, and where a fed change's job is kept (the event types: test
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
+import pytest
 from redis.asyncio import Redis
 
 from crmcore import eventlog, keys
 from crmcore.entityqueue import JOB_EXPIRE_MS, EntityQueue, QueuedEvent
-from crmcore.events import ProductEvent, Source
+from crmcore.events import AcceptedEvent, CloudRetailerEventType, ProductEvent, Source
 from crmcore.jobrecords import AdminJobKind, FeedOrigin, feed_origin
 from crmcore.settings import Settings
 from gateway.adminjobs import RESYNCS
-from workers.feed import feed
-from workers.registry import default_registry
+from workers import feed as feeding
+from workers.feed import Feeder, feed
+from workers.registry import HandlerContext, Progress, Registry, default_registry
 
 ROW = (
     "cloudretailer",
@@ -42,6 +46,26 @@ def test_every_admin_job_the_gateway_starts_is_one_the_shipped_workers_run(setti
     assert set(default_registry(settings).admin_jobs) == started
 
 
+def test_the_registry_takes_the_catalogue_types_and_finds_them_by_the_strings_records_hold() -> None:
+    async def handler(ctx: HandlerContext, events: list[AcceptedEvent]) -> None: ...
+
+    async def job(ctx: HandlerContext, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        return {}
+
+    registry = Registry()
+    registry.register(Source.CLOUDRETAILER, CloudRetailerEventType.PRODUCT_UPDATED, handler)
+    registry.register(Source.MAGENTO, "order.completed", handler)  # type: ignore[arg-type]  # not yet switched
+    registry.register_job(AdminJobKind.RESYNC_PRODUCTS, job)
+    assert registry.get(Source.CLOUDRETAILER, "product.updated") is handler
+    assert registry.get(Source.MAGENTO, "order.completed") is handler
+    assert registry.get(Source.MAGENTO, "product.updated") is None  # a type means something with its source
+    assert registry.admin_jobs.get("resync-products") is job
+    with pytest.raises(ValueError):
+        registry.register(Source.MAGENTO, "product.updated", handler)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        registry.register_job("resync-everything", job)  # type: ignore[arg-type]
+
+
 async def test_fed_changes_carry_their_job_in_the_record_and_keep_their_ids(redis: Redis, settings: Settings) -> None:
     change = [(Source.CLOUDRETAILER, "product.updated", ProductEvent(product_id="P-1", sku="S-1"))]
     assert await feed(redis, settings, feed_origin("resync-products-1"), change) == 1
@@ -56,6 +80,38 @@ async def test_fed_changes_carry_their_job_in_the_record_and_keep_their_ids(redi
     }
     # Not part of what the admin API shows of an event.
     assert "admin_job" not in eventlog.decode_record(records["cloudretailer:job:resync-products-1:0"])
+
+
+async def test_a_feeder_numbers_across_chunks_and_reports_each_chunk(
+    redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feeding, "CHUNK", 2)
+    totals: list[int | None] = []
+
+    async def progress(done: int | None = None, total: int | None = None) -> None:
+        totals.append(total)
+
+    def change(n: int) -> tuple[Source, str, ProductEvent]:
+        return Source.CLOUDRETAILER, "product.updated", ProductEvent(product_id=f"P-{n}", sku=f"S-{n}")
+
+    async with Feeder(redis, settings, feed_origin("resync-1"), progress=progress) as feeder:
+        for n in range(5):
+            await feeder.add(*change(n))
+    assert (feeder.fed, feeder.queued, totals) == (5, 5, [2, 4, 5])
+    assert sorted(await _refs(redis)) == [f"cloudretailer:job:resync-1:{n}" for n in range(5)]
+
+    # The same job fed again (a retried job): the same ids, so nothing is queued twice.
+    async with Feeder(redis, settings, feed_origin("resync-1")) as again:
+        for n in range(3):
+            await again.add(*change(n))
+    assert (again.fed, again.queued) == (3, 0)
+
+    # A block that fails sends nothing of its last chunk.
+    with pytest.raises(RuntimeError):
+        async with Feeder(redis, settings, feed_origin("resync-2")) as failing:
+            await failing.add(*change(0))
+            raise RuntimeError("the listing failed")
+    assert failing.fed == 0 and not any("resync-2" in ref for ref in await _refs(redis))
 
 
 async def _refs(redis: Redis) -> list[str]:

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from crmcore import keys
+from crmcore.clock import iso_ms
 from crmcore.remotes import MARK_DOWN_LUA, Remote, drain_rank
 from tests.support.signing import ADMIN_TOKEN
 from tests.test_admin_cli import Run, _cli_for
@@ -38,7 +39,7 @@ async def park(redis: Redis, remote: Remote, events_per_entity: dict[str, int]) 
     for entity, n in events_per_entity.items():
         await redis.zadd(keys.remote_parked(remote), {entity: drain_rank(entity, now_ms)})
         if n:
-            await redis.rpush(f"{keys.entity(entity)}:pending", *[f"event-{entity}-{i}" for i in range(n)])
+            await redis.rpush(keys.pending(entity), *[f"event-{entity}-{i}" for i in range(n)])
 
 
 async def status(gateway: TestClient) -> dict[str, Any]:
@@ -73,7 +74,7 @@ async def test_unavailable_shows_since_error_and_the_parked_backlog(gateway: Tes
 
     remotes = (await status(gateway))["remotes"]
     magento = remotes["magento"]
-    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(down_ms / 1000))
+    since = iso_ms(down_ms)
     assert magento["state"] == "unavailable" and magento["since"] == since
     assert magento["error"] == "magento 503 Service Unavailable" and magento["setting"] is None
     assert magento["summary"] == f"unavailable since {since} (magento 503 Service Unavailable)"
@@ -113,7 +114,7 @@ async def test_cli_status_shows_the_remotes_table(cli: Run, gateway: TestClient,
     for header in ("remote", "state", "since", "last error / reason", "parked entities", "parked events"):
         assert header in table.out, header
     magento = next(line for line in table.out.splitlines() if "magento" in line)
-    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(down_ms / 1000))
+    since = iso_ms(down_ms)
     for cell in ("unavailable", since, "connection refused", " 2 ", " 5 "):
         assert cell in magento, (cell, magento)
     cr = next(line for line in table.out.splitlines() if "cloudretailer" in line)

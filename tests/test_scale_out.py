@@ -1,7 +1,7 @@
 """Scale-out as the runbook describes it: two gateways (`crmagento serve`) and three workers (`crmagento
 worker`) as separate processes on one Redis. Webhooks sent round-robin to both gateways are each handled
-exactly once, by all three workers between them; a cron runs once per interval however many workers
-schedule it; and per-entity order holds while the changes of one entity arrive through both gateways.
+exactly once, by all three workers between them; a periodic job runs once per interval however many
+workers schedule it; and per-entity order holds while the changes of one entity arrive through both gateways.
 
 The workers load tests/support/scale_handlers.py, whose handler records which worker (pid) ran what."""
 
@@ -169,9 +169,9 @@ async def test_webhooks_spread_over_both_gateways_and_jobs_over_all_three_worker
         assert done >= n
 
 
-async def test_a_cron_runs_once_per_interval_across_three_workers(cluster: Cluster, redis: Redis) -> None:
-    # The workers have been scheduling the test cron (every TICK_SECONDS) since they started; each of the
-    # three long-queue workers enqueues every run. Watch a few intervals more.
+async def test_a_periodic_job_runs_once_per_interval_across_three_workers(cluster: Cluster, redis: Redis) -> None:
+    # The workers have been scheduling the test job (every TICK_SECONDS) since they started; the scheduler of
+    # each of the three ticks for every due time. Watch a few intervals more.
     start_ms = int(time.time() * 1000)
     intervals = 4
     await asyncio.sleep(TICK_SECONDS * intervals + 1.5)
@@ -179,7 +179,8 @@ async def test_a_cron_runs_once_per_interval_across_three_workers(cluster: Clust
     assert runs and set(runs.values()) == {1}, runs  # never twice for one scheduled time
     watched = sorted(t for t in runs if t >= start_ms)
     assert len(watched) >= intervals, runs  # and none skipped
-    assert all(b - a == TICK_SECONDS * 1000 for a, b in itertools.pairwise(watched)), watched
+    # Due times are floats in Redis: a millisecond either way is their rounding, not a shifted cadence.
+    assert all(abs(b - a - TICK_SECONDS * 1000) <= 1 for a, b in itertools.pairwise(watched)), watched
     ran_on = {v.decode() for v in (await redis.hgetall("test:tick_by")).values()}
     assert ran_on <= cluster.worker_pids()
 

@@ -95,7 +95,7 @@ async def test_fifty_identical_deliveries_at_once_queue_one(gateway: TestClient,
     statuses = sorted(r.status for r in answers)
     assert statuses == [200] * 49 + [202]
     assert await redis.zcard("crmagento:queue") == 1
-    assert await redis.llen(keys.entity("cloudretailer:inventory:S1:SKU-9") + ":pending") == 1
+    assert await redis.llen(keys.pending("cloudretailer:inventory:S1:SKU-9")) == 1
 
 
 async def test_unknown_type_is_ignored_and_not_queued(gateway: TestClient, redis: Redis) -> None:

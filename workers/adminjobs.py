@@ -17,8 +17,11 @@ import structlog
 from redis.asyncio import Redis
 
 from crmcore import jobrecords, keys
+from crmcore.clock import utc_now_iso
+from crmcore.errors import clip
 from crmcore.settings import Settings
 from workers.availability.gate import BOTH, blocked_remote, outage_reason, skip_reason
+from workers.backoff import backoff
 from workers.clients.errors import RemoteUnavailable
 from workers.errors import PermanentError
 from workers.registry import HandlerContext, Progress, Registry, handler_context
@@ -35,21 +38,22 @@ RETRY_MAX_S = 60.0
 DEADLINE_MARGIN_S = 5.0
 
 
-async def run_admin_job(ctx: dict[str, Any], job_id: str) -> str:
+async def run_admin_job(ctx: dict[str, Any], job_id: str) -> None:
+    """Its outcome is the job record (arq keeps no result: `keep_result=0`)."""
     redis = ctx["redis"]
     registry: Registry = ctx["registry"]
     record = await jobrecords.get(redis, job_id)
     if record is None:
         log.warning("admin_job_vanished", admin_job=job_id)
-        return "vanished"
+        return
     structlog.contextvars.bind_contextvars(admin_job=job_id, kind=record["kind"])
     job = registry.admin_jobs.get(record["kind"])
     if job is None:
         await jobrecords.update(
-            redis, job_id, status="failed", finished=jobrecords.now_iso(), error="no handler for this job in this build"
+            redis, job_id, status="failed", finished=utc_now_iso(), error="no handler for this job in this build"
         )
-        return "failed"
-    await jobrecords.update(redis, job_id, status="running", started=jobrecords.now_iso(), done=0)
+        return
+    await jobrecords.update(redis, job_id, status="running", started=utc_now_iso(), done=0)
     settings: Settings = ctx["settings"]
     hctx = handler_context(ctx, job_id)
     progress = _progress(redis, job_id)
@@ -59,9 +63,8 @@ async def run_admin_job(ctx: dict[str, Any], job_id: str) -> str:
             result = await _run_when_up(hctx, lambda: job(hctx, record["params"], progress))
     except Exception as exc:
         await _failed(redis, job_id, exc, timed_out=limit.expired(), limit_s=settings.admin_job_timeout_seconds)
-        return "failed"
-    await jobrecords.update(redis, job_id, status="done", finished=jobrecords.now_iso(), result=result)
-    return "done"
+        return
+    await jobrecords.update(redis, job_id, status="done", finished=utc_now_iso(), result=result)
 
 
 def _progress(redis: Redis, job_id: str) -> Progress:
@@ -86,14 +89,14 @@ async def _failed(redis: Redis, job_id: str, exc: Exception, *, timed_out: bool,
         reason = await redis.hget(keys.admin_job(job_id), "reason")
         waiting = f" while waiting: {reason.decode()}" if reason else ""
         error = f"gave up after {limit_s} s (CRMAGENTO_ADMIN_JOB_TIMEOUT_SECONDS){waiting}"
-        log.warning("admin_job_timed_out", error=error[:500])
+        log.warning("admin_job_timed_out", error=clip(error))
     elif isinstance(exc, PermanentError):
         error = str(exc)
-        log.warning("admin_job_failed", error=error[:500])
+        log.warning("admin_job_failed", error=clip(error))
     else:
         error = f"{type(exc).__name__}: {exc}"
         log.exception("admin_job_crashed")
-    await jobrecords.update(redis, job_id, status="failed", finished=jobrecords.now_iso(), error=error[:2000])
+    await jobrecords.update(redis, job_id, status="failed", finished=utc_now_iso(), error=clip(error))
 
 
 async def _run_when_up(ctx: HandlerContext, attempt: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
@@ -106,12 +109,12 @@ async def _run_when_up(ctx: HandlerContext, attempt: Callable[[], Awaitable[dict
         except RemoteUnavailable as exc:
             failures += 1
             reason = outage_reason(exc)
-            log.warning("admin_job_waiting", remote=exc.system, reason=reason[:500])
-            await jobrecords.update(ctx.redis, ctx.job_id, status="waiting", reason=reason[:2000])
+            log.warning("admin_job_waiting", remote=exc.system, reason=clip(reason))
+            await jobrecords.update(ctx.redis, ctx.job_id, status="waiting", reason=clip(reason))
 
 
 def _retry_delay(failures: int) -> float:
-    return 0.0 if not failures else min(RETRY_FIRST_S * 2 ** (failures - 1), RETRY_MAX_S)
+    return backoff(failures, RETRY_FIRST_S, RETRY_MAX_S) if failures else 0.0
 
 
 async def _wait_until_up(redis: Redis, job_id: str, at_least_s: float) -> None:
@@ -126,7 +129,7 @@ async def _wait_until_up(redis: Redis, job_id: str, at_least_s: float) -> None:
         if state is not None and skip_reason(state) != shown:
             shown = skip_reason(state)
             log.info("admin_job_waiting", remote=state.remote.value, reason=shown)
-            await jobrecords.update(redis, job_id, status="waiting", reason=shown[:2000])
+            await jobrecords.update(redis, job_id, status="waiting", reason=clip(shown))
         await asyncio.sleep(WAIT_POLL_S)
     if shown or at_least_s:
         log.info("admin_job_resumed")

@@ -69,6 +69,3 @@ class Binder:
             if magento_id is not None:
                 pipe.hdel(to_cr, magento_id)
             await pipe.execute()
-
-    async def count(self, kind: str) -> int:
-        return int(await self.redis.hlen(_keys(kind)[0]))

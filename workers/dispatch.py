@@ -7,14 +7,17 @@ state), so a try that crashed halfway is simply run again.
 
 A remote that is down is not the events' fault: a job that needs a remote the monitor knows is down is
 parked before it tries, and a job whose call fails the way a down remote fails is parked once a probe
-confirms it (workers/availability/monitor.py). Parking spends no attempt and keeps the events queued in
-their order; the drain releases them when the remote is back.
+confirms it (workers/availability/monitor.py). Neither is a wrong setting (MisconfiguredError): the remote it
+belongs to is marked misconfigured and the job parked. Parking spends no attempt and keeps the events queued
+in their order; the drain releases them when the remote is back.
+
+What a job did is in the event log, the job counters and the log; the job returns nothing to arq (which
+keeps no result: `keep_result=0`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,17 +28,18 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from crmcore import deadletters, eventlog, jobrecords, keys
+from crmcore.clock import now_ms
 from crmcore.entityqueue import EntityQueue
+from crmcore.errors import clip
 from crmcore.events import AcceptedEvent, Source
 from crmcore.remotes import Remote, RemoteState, drain_rank
 from crmcore.settings import Settings
 from workers.availability.monitor import RemoteMonitor
 from workers.backoff import retry_delay
 from workers.clients.errors import remote_condition
-from workers.errors import PermanentError, Skip, StaleJob
+from workers.errors import MisconfiguredError, PermanentError, Skip, StaleJob
 from workers.fence import CURRENT_FENCE, Fence
-from workers.registry import HandlerContext, Registry
-from workers.services import Services
+from workers.registry import HandlerContext, Registry, handler_context
 
 log = structlog.get_logger(__name__)
 
@@ -44,10 +48,6 @@ _PLUMBING_RETRY_S = 2.0
 # A parked job wakes up by itself after this long (and parks again if its remote is still down): a safety net
 # under the drain, which releases it as soon as the remote answers.
 PARK_DEFER_MS = 600_000
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _to_event(raw: dict[bytes, bytes]) -> AcceptedEvent:
@@ -87,12 +87,22 @@ def group_by_type(items: Sequence[Claimed]) -> list[tuple[str, list[Claimed]]]:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    status: str  # done | skipped | failed | dead | unavailable (a remote may be down) | stale
+    # done | skipped | failed | dead | stale, or about `remote` as a whole: unavailable (it may be down: a probe
+    # decides) | misconfigured (`setting` of it is wrong)
+    status: str
     error: str | None = None
     remote: Remote | None = None
     # What an `unavailable` outcome becomes when the remote answers its probe after all: a 401 is then this
-    # record's own (dead), a 503 or a timeout a failure worth a retry.
+    # record's own (dead), a 503 or a timeout a failure worth a retry. A `misconfigured` one becomes dead when
+    # there is no monitor to mark the remote.
     otherwise: str = "failed"
+    setting: str = ""
+
+
+def _misconfigured(exc: MisconfiguredError) -> Outcome:
+    if exc.remote is None:  # no remote to mark and park on: a dead letter naming the setting
+        return Outcome("dead", str(exc))
+    return Outcome("misconfigured", str(exc), exc.remote, otherwise="dead", setting=exc.setting)
 
 
 class Dispatcher:
@@ -101,7 +111,6 @@ class Dispatcher:
         redis: Redis,
         settings: Settings,
         registry: Registry,
-        services: Services | None = None,
         *,
         monitor: RemoteMonitor | None = None,
         worker_id: str = "",
@@ -109,27 +118,27 @@ class Dispatcher:
         self.redis = redis
         self.settings = settings
         self.registry = registry
-        self.services = services or Services()
         self.queue = EntityQueue(redis, settings.queue_name)
         self.monitor = monitor
         self.worker_id = worker_id
 
-    async def process_entity(self, ctx: dict[str, Any], entity: str) -> str:
+    async def process_entity(self, ctx: dict[str, Any], entity: str) -> None:
+        """`ctx` is arq's: the job id, and what the worker's jobs share (redis, settings, services)."""
         job_id: str = ctx["job_id"]
         structlog.contextvars.bind_contextvars(job_id=job_id, entity=entity)
         try:
-            return await self._process(entity, job_id)
+            await self._process(ctx, entity, job_id)
         except RedisError as exc:
             log.warning("job_plumbing_failed", error=str(exc))
             raise Retry(defer=_PLUMBING_RETRY_S) from exc
         finally:
             structlog.contextvars.unbind_contextvars("job_id", "entity")
 
-    async def _process(self, entity: str, job_id: str) -> str:
+    async def _process(self, ctx: dict[str, Any], entity: str, job_id: str) -> None:
         claimed = await self.queue.claim(entity, job_id, self.worker_id)
         if claimed is None:
             log.info("job_stale", reason="the entity has a newer job")
-            return "stale"
+            return
         attempt, refs = claimed
         async with self.redis.pipeline(transaction=False) as pipe:
             for ref in refs:
@@ -148,34 +157,33 @@ class Dispatcher:
             for event_type, group in group_by_type(present):
                 await self._dead_letter(entity, job_id, attempt - 1, event_type, group, reason)
             await self.queue.settle(entity, job_id, [c.ref for c in present])
-            return await self._release(entity, job_id, "dead")
+            await self._release(entity, job_id, "dead")
+            return
 
         groups = group_by_type(present)
         blocked = self._blocked(groups)
         if blocked is not None:
-            return await self._park(entity, job_id, attempt, blocked, present)
+            await self._park(entity, job_id, attempt, blocked, present)
+            return
 
-        now = _now_ms()
+        now = now_ms()
         async with self.redis.pipeline(transaction=False) as pipe:
             for c in present:
                 eventlog.set_status(pipe, c.ref, "processing", now_ms=now, attempts=attempt)
             await pipe.execute()
 
-        hctx = HandlerContext(
-            redis=self.redis, settings=self.settings, job_id=job_id, attempt=attempt, services=self.services
-        )
+        hctx = handler_context(ctx, job_id, attempt)
         fence = CURRENT_FENCE.set(Fence(self.redis, entity, job_id))
         try:
-            return await self._run_groups(entity, job_id, attempt, hctx, groups)
+            await self._run_groups(entity, job_id, attempt, hctx, groups)
         except StaleJob as exc:
             log.warning("job_stale", reason=str(exc))
-            return "stale"
         finally:
             CURRENT_FENCE.reset(fence)
 
     async def _run_groups(
         self, entity: str, job_id: str, attempt: int, hctx: HandlerContext, groups: list[tuple[str, list[Claimed]]]
-    ) -> str:
+    ) -> None:
         max_attempts = self.settings.job_max_attempts
         retry = False
         outcomes: dict[str, int] = {}
@@ -186,13 +194,14 @@ class Dispatcher:
             structlog.contextvars.unbind_contextvars("event_id", "event_type")
             if result.status == "stale":
                 raise StaleJob(result.error or "")
-            if result.status == "unavailable":
+            if result.remote is not None:
                 down = await self._confirm(result)
                 if down is not None:
                     await self._count(outcomes)
                     rest = [c for _, g in groups[i:] for c in g]
-                    return await self._park(entity, job_id, attempt, down, rest)
-                # The remote answers its probe: this record's own failure.
+                    await self._park(entity, job_id, attempt, down, rest)
+                    return
+                # The remote answers its probe (or there is no monitor to mark it): this record's own failure.
                 result = Outcome(result.otherwise, result.error)
             outcome, error = result.status, result.error
             if outcome == "failed" and attempt >= max_attempts:
@@ -214,7 +223,7 @@ class Dispatcher:
             log.info("job_retry", attempt=attempt, delay_s=round(delay, 2))
             await self.queue.retrying(entity, job_id)
             raise Retry(defer=delay)
-        return await self._release(entity, job_id, "ok")
+        await self._release(entity, job_id, "ok")
 
     def _blocked(self, groups: list[tuple[str, list[Claimed]]]) -> RemoteState | None:
         """A remote these events need that the monitor knows is down."""
@@ -224,16 +233,19 @@ class Dispatcher:
         return self.monitor.blocked(sorted(needs))
 
     async def _confirm(self, result: Outcome) -> RemoteState | None:
-        """The remote's state if a probe confirms it is down or misconfigured, else None."""
+        """The remote's state if it is down or misconfigured (a probe confirms the first), else None."""
         if self.monitor is None or result.remote is None:
             return None
-        state = await self.monitor.confirm(result.remote)
+        if result.status == "misconfigured":
+            state = await self.monitor.misconfigured(result.remote, result.setting, result.error or "")
+        else:
+            state = await self.monitor.confirm(result.remote)
         return None if state.up else state
 
-    async def _park(self, entity: str, job_id: str, attempt: int, state: RemoteState, items: list[Claimed]) -> str:
+    async def _park(self, entity: str, job_id: str, attempt: int, state: RemoteState, items: list[Claimed]) -> None:
         """Wait for the remote, without spending an attempt: the events go back to pending in their order and
         the entity joins the remote's parked set."""
-        now = _now_ms()
+        now = now_ms()
         parked = await self.queue.park(
             entity,
             job_id,
@@ -245,7 +257,7 @@ class Dispatcher:
         )
         if not parked:
             log.info("job_stale", reason="the entity has a newer job")
-            return "stale"
+            return
         reason = f"waiting for {state.remote.label}: {state.describe()}"
         async with self.redis.pipeline(transaction=False) as pipe:
             for c in items:
@@ -253,7 +265,6 @@ class Dispatcher:
             pipe.hincrby(keys.JOB_STATS, "parked", len(items))
             await pipe.execute()
         log.info("job_parked", remote=state.remote.value, state=state.state.value, events=len(items))
-        return "parked"
 
     async def _run_handler(
         self, hctx: HandlerContext, source: Source, event_type: str, events: list[AcceptedEvent]
@@ -269,20 +280,23 @@ class Dispatcher:
             return Outcome("skipped", str(exc) or "nothing to do")
         except StaleJob as exc:
             return Outcome("stale", str(exc))
+        except MisconfiguredError as exc:
+            log.error("handler_misconfigured", setting=exc.setting, error=clip(str(exc)))
+            return _misconfigured(exc)
         except PermanentError as exc:
             remote = remote_condition(exc)
             if remote is not None:  # a 401: the credentials of the whole remote, or of this record only?
                 return Outcome("unavailable", str(exc), Remote(remote), otherwise="dead")
-            log.warning("handler_failed_permanently", error=str(exc))
+            log.warning("handler_failed_permanently", error=clip(str(exc)))
             return Outcome("dead", str(exc) or type(exc).__name__)
         except TimeoutError as exc:
             if not deadline.expired():  # the handler's own call timed out, not our deadline
-                log.warning("handler_failed", error=f"TimeoutError: {exc}")
+                log.warning("handler_failed", error=clip(f"TimeoutError: {exc}"))
                 return Outcome("failed", f"TimeoutError: {exc}")
             log.warning("handler_timed_out", timeout_s=self.settings.job_timeout_seconds)
             return Outcome("failed", f"timed out after {self.settings.job_timeout_seconds} s")
         except Exception as exc:
-            log.warning("handler_failed", error=f"{type(exc).__name__}: {exc}")
+            log.warning("handler_failed", error=clip(f"{type(exc).__name__}: {exc}"))
             remote = remote_condition(exc)
             return Outcome(
                 "unavailable" if remote else "failed", f"{type(exc).__name__}: {exc}", remote and Remote(remote)
@@ -290,7 +304,7 @@ class Dispatcher:
         return Outcome("done")
 
     async def _mark(self, items: list[Claimed], status: str, attempt: int, error: str | None) -> None:
-        now = _now_ms()
+        now = now_ms()
         async with self.redis.pipeline(transaction=False) as pipe:
             for c in items:
                 eventlog.set_status(pipe, c.ref, status, now_ms=now, attempts=attempt, error=error or "")
@@ -318,12 +332,12 @@ class Dispatcher:
             attempts=attempts,
             job_id=job_id,
         )
-        log.warning("dead_lettered", dead_letter_id=dl_id, type=event_type, events=len(group), reason=reason)
+        log.warning("dead_lettered", dead_letter_id=dl_id, type=event_type, events=len(group), reason=clip(reason))
 
-    async def _release(self, entity: str, job_id: str, result: str) -> str:
-        outcome = await self.queue.release(entity, job_id, now_ms=_now_ms())
-        log.debug("job_released", release=outcome)
-        return f"{result}:{outcome}"
+    async def _release(self, entity: str, job_id: str, result: str) -> None:
+        """`result`: ok, or dead for a job whose worker kept dying; the log line is all that keeps it."""
+        release = await self.queue.release(entity, job_id, now_ms=now_ms())
+        log.debug("job_released", result=result, release=release)
 
     async def _count(self, outcomes: dict[str, int]) -> None:
         if not outcomes:

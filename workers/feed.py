@@ -9,63 +9,110 @@ id: the dispatcher counts it on that job's record as it settles.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from types import TracebackType
 
 from redis.asyncio import Redis
 
+from crmcore.clock import now_ms, utc_now_iso
 from crmcore.entityqueue import ACCEPT_QUEUED, EntityQueue, QueuedEvent
 from crmcore.events import EventData, Source
 from crmcore.jobrecords import FeedOrigin
 from crmcore.settings import Settings
+from workers.registry import Progress
+
+# Changes per accept script call: one round trip each, and one progress update of the admin job feeding them.
+CHUNK = 500
+
+Change = tuple[Source, str, EventData]
+
+
+class Feeder:
+    """Feeds changes as they are found, CHUNK at a time: a resync streams a whole catalog through it without
+    holding it. The changes are numbered across chunks from `start`, so their ids stay unique, and `progress`
+    (an admin job's) gets the running total after every chunk. Used as `async with`, it sends the last chunk
+    when the block ends without an error.
+
+    origin: `jobrecords.feed_origin(job id)` for an admin job's changes, or an id prefix that no job counts."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        settings: Settings,
+        origin: FeedOrigin | str,
+        *,
+        progress: Progress | None = None,
+        start: int = 0,
+    ) -> None:
+        self.origin = resolve_origin(origin)
+        self.settings = settings
+        self.progress = progress
+        self.queue = EntityQueue(redis, settings.queue_name)
+        self.fed = start
+        self.queued = 0  # the rest of what was fed were duplicates of changes fed before
+        self._pending: list[Change] = []
+
+    async def add(self, source: Source, event_type: str, data: EventData) -> None:
+        self._pending.append((source, event_type, data))
+        if len(self._pending) >= CHUNK:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._pending:
+            await self._accept()
+        if self.progress is not None:
+            await self.progress(total=self.fed)
+
+    async def _accept(self) -> None:
+        stamped = utc_now_iso()
+        rows = [
+            QueuedEvent(
+                source=source.value,
+                id=f"{self.origin.prefix}:{n}",
+                type=str(event_type),
+                entity=data.entity(source),
+                timestamp=stamped,
+                data=data.model_dump_json(),
+            )
+            for n, (source, event_type, data) in enumerate(self._pending, self.fed)
+        ]
+        statuses = await self.queue.accept(
+            rows,
+            now_ms=now_ms(),
+            record_ttl=self.settings.event_record_ttl_seconds,
+            recent_max=self.settings.event_log_recent_max,
+            admin_job=self.origin.job_id,
+        )
+        self.queued += sum(s == ACCEPT_QUEUED for s in statuses)
+        self.fed += len(rows)
+        self._pending.clear()
+
+    async def __aenter__(self) -> Feeder:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            await self.flush()
 
 
 async def feed(
     redis: Redis,
     settings: Settings,
     origin: FeedOrigin | str,
-    changes: Iterable[tuple[Source, str, EventData]],
+    changes: Iterable[Change],
     *,
     start: int = 0,
-    batch: int = 500,
 ) -> int:
-    """changes: (source, event type, data), numbered from `start` (a caller feeding in chunks passes the count
-    fed so far, so ids stay unique). origin: `jobrecords.feed_origin(job id)` for an admin job's changes, or an
-    id prefix that no job counts. Returns how many were queued (the rest were duplicates)."""
-    fed_from = _origin(origin)
-    queue = EntityQueue(redis, settings.queue_name)
-    now = datetime.now(UTC).isoformat()
-    queued = 0
-    rows: list[QueuedEvent] = []
-
-    async def flush() -> None:
-        nonlocal queued
-        statuses = await queue.accept(
-            rows,
-            now_ms=int(time.time() * 1000),
-            record_ttl=settings.event_record_ttl_seconds,
-            recent_max=settings.event_log_recent_max,
-            admin_job=fed_from.job_id,
-        )
-        queued += sum(s == ACCEPT_QUEUED for s in statuses)
-        rows.clear()
-
-    for n, (source, event_type, data) in enumerate(changes, start):
-        row = QueuedEvent(
-            source=source.value,
-            id=f"{fed_from.prefix}:{n}",
-            type=str(event_type),
-            entity=data.entity(source),
-            timestamp=now,
-            data=data.model_dump_json(),
-        )
-        rows.append(row)
-        if len(rows) >= batch:
-            await flush()
-    if rows:
-        await flush()
-    return queued
+    """Feed a list of changes at once (a poll's order, a catch-up's record, a product's stock). Returns how many
+    were queued (the rest were duplicates). `start` only for callers still chunking by hand (workers/sync's
+    resyncs, until they feed through a Feeder)."""
+    feeder = Feeder(redis, settings, origin, start=start)
+    for change in changes:
+        await feeder.add(*change)
+    await feeder.flush()
+    return feeder.queued
 
 
 # Until workers/sync/catchup/run.py feeds `origin.within(f"{stream}:{key}")`: it formats its origin into a plain
@@ -73,7 +120,9 @@ async def feed(
 _LEGACY_JOB_PREFIX = "job:"
 
 
-def _origin(origin: FeedOrigin | str) -> FeedOrigin:
+def resolve_origin(origin: FeedOrigin | str) -> FeedOrigin:
+    """The origin a caller gave, a FeedOrigin or a plain id prefix (which names a job when it reads
+    `job:<job id>:...`)."""
     if isinstance(origin, FeedOrigin):
         return origin
     if origin.startswith(_LEGACY_JOB_PREFIX):

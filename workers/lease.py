@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 import structlog
 from redis.asyncio import Redis
 
+from crmcore.errors import clip
+
 log = structlog.get_logger(__name__)
 
 LEASE_MS = 60_000
@@ -72,7 +74,7 @@ class Lease:
                 try:
                     self.lost = not await self.redis.eval(_RENEW_LUA, 1, self.key, self.holder, self.lease_ms)
                 except Exception as exc:  # a Redis blip: the lease has slack, try again next time
-                    log.warning("lease_renew_failed", key=self.key, error=str(exc)[:200])
+                    log.warning("lease_renew_failed", key=self.key, error=clip(str(exc)))
                     continue
                 if self.lost and stop_on_loss:
                     main.cancel()

@@ -7,13 +7,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from arq.cron import CronJob
 from redis.asyncio import Redis
 
-from crmcore.events import AcceptedEvent, Source
+from crmcore.events import EVENT_TYPES, AcceptedEvent, EventType, Source
+from crmcore.jobrecords import AdminJobKind
 from crmcore.remotes import Remote
 from crmcore.settings import Settings
-from workers.clients.cloudretailer import CloudRetailerClient
+from workers.clients.cloudretailer import CloudRetailerClient, linked_store_id
 from workers.clients.magento import MagentoClient
 from workers.services import Services
 
@@ -30,7 +30,6 @@ class HandlerContext:
     job_id: str
     attempt: int
     services: Services = field(default_factory=Services)
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def magento(self) -> MagentoClient:
@@ -39,6 +38,11 @@ class HandlerContext:
     @property
     def cr(self) -> CloudRetailerClient:
         return self.services.cr
+
+    @property
+    def linked_store_id(self) -> str:
+        """The Cloud Retailer store linked to Magento; MisconfiguredError when CRMAGENTO_CR_STORE_ID is not set."""
+        return linked_store_id(self.settings.cr_store_id)
 
 
 def handler_context(worker: Mapping[str, Any], job_id: str, attempt: int = 1) -> HandlerContext:
@@ -71,37 +75,38 @@ BOTH_REMOTES = (Remote.CLOUDRETAILER, Remote.MAGENTO)
 
 
 class Registry:
+    """What this build runs, registered under the catalogue's types: an event type of its source
+    (crmcore/events.py) and an admin job kind (crmcore/jobrecords.py). A member equals its string, so a string
+    is taken for the member it spells, and one that spells none fails at registration instead of never being
+    called; the lookups take the strings records hold."""
+
     def __init__(self) -> None:
+        # Keyed by the members, which are strings: a record's plain string finds them.
         self._handlers: dict[tuple[Source, str], Handler] = {}
         # The remotes a handler talks to: while one of them is down, its jobs are parked without trying.
         self._needs: dict[tuple[Source, str], tuple[Remote, ...]] = {}
         self.admin_jobs: dict[str, AdminJob] = {}
         # Reconciliation, order poll, catch-up: run by the scheduler of the long worker (workers/periodic/).
         self.periodic: dict[str, Periodic] = {}
-        # Plain arq crons on the long queue, for test builds (tests/support/scale_handlers.py); what the
-        # product runs periodically is a `Periodic`.
-        self.cron_jobs: list[CronJob] = []
 
-    def register_job(self, kind: str, job: AdminJob) -> None:
-        self.admin_jobs[kind] = job
+    def register_job(self, kind: AdminJobKind, job: AdminJob) -> None:
+        self.admin_jobs[AdminJobKind(kind)] = job
 
     def register_periodic(self, job: Periodic) -> None:
         self.periodic[job.name] = job
 
-    def register_cron(self, job: CronJob) -> None:
-        self.cron_jobs.append(job)
-
     def register(
-        self, source: Source, event_type: str, handler: Handler, *, needs: tuple[Remote, ...] = BOTH_REMOTES
+        self, source: Source, event_type: EventType, handler: Handler, *, needs: tuple[Remote, ...] = BOTH_REMOTES
     ) -> None:
-        self._handlers[(source, event_type)] = handler
-        self._needs[(source, event_type)] = needs
+        key = (source, EVENT_TYPES[source](event_type))
+        self._handlers[key] = handler
+        self._needs[key] = needs
 
     def needs(self, source: Source, event_type: str) -> tuple[Remote, ...]:
         return self._needs.get((source, event_type), ())
 
     def on(
-        self, source: Source, *event_types: str, needs: tuple[Remote, ...] = BOTH_REMOTES
+        self, source: Source, *event_types: EventType, needs: tuple[Remote, ...] = BOTH_REMOTES
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             for event_type in event_types:

@@ -18,13 +18,16 @@ from arq import Worker
 from arq.worker import func
 from redis.exceptions import RedisError
 
+from crmcore.clock import now_ms
 from crmcore.entityqueue import PROCESS_ENTITY, EntityQueue
+from crmcore.errors import clip
 from crmcore.jobrecords import RUN_ADMIN_JOB, long_queue_name
 from crmcore.redis_conn import arq_worker_redis
 from crmcore.settings import Settings
 from workers import serializer
 from workers.adminjobs import run_admin_job
 from workers.availability.monitor import RemoteMonitor
+from workers.backoff import backoff
 from workers.dispatch import Dispatcher
 from workers.heartbeat import Heartbeat, new_worker_id
 from workers.periodic import Periodic, Run, Scheduler
@@ -36,6 +39,9 @@ log = structlog.get_logger(__name__)
 # arq gives up on a job after max_tries; our dispatcher counts attempts itself and dead-letters, so arq's
 # limit must never be what ends a job (that would strand the entity's events).
 _ARQ_MAX_TRIES = 1_000_000
+# Waits between attempts to reach Redis again after losing it.
+RECONNECT_FIRST_S = 1.0
+RECONNECT_MAX_S = 30.0
 
 
 def arq_timeout(job_timeout: int) -> int:
@@ -45,15 +51,15 @@ def arq_timeout(job_timeout: int) -> int:
     return job_timeout + min(30, job_timeout)
 
 
-async def process_entity(ctx: dict[str, Any], entity: str) -> str:
+async def process_entity(ctx: dict[str, Any], entity: str) -> None:
     dispatcher: Dispatcher = ctx["dispatcher"]
-    return await dispatcher.process_entity(ctx, entity)
+    await dispatcher.process_entity(ctx, entity)
 
 
 async def housekeeping(run: Run) -> str:
     """Give entities whose job vanished a new one, so nothing stays stuck."""
     queue = EntityQueue(run.ctx.redis, run.ctx.settings.queue_name)
-    healed = await queue.heal(now_ms=int(time.time() * 1000))
+    healed = await queue.heal(now_ms=now_ms())
     run.fields["healed"] = healed
     if healed:
         log.warning("entities_healed", count=healed)
@@ -76,7 +82,7 @@ def build_worker(settings: Settings, registry: Registry, worker_id: str, service
         ctx["monitor"] = monitor
         # Before the first job: a wrong setting parks that remote's jobs instead of failing them one by one.
         await monitor.start()
-        ctx["dispatcher"] = Dispatcher(ctx["redis"], settings, registry, services, monitor=monitor, worker_id=worker_id)
+        ctx["dispatcher"] = Dispatcher(ctx["redis"], settings, registry, monitor=monitor, worker_id=worker_id)
         heartbeat = Heartbeat(
             ctx["redis"],
             worker_id,
@@ -130,7 +136,6 @@ def build_long_worker(settings: Settings, registry: Registry, services: Services
     return Worker(
         # A restart while an admin job waits for a remote counts as one of arq's tries: leave room for several.
         functions=[func(run_admin_job, name=RUN_ADMIN_JOB, timeout=settings.admin_job_timeout_seconds, max_tries=10)],
-        cron_jobs=registry.cron_jobs,
         **arq_worker_redis(
             settings,
             queue_name=long_queue_name(settings.queue_name),
@@ -176,7 +181,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, registry: Registry
     registry = registry if registry is not None else default_registry(settings)
     worker_id = new_worker_id()
     services = Services.from_settings(settings)
-    delay = 1.0
+    failures = 0
     try:
         while not stop.is_set():
             workers = [
@@ -192,19 +197,19 @@ async def run_worker(settings: Settings, stop: asyncio.Event, registry: Registry
                 if not stop.is_set():
                     raise
             except (RedisError, OSError) as exc:
-                log.warning("worker_lost_redis", error=type(exc).__name__, detail=str(exc)[:200])
+                log.warning("worker_lost_redis", error=type(exc).__name__, detail=clip(str(exc)))
             finally:
                 watcher.cancel()
                 for worker in workers:
                     await _teardown(worker, settings.worker_shutdown_grace_seconds)
             if stop.is_set():
                 break
-            if time.monotonic() - started > 60:
-                delay = 1.0
+            # A connection that held a minute counts as a fresh start: the waits begin again at the first.
+            failures = 1 if time.monotonic() - started > 60 else failures + 1
+            delay = backoff(failures, RECONNECT_FIRST_S, RECONNECT_MAX_S)
             log.info("worker_reconnecting", in_seconds=delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, 30.0)
     finally:
         await services.close()
     log.info("worker_stopped", worker_id=worker_id)

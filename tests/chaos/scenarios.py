@@ -240,7 +240,7 @@ async def _running_on(stack: ChaosStack, worker_id: str) -> tuple[dict[str, str]
         current, state = await stack.kv.hmget(keys.entity(entity), "job", "state")
         if current == job.encode() and state == b"running" and f"arq:in-progress:{job}" in leased:
             orphaned[entity] = job
-            held[entity] = [r.decode() for r in await stack.kv.lrange(f"{keys.entity(entity)}:inflight", 0, -1)]
+            held[entity] = [r.decode() for r in await stack.kv.lrange(keys.inflight(entity), 0, -1)]
     return orphaned, held
 
 

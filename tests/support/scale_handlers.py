@@ -1,4 +1,4 @@
-"""Handlers and a cron for the scale-out and Sentinel tests, loaded by `crmagento worker --handlers-module`.
+"""Handlers and a periodic job for the scale-out and Sentinel tests, loaded by `crmagento worker --handlers-module`.
 
 Every effect names the worker process that made it (its pid), so a test can tell which of several workers
 ran what. The handler stands for a real sync rule: it reads the entity's current state (a Redis key the
@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
 
-from arq import cron
-
+from crmcore import keys
 from crmcore.events import AcceptedEvent, Source
+from workers.periodic import Periodic, Run
 from workers.registry import HandlerContext, Registry
 
 PID = str(os.getpid())
-TICK_SECONDS = 2  # the test cron's interval
+TICK_SECONDS = 2  # the test job's interval
 
 # Release the running-marker only if this run set it: an overlapping run must not clear the first one's.
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
@@ -45,19 +44,22 @@ async def record(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
         await ctx.redis.eval(_RELEASE, 1, running, me)
 
 
-async def tick(ctx: dict[str, Any]) -> None:
-    """A cron guarded the way the shipped crons are (one arq job id per scheduled time, result kept so a
-    worker that enqueues late finds the run done). Counts its runs per scheduled time."""
-    scheduled_ms = str(ctx["job_id"]).rsplit(":", 1)[1]
-    async with ctx["redis"].pipeline(transaction=True) as pipe:
+async def tick(run: Run) -> str:
+    """A periodic job scheduled the way the shipped ones are (workers/periodic/). Counts its runs per due time:
+    the scheduler that claimed this run set the next due time, this one's plus the interval, in the same step."""
+    due = float(await run.ctx.redis.hget(keys.schedule(TICK.name), "due") or 0)
+    scheduled_ms = str(round((due - TICK_SECONDS) * 1000))
+    async with run.ctx.redis.pipeline(transaction=True) as pipe:
         pipe.hincrby("test:tick_runs", scheduled_ms, 1)
         pipe.hset("test:tick_by", scheduled_ms, PID)
         await pipe.execute()
+    return "ok"
+
+
+TICK = Periodic("test-tick", interval=lambda _: float(TICK_SECONDS), run=tick, needs=())
 
 
 def register(registry: Registry) -> None:
     registry.register(Source.CLOUDRETAILER, "category.updated", record)
     registry.register(Source.CLOUDRETAILER, "customer.updated", record)
-    registry.register_cron(
-        cron(tick, name="test-tick", second=set(range(0, 60, TICK_SECONDS)), max_tries=2, keep_result=60)
-    )
+    registry.register_periodic(TICK)

@@ -4,6 +4,7 @@ the probe of a remote that is down, so "it answers again" always means "it answe
     Magento         GET /rest/all/V1/store/storeConfigs   credentials, base URL, the store view and its website
                     GET /V1/inventory/sources             the source (a 404 is a store without MSI: legacy stock)
     Cloud Retailer  GET /stores                           API key, base URL (with its /api/v1), the linked store
+                                                          (one that is not set is a wrong setting too)
 
 A probe makes one try with a short timeout: the backoff between probes is the retry.
 """
@@ -13,15 +14,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from crmcore.errors import clip
 from crmcore.remotes import Remote, RemoteStateName
 from crmcore.settings import Settings, env_name
-from workers.clients.cloudretailer import CloudRetailerClient
+from workers.clients.cloudretailer import CloudRetailerClient, linked_store_id
 from workers.clients.errors import ApiError, NotFound, RemoteUnavailable, TransientApiError, Unauthorized
 from workers.clients.http import RetryPolicy
 from workers.clients.magento import MagentoClient
+from workers.errors import MisconfiguredError
 
 PROBE_TIMEOUT_S = 10.0
-_ERROR_MAX = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +38,11 @@ class CheckResult:
 
     @classmethod
     def down(cls, exc: Exception) -> CheckResult:
-        return cls(RemoteStateName.UNAVAILABLE, str(exc)[:_ERROR_MAX])
+        return cls(RemoteStateName.UNAVAILABLE, clip(str(exc)))
 
     @classmethod
     def wrong(cls, setting: str, detail: str) -> CheckResult:
-        return cls(RemoteStateName.MISCONFIGURED, f"{setting}: {detail}"[:_ERROR_MAX], setting)
+        return cls(RemoteStateName.MISCONFIGURED, clip(f"{setting}: {detail}"), setting)
 
 
 class Checker:
@@ -113,8 +115,11 @@ class Checker:
             return CheckResult.wrong(
                 env_name("cr_url"), "no Cloud Retailer API answers at this address (404); does it end in /api/v1?"
             )
-        store_id = self.settings.cr_store_id
-        if store_id and store_id not in {str(st.id) for st in stores}:
+        try:
+            store_id = linked_store_id(self.settings.cr_store_id)
+        except MisconfiguredError as exc:
+            return CheckResult.wrong(exc.setting, exc.detail)
+        if store_id not in {str(st.id) for st in stores}:
             ids = ", ".join(str(st.id) for st in stores)
             return CheckResult.wrong(env_name("cr_store_id"), f"not a store of this Cloud Retailer (it has: {ids})")
         return CheckResult.up()

@@ -16,6 +16,7 @@ import structlog
 from redis.asyncio import Redis
 
 from crmcore import keys
+from crmcore.clock import now_ms
 from crmcore.entityqueue import EntityQueue
 from crmcore.remotes import Remote, rank_of
 from crmcore.settings import Settings
@@ -65,9 +66,7 @@ class Drainer:
                 batch, rank = await self._next(remote, free, rank)
                 if not batch and not window:
                     break
-                got = await self.queue.unpark(
-                    batch, now_ms=int(time.time() * 1000), parked_key=keys.remote_parked(remote)
-                )
+                got = await self.queue.unpark(batch, now_ms=now_ms(), parked_key=keys.remote_parked(remote))
                 window.update(got)
                 released += len(got)
             await asyncio.sleep(_TICK_S)

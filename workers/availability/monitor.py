@@ -5,7 +5,7 @@
 - `confirm()`: a job's call failed the way a down remote fails (RemoteUnavailable, or a 401). Is it the
   remote or this record? One probe answers it (shared by the jobs that fail together): if the remote does not
   answer the probe either, it is marked down and the job parks; if it does, the failure is the record's own
-  and spends an attempt as before.
+  and spends an attempt as before. `misconfigured()`: a handler found a setting wrong; no probe needed.
 - The probe loop: while a remote is not up, one worker at a time (a lease) probes it when its backoff is due
   (1 s, doubling to 40 s). When it answers, it is marked up and its parked entities are drained.
 - The start-up check: every worker checks both remotes when it starts, so a wrong setting is one clear log
@@ -25,7 +25,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from crmcore import keys
+from crmcore.clock import now_ms
 from crmcore.entityqueue import EntityQueue
+from crmcore.errors import clip
 from crmcore.remotes import MARK_DOWN_LUA, MARK_UP_LUA, Remote, RemoteState, RemoteStateName, read_states
 from crmcore.settings import Settings
 from workers.availability.checks import Checker, CheckResult
@@ -39,10 +41,6 @@ TAKEOVER_EVERY_S = 2.0
 PROBE_LEASE_MS = 30_000
 # A confirmation is reused this long by the jobs that fail right after it.
 CONFIRM_REUSE_S = 1.0
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class RemoteMonitor:
@@ -87,6 +85,12 @@ class RemoteMonitor:
             task = asyncio.create_task(self._confirm(remote), name=f"confirm-{remote}")
             self._confirming[remote] = task
         return await asyncio.shield(task)
+
+    async def misconfigured(self, remote: Remote, setting: str, error: str) -> RemoteState:
+        """A handler found a setting of `remote` wrong (MisconfiguredError): no probe could say otherwise, so the
+        remote is marked at once, as the start-up check marks it."""
+        await self.apply(remote, CheckResult(RemoteStateName.MISCONFIGURED, clip(error), setting), probe=False)
+        return self.states[remote]
 
     async def _confirm(self, remote: Remote) -> RemoteState:
         if remote not in self.checker.configured():
@@ -136,7 +140,7 @@ class RemoteMonitor:
     async def _watch(self, remote: Remote) -> None:
         state = self.states[remote]
         if not state.up:
-            if state.next_probe_ms is None or _now_ms() >= state.next_probe_ms:
+            if state.next_probe_ms is None or now_ms() >= state.next_probe_ms:
                 await self._probe(remote)
         elif state.parked:
             # Up with work parked: a drain that died with its worker, or entities parked on a stale view.
@@ -155,7 +159,7 @@ class RemoteMonitor:
     # --- state changes -----------------------------------------------------------------------------------------
     async def apply(self, remote: Remote, result: CheckResult, *, probe: bool) -> None:
         """Record what a check found in the shared state, log a change once, and drain a remote that is back."""
-        now = _now_ms()
+        now = now_ms()
         if result.state is RemoteStateName.UP:
             was = await self._mark_up(keys=[keys.remote(remote)], args=[now])
             was = was.decode() if isinstance(was, bytes) else was

@@ -11,11 +11,14 @@ from typing import Any
 
 from yarl import URL
 
-from crmcore.settings import Settings
+from crmcore.errors import clip
+from crmcore.remotes import Remote
+from crmcore.settings import Settings, env_name
 from workers.clients.cloudretailer_models import Category, Customer, InventoryLevel, Product, Sale, Store
 from workers.clients.errors import Conflict
 from workers.clients.http import ApiClient, HttpApi, RetryPolicy
 from workers.clients.paths import segment
+from workers.errors import MisconfiguredError
 
 
 def cr_error_message(status: int, parsed: Any, raw: bytes) -> str:
@@ -23,13 +26,15 @@ def cr_error_message(status: int, parsed: Any, raw: bytes) -> str:
         err = parsed["error"]
         field = f" ({err['field']})" if err.get("field") else ""
         return f"{err.get('message') or err.get('code') or status}{field}"
-    return raw[:200].decode("utf-8", "replace") or f"HTTP {status}"
+    return clip(raw) or f"HTTP {status}"
 
 
 class CloudRetailerClient(ApiClient):
     def __init__(self, settings: Settings, *, retry: RetryPolicy | None = None) -> None:
-        if not settings.cr_url or settings.cr_api_key is None:
-            raise ValueError("CRMAGENTO_CR_URL and CRMAGENTO_CR_API_KEY must be set")
+        if not settings.cr_url:
+            raise MisconfiguredError(env_name("cr_url"), "not set", remote=Remote.CLOUDRETAILER)
+        if settings.cr_api_key is None:
+            raise MisconfiguredError(env_name("cr_api_key"), "not set", remote=Remote.CLOUDRETAILER)
         self.base = URL(settings.cr_url.rstrip("/"))
         self.store_id = settings.cr_store_id
         self._headers = {
@@ -189,9 +194,15 @@ class CloudRetailerClient(ApiClient):
         return Sale.model_validate(page["items"][0]) if page["items"] else None
 
     def _store(self) -> str:
-        if not self.store_id:
-            raise ValueError("CRMAGENTO_CR_STORE_ID is not set")
-        return self.store_id
+        return linked_store_id(self.store_id)
+
+
+def linked_store_id(store_id: str | None) -> str:
+    """CRMAGENTO_CR_STORE_ID, the Cloud Retailer store linked to Magento (its stock, its sales), as given."""
+    if not store_id:
+        detail = "not set: no Cloud Retailer store is linked to Magento"
+        raise MisconfiguredError(env_name("cr_store_id"), detail, remote=Remote.CLOUDRETAILER)
+    return store_id
 
 
 def _existing(exc: Conflict) -> dict[str, Any] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.errors import PermanentError, TransientError
+from workers.errors import MisconfiguredError, PermanentError, TransientError
 
 
 class ApiError(Exception):
@@ -47,8 +47,11 @@ class Unauthorized(PermanentApiError):
 
 
 def remote_condition(exc: BaseException) -> str | None:
-    """The remote an error may be about as a whole (down, or refusing our credentials) rather than about one
-    record; the dispatcher confirms which with a probe. None for a record's own error."""
+    """The remote an error may be about as a whole (down, refusing our credentials, or a setting of it wrong)
+    rather than about one record: the dispatcher parks such a job instead of failing its record (a probe decides
+    for the first two). None for a record's own error."""
     if isinstance(exc, RemoteUnavailable | Unauthorized):
         return exc.system
+    if isinstance(exc, MisconfiguredError) and exc.remote is not None:
+        return exc.remote.value
     return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ import orjson
 import structlog
 from yarl import URL
 
+from crmcore.errors import clip
+from workers.backoff import retry_delay
 from workers.clients.errors import (
     ApiError,
     Conflict,
@@ -47,8 +48,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.max_retry_after_seconds)
-        cap = min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1))
-        return random.uniform(cap / 2, cap)
+        return retry_delay(attempt, self.base_seconds, self.max_seconds)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -190,9 +190,12 @@ class HttpApi:
             # A maintenance page served with 200 by a proxy or CDN, or the storefront because the base URL is
             # wrong: either way the remote is not usable now. The start-up check tells the two apart
             # (workers/availability/checks.py).
-            snippet = answer.content[:120].decode("utf-8", "replace")
             raise RemoteUnavailable(
-                self.system, answer.status, f"the answer is not JSON: {snippet!r}", method=method, path=url.path
+                self.system,
+                answer.status,
+                f"the answer is not JSON: {clip(answer.content)!r}",
+                method=method,
+                path=url.path,
             ) from None
 
     def _error(self, status: int, content: bytes, method: str, path: str) -> ApiError:

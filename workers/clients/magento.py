@@ -12,7 +12,6 @@ Every request the workers make to Magento is one of the named methods here; `_ca
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
@@ -20,7 +19,9 @@ from typing import Any
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256, Client
 from yarl import URL
 
-from crmcore.settings import Settings
+from crmcore.errors import clip
+from crmcore.remotes import Remote
+from crmcore.settings import Settings, env_name
 from workers.clients.http import ApiClient, HttpApi, RetryPolicy
 from workers.clients.magento_models import (
     Category,
@@ -35,7 +36,7 @@ from workers.clients.magento_models import (
 from workers.clients.magento_time import magento_time, parse_time
 from workers.clients.paths import segment
 from workers.clients.search_criteria import Filter, Key, SearchCriteria, TimeField, keyset_criteria
-from workers.errors import TransientError
+from workers.errors import MisconfiguredError, TransientError
 
 GLOBAL_SCOPE = "all"
 
@@ -69,8 +70,7 @@ def magento_error_message(status: int, parsed: Any, raw: bytes) -> str:
         text = fill_placeholders(parsed["message"], parsed.get("parameters"))
         extra = [fill_placeholders(e.get("message", ""), e.get("parameters")) for e in parsed.get("errors") or []]
         return "; ".join([text, *[e for e in extra if e]])
-    snippet = re.sub(r"\s+", " ", raw[:200].decode("utf-8", "replace")).strip()
-    return snippet or f"HTTP {status}"
+    return " ".join(clip(raw).split()) or f"HTTP {status}"
 
 
 class OAuth1Signer:
@@ -97,7 +97,7 @@ class OAuth1Signer:
 class MagentoClient(ApiClient):
     def __init__(self, settings: Settings, *, retry: RetryPolicy | None = None) -> None:
         if not settings.magento_url:
-            raise ValueError("CRMAGENTO_MAGENTO_URL is not set")
+            raise MisconfiguredError(env_name("magento_url"), "not set", remote=Remote.MAGENTO)
         self.base = URL(settings.magento_url.rstrip("/"))
         self.store_code = settings.magento_store_code
         self.website_id = settings.magento_website_id
@@ -115,9 +115,11 @@ class MagentoClient(ApiClient):
         elif settings.magento_token is not None:
             self._headers["Authorization"] = f"Bearer {settings.magento_token.get_secret_value()}"
         else:
-            raise ValueError(
-                "set CRMAGENTO_MAGENTO_CONSUMER_KEY/_CONSUMER_SECRET/_ACCESS_TOKEN/_ACCESS_TOKEN_SECRET "
-                "or CRMAGENTO_MAGENTO_TOKEN"
+            raise MisconfiguredError(
+                f"{env_name('magento_token')} (or the OAuth values)",
+                "not set: set CRMAGENTO_MAGENTO_CONSUMER_KEY/_CONSUMER_SECRET/_ACCESS_TOKEN/_ACCESS_TOKEN_SECRET "
+                "or CRMAGENTO_MAGENTO_TOKEN",
+                remote=Remote.MAGENTO,
             )
         self.http = HttpApi(
             "magento",

@@ -4,18 +4,7 @@ its lease, each run ending in a report of one shape (job.py)."""
 
 from __future__ import annotations
 
-from workers.periodic.job import (
-    ADMIN,
-    SCHEDULE,
-    Periodic,
-    Run,
-    RunFailed,
-    execute,
-    new_run_id,
-    run_once,
-    skip_report,
-    supervise,
-)
+from workers.periodic.job import ADMIN, SCHEDULE, Periodic, Run, execute, new_run_id, run_once
 from workers.periodic.scheduler import MAX_TRIES, Scheduler
 
 __all__ = [
@@ -24,11 +13,8 @@ __all__ = [
     "SCHEDULE",
     "Periodic",
     "Run",
-    "RunFailed",
     "Scheduler",
     "execute",
     "new_run_id",
     "run_once",
-    "skip_report",
-    "supervise",
 ]

@@ -22,13 +22,14 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import structlog
 
 from crmcore import jobrecords, keys
+from crmcore.clock import id_stamp, utc_now_iso
+from crmcore.errors import clip
 from crmcore.remotes import Remote, RemoteState
 from crmcore.settings import Settings
 from workers.availability.gate import BOTH, blocked_remote, outage_reason, skip_reason
@@ -43,16 +44,11 @@ SCHEDULE = "schedule"
 ADMIN = "admin"
 # The envelope every report starts with; a job's own fields never replace these.
 ENVELOPE = ("name", "run_id", "trigger", "status", "reason", "error", "started", "finished", "seconds")
-ERROR_CHARS = 500
-
-
-def now_iso() -> str:
-    return jobrecords.now_iso()
 
 
 def new_run_id(name: str) -> str:
     """No colon: a run id is part of the ids of the changes a run feeds (`job:<run id>:...`)."""
-    return f"{name}-{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
+    return f"{name}-{id_stamp()}-{secrets.token_hex(3)}"
 
 
 @dataclass
@@ -121,8 +117,8 @@ def build_report(
 ) -> dict[str, Any]:
     """The one shape of every report; `notes` are `reason` and `error`, left out when empty."""
     head: dict[str, Any] = {"name": name, "run_id": run_id, "trigger": trigger, "status": status}
-    head.update({k: v[:ERROR_CHARS] for k, v in notes.items() if v})
-    head.update(started=started, finished=now_iso(), seconds=round(seconds, 3))
+    head.update({k: clip(v) for k, v in notes.items() if v})
+    head.update(started=started, finished=utc_now_iso(), seconds=round(seconds, 3))
     return {**head, **{k: v for k, v in (fields or {}).items() if k not in ENVELOPE}}
 
 
@@ -134,14 +130,14 @@ async def store_report(job: Periodic, ctx: HandlerContext, report: dict[str, Any
         if started and job.on_report is not None:
             await job.on_report(ctx, report)
     except Exception as exc:
-        log.warning("report_not_stored", job=job.name, run_id=report["run_id"], error=str(exc)[:200])
+        log.warning("report_not_stored", job=job.name, run_id=report["run_id"], error=clip(str(exc)))
 
 
 async def skip_report(job: Periodic, ctx: HandlerContext, down: RemoteState, trigger: str) -> dict[str, Any]:
     """The report of a run not started because a remote it needs is down: nothing read, nothing locked."""
     fields = await job.on_skip(ctx) if job.on_skip is not None else {}
     reason = skip_reason(down)
-    report = build_report(job.name, ctx.job_id, trigger, "skipped", now_iso(), fields=fields, reason=reason)
+    report = build_report(job.name, ctx.job_id, trigger, "skipped", utc_now_iso(), fields=fields, reason=reason)
     await store_report(job, ctx, report, started=False)
     log.info("cron_skipped", cron=job.name, remote=down.remote.value, reason=reason)
     return report
@@ -165,7 +161,8 @@ async def execute(
         holder = await lease.held_by()
         log.info("periodic_busy", job=job.name, run_id=ctx.job_id, running=holder)
         reason = f"{job.name} run {holder or '(just finishing)'} is still running"
-        return build_report(job.name, ctx.job_id, trigger, "skipped", now_iso(), reason=reason) | {"running": holder}
+        busy = build_report(job.name, ctx.job_id, trigger, "skipped", utc_now_iso(), reason=reason)
+        return busy | {"running": holder}
     return await supervise(job, Run(ctx, trigger, lease, params or {}, progress))
 
 
@@ -180,7 +177,7 @@ async def run_once(job: Periodic, ctx: HandlerContext, *, params: dict[str, Any]
 async def supervise(job: Periodic, run: Run) -> dict[str, Any]:
     """Run it under its lease (already taken) and store its report. A scheduled run is bounded by
     CRMAGENTO_ADMIN_JOB_TIMEOUT_SECONDS; an admin run is already bounded by its job."""
-    started, clock = now_iso(), time.monotonic()
+    started, clock = utc_now_iso(), time.monotonic()
     limit = run.ctx.settings.admin_job_timeout_seconds if run.trigger == SCHEDULE else None
     structlog.contextvars.bind_contextvars(run_id=run.run_id)
     log.info("periodic_started", job=job.name, trigger=run.trigger, attempt=run.ctx.attempt)
@@ -217,7 +214,7 @@ async def _crashed(job: Periodic, run: Run, exc: Exception, started: str, second
     error = f"{type(exc).__name__}: {exc}"
     report = _report(job, run, "failed", started, seconds, error=error)
     await store_report(job, run.ctx, report, started=True)
-    log.warning("periodic_crashed", job=job.name, run_id=run.run_id, attempt=run.ctx.attempt, error=error[:500])
+    log.warning("periodic_crashed", job=job.name, run_id=run.run_id, attempt=run.ctx.attempt, error=clip(error))
     if run.trigger == ADMIN:
         with contextlib.suppress(Exception):
             await jobrecords.update(run.ctx.redis, run.ctx.job_id, result=report)

@@ -39,6 +39,7 @@ import structlog
 from redis.asyncio import Redis
 
 from crmcore import keys
+from crmcore.errors import clip
 from crmcore.remotes import Remote, RemoteState
 from crmcore.settings import Settings
 from workers.availability.gate import blocked_remote, skip_reason
@@ -182,7 +183,7 @@ class Scheduler:
             try:
                 await self.tick()
             except Exception as exc:  # Redis away: the worker reconnects or stops; the next tick tries again
-                log.warning("scheduler_tick_failed", error=f"{type(exc).__name__}: {exc}"[:200])
+                log.warning("scheduler_tick_failed", error=clip(f"{type(exc).__name__}: {exc}"))
             await asyncio.sleep(self.tick_s)
 
     # --- one tick -----------------------------------------------------------------------------------------
@@ -245,4 +246,4 @@ class Scheduler:
         try:
             await self.redis.eval(_SETTLE_LUA, 2, keys.schedule(job.name), job.lease_key, *args)
         except Exception as exc:  # left claimed: once its lease expires, the next tick tries it once more
-            log.warning("periodic_not_settled", job=job.name, run_id=run_id, error=str(exc)[:200])
+            log.warning("periodic_not_settled", job=job.name, run_id=run_id, error=clip(str(exc)))
