@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from crmcore import keys
-from crmcore.clock import id_stamp, iso_ms, now_ms, utc_now_iso
+from crmcore.clock import id_stamp, iso_ms, now_ms
 
 RUN_ADMIN_JOB = "run_admin_job"
 TTL_S = 7 * 86400
@@ -85,10 +85,6 @@ def count_settled(pipe: Pipeline, job_id: str, status: str) -> None:
 def long_queue_name(queue_name: str) -> str:
     """The arq queue of admin jobs and crons, apart from the entity jobs (see workers/worker.py)."""
     return f"{queue_name}:long"
-
-
-# Until workers/sync/catchup/run.py writes its record's times with crmcore.clock.utc_now_iso itself.
-now_iso = utc_now_iso
 
 
 def new_job_id(kind: AdminJobKind) -> str:

@@ -115,16 +115,6 @@ async def feed(
     return feeder.queued
 
 
-# Until workers/sync/catchup/run.py feeds `origin.within(f"{stream}:{key}")`: it formats its origin into a plain
-# string, which loses the job, so a string in the form `feed_origin` gives still names it. Delete with that change.
-_LEGACY_JOB_PREFIX = "job:"
-
-
 def resolve_origin(origin: FeedOrigin | str) -> FeedOrigin:
-    """The origin a caller gave, a FeedOrigin or a plain id prefix (which names a job when it reads
-    `job:<job id>:...`)."""
-    if isinstance(origin, FeedOrigin):
-        return origin
-    if origin.startswith(_LEGACY_JOB_PREFIX):
-        return FeedOrigin(origin, origin.removeprefix(_LEGACY_JOB_PREFIX).partition(":")[0])
-    return FeedOrigin(origin)
+    """The origin a caller gave: a FeedOrigin (an admin job's, which counts its changes) or a plain id prefix."""
+    return origin if isinstance(origin, FeedOrigin) else FeedOrigin(origin)

@@ -8,8 +8,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from crmcore.remotes import Remote
+from crmcore.settings import env_name
 from workers.clients.magento import MagentoClient
-from workers.errors import PermanentError
+from workers.errors import MisconfiguredError
 from workers.registry import HandlerContext
 
 CACHE_KEY = "catalog.magento_meta"
@@ -54,7 +56,9 @@ async def _root_category(client: MagentoClient) -> int:
     views = {v["code"]: v for v in await client.store_views()}
     view = views.get(client.store_code)
     if view is None:
-        raise PermanentError(f"Magento has no store view {client.store_code!r} (CRMAGENTO_MAGENTO_STORE_CODE)")
+        raise MisconfiguredError(
+            env_name("magento_store_code"), "not a store view of this Magento", remote=Remote.MAGENTO
+        )
     groups = {g["id"]: g for g in await client.store_groups()}
     return int(groups[view["store_group_id"]]["root_category_id"])
 

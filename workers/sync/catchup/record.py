@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from crmcore import jobrecords, keys
+from crmcore.clock import utc_now_iso
 from crmcore.jobrecords import AdminJobKind
 from workers.periodic import SCHEDULE
 from workers.registry import HandlerContext, Progress
@@ -19,7 +20,7 @@ async def open_record(ctx: HandlerContext) -> None:
     """A retried run (same run id) finds its record and goes on with it."""
     if not await ctx.redis.exists(keys.admin_job(ctx.job_id)):
         await jobrecords.create(ctx.redis, ctx.job_id, AdminJobKind.CATCHUP_CRON, {"trigger": SCHEDULE})
-    await jobrecords.update(ctx.redis, ctx.job_id, status="running", started=jobrecords.now_iso())
+    await jobrecords.update(ctx.redis, ctx.job_id, status="running", started=utc_now_iso())
 
 
 def total_on_record(ctx: HandlerContext) -> Progress:
@@ -36,4 +37,4 @@ async def close_record(ctx: HandlerContext, report: dict[str, Any]) -> None:
         return
     status = "failed" if report["status"] == "failed" else "done"
     error = {"error": report["error"]} if report.get("error") else {}
-    await jobrecords.update(ctx.redis, ctx.job_id, status=status, finished=jobrecords.now_iso(), result=report, **error)
+    await jobrecords.update(ctx.redis, ctx.job_id, status=status, finished=utc_now_iso(), result=report, **error)

@@ -26,7 +26,7 @@ from crmcore.jobrecords import AdminJobKind
 from crmcore.settings import Settings
 from workers.clients.cloudretailer_models import InventoryLevel
 from workers.clients.errors import NotFound
-from workers.errors import PermanentError, Skip
+from workers.errors import Skip
 from workers.feed import feed
 from workers.registry import HandlerContext, Registry
 from workers.sync.inventory import stock as st
@@ -43,9 +43,7 @@ PUSH_ROUNDS = 3  # writes of one change at most, when Cloud Retailer keeps movin
 
 
 async def on_inventory_updated(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
-    store_id = ctx.settings.cr_store_id
-    if not store_id:
-        raise PermanentError("CRMAGENTO_CR_STORE_ID is not set: the Cloud Retailer store linked to Magento")
+    store_id = ctx.linked_store_id
     data = events[-1].data
     if str(data["store_id"]) != store_id:
         raise Skip(f"store {data['store_id']} is not the store linked to Magento ({store_id})")

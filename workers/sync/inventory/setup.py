@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 import structlog
 
+from crmcore.remotes import Remote
+from crmcore.settings import env_name
 from workers.clients.errors import NotFound
 from workers.clients.magento import MagentoClient
-from workers.errors import PermanentError
+from workers.errors import MisconfiguredError
 from workers.registry import HandlerContext
 from workers.sync.inventory.batcher import Batcher
 from workers.sync.inventory.legacy import LegacyStock
@@ -42,9 +44,10 @@ async def detect_mode(magento: MagentoClient, source_code: str) -> tuple[Mode, l
         return Mode.LEGACY, []
     codes = [str(s.get("source_code")) for s in sources]
     if source_code not in codes:
-        raise PermanentError(
-            f"CRMAGENTO_MAGENTO_SOURCE_CODE={source_code!r} is not an inventory source in Magento "
-            f"(it has: {', '.join(codes) or 'none'})"
+        raise MisconfiguredError(
+            env_name("magento_source_code"),
+            f"not an inventory source of this Magento (it has: {', '.join(codes) or 'none'})",
+            remote=Remote.MAGENTO,
         )
     return Mode.MSI, codes
 

@@ -45,9 +45,7 @@ class Pending:
 
 
 def _store_id(ctx: HandlerContext) -> str:
-    if not ctx.settings.cr_store_id:
-        raise PermanentError("CRMAGENTO_CR_STORE_ID is not set: no Cloud Retailer store to record the sale at")
-    return ctx.settings.cr_store_id
+    return ctx.linked_store_id
 
 
 async def _skip_if_imported(ctx: HandlerContext, increment_id: str) -> None:

@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+from crmcore.remotes import Remote
+from crmcore.settings import env_name
 from workers.clients.magento import Listing, MagentoClient
 from workers.clients.magento_time import magento_time, parse_time
 from workers.clients.search_criteria import Filter
-from workers.errors import PermanentError
+from workers.errors import MisconfiguredError
 
 _VIEWS_TTL_S = 300.0
 _views: dict[tuple[str, int], tuple[float, frozenset[int]]] = {}
@@ -37,7 +39,7 @@ async def linked_store_ids(magento: MagentoClient, website_id: int) -> frozenset
     views = await magento.store_views()
     ids = frozenset(int(v["id"]) for v in views if int(v.get("website_id", -1)) == website_id and int(v["id"]) != 0)
     if not ids:
-        raise PermanentError(f"Magento website {website_id} has no store view: check CRMAGENTO_MAGENTO_WEBSITE_ID")
+        raise MisconfiguredError(env_name("magento_website_id"), "the website has no store view", remote=Remote.MAGENTO)
     _views[key] = (time.monotonic(), ids)
     return ids
 

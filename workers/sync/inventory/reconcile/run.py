@@ -27,7 +27,7 @@ import structlog
 from redis.asyncio import Redis
 
 from crmcore import keys
-from workers.errors import PermanentError
+from workers.clients.cloudretailer import linked_store_id
 from workers.periodic import ADMIN, Periodic, Run, execute
 from workers.registry import HandlerContext, Progress
 from workers.sync.inventory.legacy import LegacyStock
@@ -93,10 +93,7 @@ class Reconciliation:
         return self.stock
 
     def _store_id(self) -> str:
-        store_id = self.settings.cr_store_id
-        if not store_id:
-            raise PermanentError("CRMAGENTO_CR_STORE_ID is not set: the Cloud Retailer store linked to Magento")
-        return store_id
+        return linked_store_id(self.settings.cr_store_id)
 
 
 async def reconcile(run: Run) -> str:
