@@ -102,13 +102,10 @@ async def feed(
     settings: Settings,
     origin: FeedOrigin | str,
     changes: Iterable[Change],
-    *,
-    start: int = 0,
 ) -> int:
     """Feed a list of changes at once (a poll's order, a catch-up's record, a product's stock). Returns how many
-    were queued (the rest were duplicates). `start` only for callers still chunking by hand (workers/sync's
-    resyncs, until they feed through a Feeder)."""
-    feeder = Feeder(redis, settings, origin, start=start)
+    were queued (the rest were duplicates)."""
+    feeder = Feeder(redis, settings, origin)
     for change in changes:
         await feeder.add(*change)
     await feeder.flush()

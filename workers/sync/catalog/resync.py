@@ -10,31 +10,19 @@ from typing import Any
 from crmcore.events import CategoryEvent, CloudRetailerEventType, ProductEvent, Source
 from crmcore.jobrecords import feed_origin
 from workers.clients.errors import NotFound
-from workers.feed import feed
+from workers.feed import Feeder
 from workers.registry import HandlerContext, Progress
 
-CHUNK = 500
 CR = Source.CLOUDRETAILER
 
 
 async def _feed_chunks(
     ctx: HandlerContext, progress: Progress, changes: AsyncIterator[tuple[Source, str, Any]]
 ) -> dict[str, Any]:
-    origin = feed_origin(ctx.job_id)
-    fed = queued = 0
-    chunk: list[tuple[Source, str, Any]] = []
-    async for change in changes:
-        chunk.append(change)
-        if len(chunk) >= CHUNK:
-            queued += await feed(ctx.redis, ctx.settings, origin, chunk, start=fed)
-            fed += len(chunk)
-            chunk = []
-            await progress(total=fed)
-    if chunk:
-        queued += await feed(ctx.redis, ctx.settings, origin, chunk, start=fed)
-        fed += len(chunk)
-    await progress(total=fed)
-    return {"fed": fed, "queued": queued}
+    async with Feeder(ctx.redis, ctx.settings, feed_origin(ctx.job_id), progress=progress) as feeder:
+        async for change in changes:
+            await feeder.add(*change)
+    return {"fed": feeder.fed, "queued": feeder.queued}
 
 
 async def resync_products(ctx: HandlerContext, params: dict[str, Any], progress: Progress) -> dict[str, Any]:

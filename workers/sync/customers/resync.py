@@ -24,11 +24,10 @@ from crmcore.jobrecords import feed_origin
 from workers.binder import Binder
 from workers.clients.errors import NotFound
 from workers.clients.search_criteria import SearchCriteria
-from workers.feed import feed
+from workers.feed import Feeder
 from workers.registry import HandlerContext, Progress
 from workers.sync.customers.links import KIND
 
-CHUNK = 500
 LOOKUPS_AT_ONCE = 16
 Change = tuple[Source, str, EventData]
 
@@ -63,21 +62,12 @@ async def _unlinked_magento(ctx: HandlerContext) -> AsyncIterator[int]:
 
 
 async def resync_customers(ctx: HandlerContext, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
-    origin = feed_origin(ctx.job_id)
-    counts = {"fed": 0, "queued": 0, "cloud_retailer": 0, "magento_unlinked": 0}
-    chunk: list[Change] = []
-
-    async def flush() -> None:
-        counts["queued"] += await feed(ctx.redis, ctx.settings, origin, chunk, start=counts["fed"])
-        counts["fed"] += len(chunk)
-        chunk.clear()
-        await progress(total=counts["fed"])
+    feeder = Feeder(ctx.redis, ctx.settings, feed_origin(ctx.job_id), progress=progress)
+    counts = {"cloud_retailer": 0, "magento_unlinked": 0}
 
     async def add(change: Change, counter: str) -> None:
-        chunk.append(change)
         counts[counter] += 1
-        if len(chunk) >= CHUNK:
-            await flush()
+        await feeder.add(*change)
 
     missing: list[str] = []
     wanted = list(dict.fromkeys(params.get("customer_ids") or []))
@@ -91,5 +81,5 @@ async def resync_customers(ctx: HandlerContext, params: dict[str, Any], progress
             await add((Source.MAGENTO, MagentoEventType.CUSTOMER_CREATED, event), "magento_unlinked")
         async for customer in ctx.cr.customers():
             await add(_cr_change(customer.id), "cloud_retailer")
-    await flush()
-    return {**counts, "not_in_cloud_retailer": missing}
+    await feeder.flush()
+    return {"fed": feeder.fed, "queued": feeder.queued, **counts, "not_in_cloud_retailer": missing}
