@@ -91,7 +91,8 @@ async def test_change_while_running_causes_exactly_one_more_run(gateway, redis, 
     assert await redis.llen(keys.pending("cloudretailer:product:P-1")) == 3
     release.set()
     await wait_for(lambda: all_done(redis, [first, *during]))
-    await asyncio.sleep(0.3)  # a third run would have started by now
+    # The entity's state is gone only once its last job released it with nothing pending: no run can follow.
+    await wait_for(lambda: _gone(redis, keys.entity("cloudretailer:product:P-1")))
     assert calls == [[first], during]
 
 
@@ -355,3 +356,7 @@ async def test_a_wrong_setting_of_no_remote_is_a_dead_letter_naming_it(gateway, 
     (dl,) = (await (await gateway.get("/admin/dead-letters", headers=AUTH)).json())["items"]
     assert dl["attempts"] == 1 and dl["reason"] == "CRMAGENTO_WEB_ORDERS_TENDER: no such tender type"
     assert all(state.up for state in (await read_states(redis)).values())
+
+
+async def _gone(redis: Redis, key: str) -> bool:
+    return not await redis.exists(key)

@@ -179,7 +179,8 @@ async def test_redis_killed_mid_run_then_everything_recovers_without_restart(tmp
         worker = asyncio.create_task(run_worker(settings, stop, registry))
         everything = handled_before + queued + refused
         await wait_for(lambda: len(seen) >= len(everything), within=20)
-        await asyncio.sleep(0.3)
+        # Every entity released with nothing pending: no job is left that could handle an event a second time.
+        await wait_for(lambda: _no_entity_left(url), within=20)
         assert sorted(seen) == sorted(everything)  # each acknowledged event handled exactly once
 
         # Now Redis dies under a running worker: it reconnects by itself.
@@ -201,3 +202,11 @@ async def test_redis_killed_mid_run_then_everything_recovers_without_restart(tmp
 
 async def _accepts(send, msg_id: str, i: int) -> bool:
     return await send(msg_id, i) == 202
+
+
+async def _no_entity_left(url: str) -> bool:
+    redis = Redis.from_url(url)
+    try:
+        return not [k async for k in redis.scan_iter(match=keys.entity_pattern(), _type="hash")]
+    finally:
+        await redis.aclose()
