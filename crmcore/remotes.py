@@ -41,6 +41,10 @@ class Remote(StrEnum):
         return "Magento" if self is Remote.MAGENTO else "Cloud Retailer"
 
 
+# What a sync rule needs unless it says less: every rule reads one system and writes the other.
+BOTH_REMOTES = (Remote.CLOUDRETAILER, Remote.MAGENTO)
+
+
 class RemoteStateName(StrEnum):
     UP = "up"
     UNAVAILABLE = "unavailable"

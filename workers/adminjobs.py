@@ -19,8 +19,9 @@ from redis.asyncio import Redis
 from crmcore import jobrecords, keys
 from crmcore.clock import utc_now_iso
 from crmcore.errors import clip
+from crmcore.remotes import BOTH_REMOTES
 from crmcore.settings import Settings
-from workers.availability.gate import BOTH, blocked_remote, outage_reason, skip_reason
+from workers.availability.gate import blocked_remote, outage_reason, skip_reason
 from workers.backoff import backoff
 from workers.clients.errors import RemoteUnavailable
 from workers.errors import PermanentError
@@ -123,7 +124,7 @@ async def _wait_until_up(redis: Redis, job_id: str, at_least_s: float) -> None:
     started = time.monotonic()
     shown = ""
     while True:
-        state = await blocked_remote(redis, BOTH)
+        state = await blocked_remote(redis, BOTH_REMOTES)
         if state is None and (shown or time.monotonic() - started >= at_least_s):
             break
         if state is not None and skip_reason(state) != shown:

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from crmcore.events import EVENT_TYPES, AcceptedEvent, EventType, Source
 from crmcore.jobrecords import AdminJobKind
-from crmcore.remotes import Remote
+from crmcore.remotes import BOTH_REMOTES, Remote
 from crmcore.settings import Settings
 from workers.clients.cloudretailer import CloudRetailerClient, linked_store_id
 from workers.clients.magento import MagentoClient
@@ -68,10 +68,6 @@ AdminJob = Callable[[HandlerContext, dict[str, Any], Progress], Awaitable[dict[s
 # Called with every event of one type for one entity that this run coalesced, oldest first. Events are
 # change signals: a handler fetches the current state, so usually only the newest one matters.
 Handler = Callable[[HandlerContext, list[AcceptedEvent]], Awaitable[None]]
-
-
-# Every sync rule reads one system and writes the other, so a handler needs both remotes unless it says less.
-BOTH_REMOTES = (Remote.CLOUDRETAILER, Remote.MAGENTO)
 
 
 class Registry:

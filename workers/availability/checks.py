@@ -18,7 +18,7 @@ from crmcore.errors import clip
 from crmcore.remotes import Remote, RemoteStateName
 from crmcore.settings import Settings, env_name
 from workers.clients.cloudretailer import CloudRetailerClient, linked_store_id
-from workers.clients.errors import ApiError, NotFound, RemoteUnavailable, TransientApiError, Unauthorized
+from workers.clients.errors import ApiError, NotFound, Unauthorized
 from workers.clients.http import RetryPolicy
 from workers.clients.magento import MagentoClient
 from workers.errors import MisconfiguredError
@@ -66,9 +66,9 @@ class Checker:
         )
         try:
             return await check()
-        except (RemoteUnavailable, TransientApiError) as exc:
-            return CheckResult.down(exc)
-        except ApiError as exc:  # an answer the checks below did not expect: the remote works, oddly
+        # Down (RemoteUnavailable), a failure worth a retry, or an answer the checks below did not expect: in every
+        # case the remote is not known to work with these settings, so it is not marked up.
+        except ApiError as exc:
             return CheckResult.down(exc)
 
     async def _check_magento(self) -> CheckResult:

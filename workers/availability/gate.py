@@ -7,13 +7,11 @@ from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
-from crmcore.remotes import Remote, RemoteState, read_states
+from crmcore.remotes import BOTH_REMOTES, Remote, RemoteState, read_states
 from workers.clients.errors import RemoteUnavailable
 
-BOTH = (Remote.MAGENTO, Remote.CLOUDRETAILER)
 
-
-async def blocked_remote(redis: Redis, needs: Iterable[Remote] = BOTH) -> RemoteState | None:
+async def blocked_remote(redis: Redis, needs: Iterable[Remote] = BOTH_REMOTES) -> RemoteState | None:
     """The first remote of `needs` that is not up, or None."""
     states = await read_states(redis)
     for remote in needs:

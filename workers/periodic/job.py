@@ -30,9 +30,9 @@ import structlog
 from crmcore import jobrecords, keys
 from crmcore.clock import id_stamp, utc_now_iso
 from crmcore.errors import clip
-from crmcore.remotes import Remote, RemoteState
+from crmcore.remotes import BOTH_REMOTES, Remote, RemoteState
 from crmcore.settings import Settings
-from workers.availability.gate import BOTH, blocked_remote, outage_reason, skip_reason
+from workers.availability.gate import blocked_remote, outage_reason, skip_reason
 from workers.clients.errors import RemoteUnavailable
 from workers.errors import PermanentError
 from workers.lease import Lease
@@ -83,7 +83,7 @@ class Periodic:
     name: str
     interval: Callable[[Settings], float]  # seconds, from the settings the worker runs with
     run: RunFn
-    needs: tuple[Remote, ...] = BOTH
+    needs: tuple[Remote, ...] = BOTH_REMOTES
     # Cancel the run at once when its lease is lost (a write after the loss could race the run that took
     # over); a job whose steps are safe to finish (forward-only cursors) checks `run.lease.lost` itself.
     stop_on_loss: bool = True
