@@ -101,6 +101,14 @@ def target_from_settings(settings: Settings) -> Target:
     parts = urllib.parse.urlsplit(settings.admin_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise AdminAPIError(f"{env_name('admin_url')}: must be an http:// or https:// URL with a host", EXIT_USAGE)
+    if parts.username is not None or parts.password is not None:
+        # The admin API signs in with the bearer token alone, and a URL with its user and password would be
+        # printed in every message that names the gateway.
+        raise AdminAPIError(
+            f"{env_name('admin_url')}: must not hold a user or password (the admin API takes "
+            f"{env_name('admin_token')}); remove the part before '@'",
+            EXIT_USAGE,
+        )
     token = settings.admin_token or (settings.admin_tokens[0] if settings.admin_tokens else None)
     if token is None or not token.get_secret_value().strip():
         names = f"{env_name('admin_token')} (or {env_name('admin_tokens')})"

@@ -7,14 +7,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from zxcvbn import zxcvbn
 
 ENV_PREFIX = "CRMAGENTO_"
+ADMIN_TOKEN_MIN_LENGTH = 16
+# 2^64 guesses: beyond reach online (the gateway blocks an address after 20 failures a minute) and costly even
+# offline. A random 16-byte token (`openssl rand -hex 16`) is estimated at about 105 bits.
+ADMIN_TOKEN_MIN_BITS = 64
+ZXCVBN_MAX_LENGTH = 72
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a format marker, not a secret)
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
@@ -48,6 +56,25 @@ def decode_webhook_secret(secret: str) -> bytes:
 
 CsvSecrets = Annotated[list[SecretStr], NoDecode]
 CsvStrings = Annotated[list[str], NoDecode]
+
+
+def token_bits(token: str) -> float:
+    """How hard `token` is to guess, in bits: zxcvbn's estimate of the guesses an attacker who knows how people
+    make passwords (words, keyboard runs, sequences, repeats, dates) needs. It looks at the first 72 characters
+    (zxcvbn's limit); a longer token is only harder."""
+    return zxcvbn(token[:ZXCVBN_MAX_LENGTH])["guesses_log10"] * math.log2(10)
+
+
+def check_admin_token(token: str) -> None:
+    """ValueError, never naming the token, unless it is long and hard enough to guess."""
+    if len(token) < ADMIN_TOKEN_MIN_LENGTH:
+        raise ValueError(f"each admin token must be at least {ADMIN_TOKEN_MIN_LENGTH} characters")
+    bits = token_bits(token)
+    if bits < ADMIN_TOKEN_MIN_BITS:
+        raise ValueError(
+            f"an admin token is too easy to guess (about {bits:.0f} bits by zxcvbn's estimate, at least "
+            f"{ADMIN_TOKEN_MIN_BITS} needed); make one with `openssl rand -hex 32`"
+        )
 
 
 def parse_host_port(entry: str) -> tuple[str, int]:
@@ -97,7 +124,12 @@ class Settings(BaseSettings):
         default_factory=list, description="Comma-separated whsec_ secrets for Magento callbacks."
     )
     admin_tokens: CsvSecrets = Field(
-        default_factory=list, description="Comma-separated bearer tokens for the admin API."
+        default_factory=list,
+        description="Comma-separated bearer tokens for the admin API (each at least 64 bits by zxcvbn's estimate).",
+    )
+    trusted_proxies: CsvStrings = Field(
+        default_factory=list,
+        description="Comma-separated proxy addresses or CIDRs whose X-Forwarded-For names the client (unset: none).",
     )
     # Read by the admin CLI verbs (`crmagento status`, `resync`, ...), not by the gateway.
     admin_url: str = Field(default="http://127.0.0.1:8080", description="Gateway base URL the admin CLI verbs talk to.")
@@ -220,7 +252,14 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     log_format: Literal["json", "console"] = Field(default="json", description="json for machines.")
 
-    @field_validator("cr_webhook_secrets", "magento_webhook_secrets", "admin_tokens", "redis_sentinels", mode="before")
+    @field_validator(
+        "cr_webhook_secrets",
+        "magento_webhook_secrets",
+        "admin_tokens",
+        "redis_sentinels",
+        "trusted_proxies",
+        mode="before",
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -249,8 +288,17 @@ class Settings(BaseSettings):
     @classmethod
     def _admin_tokens(cls, value: list[SecretStr]) -> list[SecretStr]:
         for token in value:
-            if len(token.get_secret_value()) < 16:
-                raise ValueError("each admin token must be at least 16 characters")
+            check_admin_token(token.get_secret_value())
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError("each entry must be an IP address or a CIDR network, e.g. 10.0.0.0/8") from None
         return value
 
     @field_validator("redis_url")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from ipaddress import ip_network
 
 from aiohttp import web
 
@@ -11,7 +12,18 @@ from crmcore.events import Source
 from crmcore.redis_conn import redis_from_settings
 from crmcore.settings import Settings
 from gateway import admin, adminjobs, dashboard, guards, health, webhooks
-from gateway.appkeys import ADMIN_TOKENS, INGESTOR, METRICS, QUEUE, REDIS, SETTINGS, VERIFIERS
+from gateway.appkeys import (
+    ADMIN_TOKENS,
+    AUTH_LIMITER,
+    INGESTOR,
+    METRICS,
+    QUEUE,
+    REDIS,
+    SETTINGS,
+    TRUSTED_PROXIES,
+    VERIFIERS,
+)
+from gateway.authlimit import FailedAuthLimiter
 from gateway.ingest import Ingestor
 from gateway.metrics import Metrics
 from gateway.signatures import Verifier
@@ -53,6 +65,8 @@ def create_app(settings: Settings, *, redis: object | None = None) -> web.Applic
         ),
     }
     app[ADMIN_TOKENS] = tuple(t.get_secret_value().encode() for t in settings.admin_tokens)
+    app[AUTH_LIMITER] = FailedAuthLimiter()
+    app[TRUSTED_PROXIES] = tuple(ip_network(p, strict=False) for p in settings.trusted_proxies)
     if redis is not None:
         app[REDIS] = redis  # type: ignore[assignment]
     app.cleanup_ctx.append(_redis_ctx)

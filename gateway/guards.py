@@ -18,7 +18,8 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from gateway.appkeys import ADMIN_TOKENS, SETTINGS
+from gateway.appkeys import ADMIN_TOKENS, AUTH_LIMITER, SETTINGS, TRUSTED_PROXIES
+from gateway.authlimit import client_address
 from gateway.problems import problem
 
 log = structlog.get_logger(__name__)
@@ -52,11 +53,35 @@ def authorized(request: web.Request) -> bool:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return False
-    given = token.strip().encode()
+    try:
+        # aiohttp keeps undecodable header bytes as surrogates; such a token can match nothing.
+        given = token.strip().encode("utf-8")
+    except UnicodeEncodeError:
+        return False
     ok = False
     for expected in request.app[ADMIN_TOKENS]:
         ok |= hmac.compare_digest(given, expected)
     return ok
+
+
+def admin_refusal(request: web.Request) -> web.Response | None:
+    """None when the request carries an admin token; otherwise the answer: 401, or 429 while its address is
+    blocked for failing too often (gateway/authlimit.py)."""
+    limiter = request.app[AUTH_LIMITER]
+    address = client_address(request, request.app[TRUSTED_PROXIES])
+    wait = limiter.retry_after(address)
+    if wait is not None:
+        return problem(
+            429,
+            "too-many-failed-sign-ins",
+            f"too many failed admin sign-ins from this address; retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    if authorized(request):
+        return None
+    limiter.failed(address)
+    log.info("admin_auth_refused", client=address, path=request.path)
+    return _unauthorized()
 
 
 def _unauthorized() -> web.Response:
@@ -87,8 +112,9 @@ def admin_only(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def checked(request: web.Request) -> web.StreamResponse:
-        if not authorized(request):
-            return _unauthorized()
+        refusal = admin_refusal(request)
+        if refusal is not None:
+            return refusal
         return await answered(request)
 
     return checked
@@ -101,8 +127,10 @@ def _is_admin_path(path: str) -> bool:
 
 
 async def _fallback(request: web.Request) -> web.Response:
-    if _is_admin_path(request.path) and not authorized(request):
-        return _unauthorized()
+    if _is_admin_path(request.path):
+        refusal = admin_refusal(request)
+        if refusal is not None:
+            return refusal
     allowed: set[str] = set()
     for resource in request.app.router.resources():
         if resource.name == FALLBACK_ROUTE:

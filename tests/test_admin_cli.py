@@ -347,9 +347,14 @@ async def test_usage_and_config_errors_exit_2(cli: Run, gateway: TestClient, red
     assert no_token.code == 2 and "CRMAGENTO_ADMIN_TOKEN" in no_token.err
     bad_url = await cli("status", CRMAGENTO_ADMIN_URL="ftp://example.com")
     assert bad_url.code == 2 and "CRMAGENTO_ADMIN_URL" in bad_url.err
+    # A user and password in the URL: refused, and never printed (the URL would be named in every error).
+    for url in ("http://ops:hunter2pw@127.0.0.1:1", "https://:hunter2pw@gateway.example"):
+        with_login = await cli("status", CRMAGENTO_ADMIN_URL=url)
+        assert with_login.code == 2 and "CRMAGENTO_ADMIN_URL" in with_login.err
+        assert "hunter2pw" not in with_login.err + with_login.out
     # The token may also come from the gateway's own list (the first one).
     from_list = await cli(
-        "status", CRMAGENTO_ADMIN_TOKEN=None, CRMAGENTO_ADMIN_TOKENS=f"{ADMIN_TOKEN},another-token-0123456789"
+        "status", CRMAGENTO_ADMIN_TOKEN=None, CRMAGENTO_ADMIN_TOKENS=f"{ADMIN_TOKEN},another-token-5e81c0b7f29a4d36"
     )
     assert from_list.code == 0, from_list.err
 

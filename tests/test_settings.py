@@ -13,7 +13,7 @@ from tests.support.signing import ADMIN_TOKEN, CR_SECRET, CR_SECRET_NEXT, MAGENT
 
 REDIS_PASSWORD = "redis-pw-Zq81xx"
 REDIS_URL = f"redis://:{REDIS_PASSWORD}@127.0.0.1:6379/3"
-ADMIN_TOKEN_NEXT = "second-admin-token-abcdefghij"
+ADMIN_TOKEN_NEXT = "second-admin-token-7f3a9c2e41d8b6"
 
 
 @pytest.fixture(autouse=True)
@@ -180,6 +180,9 @@ SHORT_KEY_SECRET = "whsec_" + base64.b64encode(b"only-12bytes").decode()
         ("CRMAGENTO_CR_WEBHOOK_SECRETS", SHORT_KEY_SECRET, "16 bytes"),
         ("CRMAGENTO_MAGENTO_WEBHOOK_SECRETS", "whsec_hunter2==hunter2", "base64"),
         ("CRMAGENTO_ADMIN_TOKENS", f"{ADMIN_TOKEN},hunter2short", "16 characters"),
+        ("CRMAGENTO_ADMIN_TOKENS", f"{ADMIN_TOKEN},hunter2hunter2hunter2", "too easy to guess"),
+        ("CRMAGENTO_ADMIN_TOKENS", "passwordpassword", "openssl rand"),
+        ("CRMAGENTO_TRUSTED_PROXIES", "10.0.0.0/8,hunter2.example", "CIDR"),
         ("CRMAGENTO_REDIS_URL", "http://:hunter2pass@redis.internal:6379/0", "redis://"),
         ("CRMAGENTO_REDIS_URL", "hunter2-no-scheme-at-all", "redis://"),
         ("CRMAGENTO_PORT", "eighty-hunter2", "integer"),
@@ -192,6 +195,9 @@ SHORT_KEY_SECRET = "whsec_" + base64.b64encode(b"only-12bytes").decode()
         "secret-short-key",
         "magento-secret-bad",
         "admin-token-short",
+        "admin-token-guessable",
+        "admin-token-dictionary",
+        "trusted-proxy-not-an-address",
         "redis-http",
         "redis-no-scheme",
         "port-not-int",
