@@ -11,10 +11,13 @@ from typing import Any
 import pytest
 
 from crmcore import keys
+from sandbox.cloudretailer.keys import STATE as CR_STATE
 from sandbox.magento.routing import STATE
-from tests.conftest import wait_for
+from tests.conftest import post_event, wait_for
+from tests.support.signing import envelope
 from tests.support.stack import Stack, full_stack
 from workers import sync
+from workers.binder import Binder
 from workers.registry import Registry
 
 SUPPRESS = {"X-Sandbox-Suppress-Webhook": "1"}
@@ -484,3 +487,53 @@ async def test_a_product_new_to_magento_gets_its_stock_without_waiting_for_recon
             return [i for i in items["items"] if i["quantity"] == level["on_hand"]]
 
         assert await wait_for(pushed, within=20)
+
+
+# --- events are change signals: nothing is written on an event's word -----------------------------------------
+
+
+async def deliver(stack: Stack, event_type: str, data: dict[str, Any]) -> None:
+    resp = await post_event(stack.gateway, "cloudretailer", envelope(event_type, data))
+    assert resp.status == 202, await resp.text()
+
+
+async def test_an_event_naming_a_product_or_category_cloud_retailer_does_not_know_writes_nothing(
+    stack: Stack,
+) -> None:
+    await stack.admin("POST", "/admin/resync/products", json={"skus": ["CR-000005"]})
+    await settled(stack)
+    assert (await magento_product(stack, "CR-000005"))["status"] == 1
+    fingerprint = await stack.redis.hget(keys.fingerprints("product"), "CR-000005")
+    await reset_stats(stack)
+
+    # The security probe's event: an id Cloud Retailer answers 404 for, with the SKU of a live product.
+    await deliver(stack, "product.updated", {"product_id": "DOES-NOT-EXIST", "sku": "CR-000005"})
+    await deliver(stack, "category.updated", {"category_id": "C-404"})
+    events = {e["entity"]: e for e in await settled(stack)}
+    product = events["cloudretailer:product:DOES-NOT-EXIST"]
+    assert product["status"] == "skipped", product
+    assert "DOES-NOT-EXIST does not exist in Cloud Retailer and was never synced" in product["last_error"]
+    category = events["cloudretailer:category:C-404"]
+    assert category["status"] == "skipped" and "C-404 does not exist in Cloud Retailer" in category["last_error"]
+
+    assert (await magento_product(stack, "CR-000005"))["status"] == 1
+    assert await writes(stack) == {}
+    assert await stack.redis.hget(keys.fingerprints("product"), "CR-000005") == fingerprint
+    assert await Binder(stack.redis).magento_id("product", "DOES-NOT-EXIST") is None
+    assert await Binder(stack.redis).magento_id("category", "C-404") is None
+
+
+async def test_a_product_gone_from_cloud_retailer_is_disabled_through_its_binding(stack: Stack) -> None:
+    await stack.admin("POST", "/admin/resync/products", json={"skus": ["CR-000005", "CR-000006"]})
+    await settled(stack)
+    assert await Binder(stack.redis).magento_id("product", "P-6") == "CR-000006"
+    # Gone for good (the sandbox itself only flags a deletion): Cloud Retailer answers 404 for P-6 now.
+    del stack.cr_app[CR_STATE].products.rows["P-6"]
+
+    # The event names another product's SKU: only the binding made from Cloud Retailer's record counts.
+    await deliver(stack, "product.deleted", {"product_id": "P-6", "sku": "CR-000005"})
+    events = await settled(stack)
+    (deleted,) = [e for e in events if e["type"] == "product.deleted"]
+    assert deleted["status"] == "done", deleted
+    assert (await magento_product(stack, "CR-000006"))["status"] == 2
+    assert (await magento_product(stack, "CR-000005"))["status"] == 1

@@ -13,7 +13,8 @@ from crmcore.settings import Settings
 from sandbox.catalog import LINKED_STORE_ID
 from sandbox.catalog import customer as catalog_customer
 from sandbox.magento.routing import STATE
-from tests.conftest import wait_for
+from tests.conftest import post_event, wait_for
+from tests.support.signing import envelope
 from tests.support.stack import Stack, full_stack
 from workers.binder import Binder
 from workers.registry import Registry
@@ -247,6 +248,27 @@ async def test_a_magento_account_whose_email_cloud_retailer_has_is_linked_and_cl
         [skipped] = await settled(stack, f"magento:customer:{outlet['id']}")
         assert skipped["status"] == "skipped" and "website 2" in skipped["last_error"], skipped
         assert await cr_customer(stack, "out.let@example.com") is None
+
+
+async def test_events_naming_customers_neither_side_has_write_nothing(redis_url: str) -> None:
+    async with full_stack(redis_url, customers=2, magento_config={"customers": 2}) as stack:
+        await start(stack)
+        cr_before = (await stack.cr("GET", "/customers"))["items"]
+        magento_before = dict(stack.magento_app[STATE].customers)
+        sent = [
+            ("cloudretailer", "customer.updated", {"customer_id": "CU-404"}),
+            ("magento", "customer.created", {"customer_id": 987654}),
+        ]
+        for source, event_type, data in sent:
+            assert (await post_event(stack.gateway, source, envelope(event_type, data))).status == 202
+        [from_cr] = await settled(stack, "cloudretailer:customer:CU-404")
+        assert from_cr["status"] == "skipped" and "Cloud Retailer has no customer CU-404" in from_cr["last_error"]
+        [from_magento] = await settled(stack, "magento:customer:987654")
+        assert from_magento["status"] == "skipped" and "987654 no longer exists" in from_magento["last_error"]
+        assert (await stack.cr("GET", "/customers"))["items"] == cr_before
+        assert stack.magento_app[STATE].customers == magento_before
+        assert await Binder(stack.redis).magento_id("customer", "CU-404") is None
+        assert await Binder(stack.redis).cr_id("customer", 987654) is None
 
 
 async def test_bad_data_fails_that_customer_with_a_clear_reason_and_the_others_carry_on(redis_url: str) -> None:

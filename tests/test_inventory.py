@@ -23,6 +23,7 @@ from sandbox.magento.app import STATS
 from sandbox.magento.routing import STATE
 from sandbox.webhooks_out import SUPPRESS_HEADER
 from tests.conftest import post_event, wait_for
+from tests.support.signing import envelope
 from tests.support.stack import Stack, full_stack
 from workers.lease import Lease
 from workers.registry import HandlerContext, Registry, default_registry
@@ -143,6 +144,23 @@ async def test_a_sku_magento_does_not_have_is_skipped_never_created(redis_url: s
         await wait_for(lambda: _statuses_are(stack, ["skipped"]))
         assert magento_stock(stack, sku(6)) is None
         assert stack.magento_app[STATE].product(sku(6)) is None
+        assert calls(stack, "POST") == 0
+
+
+async def test_a_sku_cloud_retailer_does_not_know_is_skipped_and_magento_untouched(redis_url: str) -> None:
+    async with full_stack(redis_url, products=3, magento_products=5) as stack:
+        await stack.start_worker()
+        # sku(4) is a Magento-only product; a lower-case spelling of sku(2) is a SKU Cloud Retailer lacks too,
+        # though Magento, whose SKUs ignore case, would take it for sku(2).
+        named = [sku(4), sku(2).lower()]
+        before = {code: magento_stock(stack, code) for code in named}
+        for code in named:
+            data = {"sku": code, "store_id": LINKED_STORE_ID, "on_hand": 50}
+            assert (await post_event(stack.gateway, "cloudretailer", envelope("inventory.updated", data))).status == 202
+        await wait_for(lambda: _statuses_are(stack, ["skipped", "skipped"]))
+        _, body = await stack.admin("GET", "/admin/events", params={"limit": "500"})
+        assert all("Cloud Retailer has no on-hand for SKU" in e["last_error"] for e in body["items"]), body
+        assert {code: magento_stock(stack, code) for code in named} == before
         assert calls(stack, "POST") == 0
 
 

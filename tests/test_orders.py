@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from crmcore import keys
 from crmcore.events import AcceptedEvent, Source
 from sandbox import catalog
 from sandbox.magento.routing import STATE
@@ -345,6 +346,50 @@ async def test_unknown_sku_is_a_dead_letter_replayed_once_the_product_exists(red
         sale = await imported(stack, order["increment_id"])
         assert [ln["sku"] for ln in sale["lines"]] == [SKU_A, "MG-ONLY-1"]
         assert (await markers.get(stack.redis, order["increment_id"])).state == "imported"  # type: ignore[union-attr]
+
+
+# --- events are change signals: the increment id an event carries is not trusted -----------------------------
+
+
+async def test_a_callback_for_an_order_magento_does_not_have_writes_no_marker_and_hides_no_real_order(redis_url):
+    async with stack_for_orders(redis_url) as stack:
+        await stack.start_worker(orders_only())
+        real = await place(stack, [{"sku": SKU_A, "price": 7}])
+        # A callback naming an order id Magento does not have, with the number of a real order not complete yet.
+        data = {"order_id": 987654, "increment_id": real["increment_id"]}
+        assert (await post_event(stack.gateway, "magento", envelope("order.completed", data))).status == 202
+        (event,) = await settled(stack, "magento:order:987654", 1)
+        assert event["status"] == "skipped" and "Magento has no order 987654" in event["last_error"], event
+        assert not await stack.redis.exists(keys.order_marker(real["increment_id"]))
+        _, dead = await stack.admin("GET", "/admin/dead-letters")
+        assert dead["total"] == 0
+
+        # The real order completes and its callback is lost: the poll still imports it under that number.
+        done = await complete(stack, real, quiet=True)
+        async with handler_ctx(stack) as ctx:
+            await stack.redis.set(poll.CURSOR_KEY, done["updated_at"])
+            report = await poll.poll(ctx)
+        assert (report["queued"], report["in_dead_letters"]) == (1, 0)
+        sale = await imported(stack, real["increment_id"])
+        assert [ln["sku"] for ln in sale["lines"]] == [SKU_A]
+
+
+async def test_a_callback_naming_an_imported_orders_number_still_imports_the_order_it_names(redis_url):
+    async with stack_for_orders(redis_url) as stack:
+        await stack.start_worker(orders_only())
+        first = await complete(stack, await place(stack, [{"sku": SKU_A, "price": 3}]))
+        first_sale = await imported(stack, first["increment_id"])
+        other = await complete(stack, await place(stack, [{"sku": SKU_B, "price": 4}]), quiet=True)
+
+        data = {"order_id": other["entity_id"], "increment_id": first["increment_id"]}
+        assert (await post_event(stack.gateway, "magento", envelope("order.completed", data))).status == 202
+        (event,) = await settled(stack, f"magento:order:{other['entity_id']}", 1)
+        assert event["status"] == "done", event
+        sale = await imported(stack, other["increment_id"])
+        assert [ln["sku"] for ln in sale["lines"]] == [SKU_B]
+        assert await sales_for(stack, first["increment_id"]) == [first_sale]
+        marker = await markers.get(stack.redis, first["increment_id"])
+        assert marker is not None and (marker.state, marker.entity_id) == ("imported", first["entity_id"])
 
 
 # --- the poll and the resync ---------------------------------------------------------------------------------

@@ -37,9 +37,9 @@ PRODUCT_EVENTS = (
 
 
 async def on_product(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
-    # Change signals: the newest one names the product; its current state in Cloud Retailer decides.
-    latest = events[-1].data
-    await products.sync_product(ctx, str(latest["product_id"]), str(latest["sku"]))
+    # Change signals: the newest one names the product; its current state in Cloud Retailer decides (the
+    # event's `sku` is never used: it is not confirmed by Cloud Retailer).
+    await products.sync_product(ctx, str(events[-1].data["product_id"]))
 
 
 async def on_cr_category(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:

@@ -118,15 +118,18 @@ async def _magento_child_named(ctx: HandlerContext, parent_id: int, name: str) -
 
 async def sync_from_cr(ctx: HandlerContext, cr_id: str) -> str:
     """category.created / category.updated from Cloud Retailer. Returns what was done (for logs/tests)."""
+    # Cloud Retailer confirms the id before anything is read or written under it: an unknown one is skipped
+    # rather than dead-lettered (a replay could only meet the same 404).
+    try:
+        category = await cr_category(ctx, cr_id)
+    except NotFound:
+        raise Skip(f"category {cr_id} does not exist in Cloud Retailer; nothing to sync") from None
+    cr_id = category.id
     binder = Binder(ctx.redis)
     bound = await binder.magento_id(KIND, cr_id)
     if bound is None:
         await magento_id_for(ctx, cr_id)
         return "created"
-    try:
-        category = await cr_category(ctx, cr_id)
-    except NotFound:
-        raise Skip(f"category {cr_id} no longer exists in Cloud Retailer") from None
     payload = update_payload(category)
     fingerprints = Fingerprints(ctx.redis, KIND)
     if await fingerprints.unchanged(cr_id, payload):

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from workers.binder import Binder
 from workers.clients.cloudretailer_models import Product
 from workers.clients.errors import NotFound, PermanentApiError
-from workers.errors import PermanentError
+from workers.errors import PermanentError, Skip
 from workers.registry import HandlerContext
 from workers.sync import inventory
 from workers.sync.catalog import categories, product_mapper
@@ -32,13 +32,15 @@ async def applied_versions(redis: Redis, product_ids: list[str]) -> list[str | N
     return await AppliedVersions(redis, KIND).many(product_ids)
 
 
-async def sync_product(ctx: HandlerContext, product_id: str, sku_hint: str) -> str:
+async def sync_product(ctx: HandlerContext, product_id: str) -> str:
+    """Bring the Magento side of Cloud Retailer product `product_id` in line with its current record. The id is
+    all an event is trusted with: its SKU is never used, since anyone able to send one could name any SKU."""
     try:
-        product: Product | None = await ctx.cr.get_product(product_id)
+        product = await ctx.cr.get_product(product_id)
     except NotFound:
-        product = None
-    if product is None or product.deleted:
-        return await _disable(ctx, product.sku if product else sku_hint)
+        return await _disable(ctx, await _bound_sku(ctx, product_id))
+    if product.deleted:
+        return await _disable(ctx, product.sku)
 
     m = await meta(ctx)
     set_name = product.primary_attribute_set or DEFAULT_SET
@@ -142,6 +144,19 @@ async def _unlink_old_categories(ctx: HandlerContext, sku: str, saved: Any, want
         # Only categories that come from Cloud Retailer: a link an admin made to a Magento-only category stays.
         if category_id not in wanted and await binder.cr_id(categories.KIND, category_id) is not None:
             await ctx.magento.unassign_product(category_id, sku)
+
+
+async def _bound_sku(ctx: HandlerContext, product_id: str) -> str:
+    """The SKU a product Cloud Retailer no longer knows had when it was synced, from the binding written then
+    out of Cloud Retailer's own record. Without one the id is unknown to both sides (a typo, a forged event, a
+    binding lost with Redis): nothing may be disabled on the event's word."""
+    sku = await Binder(ctx.redis).magento_id(KIND, product_id)
+    if sku is None:
+        raise Skip(
+            f"product {product_id} does not exist in Cloud Retailer and was never synced to Magento: nothing to "
+            "disable (the SKU an event names is not trusted)"
+        )
+    return sku
 
 
 async def _disable(ctx: HandlerContext, sku: str) -> str:

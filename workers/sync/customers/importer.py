@@ -108,7 +108,12 @@ async def sync_from_cr(ctx: HandlerContext, cr_id: str, *, created_only: bool = 
         # Its creation is already linked: the gateway made this customer from a Magento account, or the
         # Magento side's job linked the two first. Either way both accounts exist; later updates flow.
         raise Skip(f"Cloud Retailer customer {cr_id} is linked to Magento customer {bound} already")
-    customer = await ctx.cr.get_customer(cr_id)
+    try:
+        customer = await ctx.cr.get_customer(cr_id)
+    except NotFound:
+        raise Skip(f"Cloud Retailer has no customer {cr_id}; nothing to sync") from None
+    # From here on Cloud Retailer's own id keys every binding and write, never the event's spelling of it.
+    cr_id = customer.id
     wanted = await _wanted(ctx, customer)
     account = await _bound_account(ctx, cr_id, bound)
     if account is None:

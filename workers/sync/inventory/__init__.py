@@ -47,9 +47,10 @@ async def on_inventory_updated(ctx: HandlerContext, events: list[AcceptedEvent])
     data = events[-1].data
     if str(data["store_id"]) != store_id:
         raise Skip(f"store {data['store_id']} is not the store linked to Magento ({store_id})")
-    sku = str(data["sku"])
     setup = await stock_setup(ctx)
-    level = await _on_hand(ctx, sku, store_id)
+    level = await _on_hand(ctx, str(data["sku"]), store_id)
+    # Written under the SKU as Cloud Retailer spells it: the event's spelling is not confirmed by anyone.
+    sku = level.sku
     for _ in range(PUSH_ROUNDS):
         quantity = st.target_quantity(level.on_hand)
         outcome = await setup.batcher.submit(Target(sku, quantity))

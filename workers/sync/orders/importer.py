@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from crmcore.events import AcceptedEvent, MagentoOrderEvent
-from workers.clients.errors import PermanentApiError, remote_condition
+from workers.clients.errors import NotFound, PermanentApiError, remote_condition
 from workers.errors import PermanentError, Skip
 from workers.registry import HandlerContext
 from workers.sync.orders import markers
@@ -48,20 +48,36 @@ def _store_id(ctx: HandlerContext) -> str:
     return ctx.linked_store_id
 
 
-async def _skip_if_imported(ctx: HandlerContext, increment_id: str) -> None:
+async def _skip_if_imported(ctx: HandlerContext, increment_id: str, entity_id: int | None = None) -> None:
+    """Skip an order already imported. With `entity_id`, only when the marker was written for that very order."""
     marker = await markers.get(ctx.redis, increment_id)
-    if marker is not None and marker.state == markers.IMPORTED:
-        raise Skip(f"order {increment_id} was imported as sale {marker.sale_id}; later changes are not synced")
+    if marker is None or marker.state != markers.IMPORTED:
+        return
+    if entity_id is not None and marker.entity_id != entity_id:
+        return
+    raise Skip(f"order {increment_id} was imported as sale {marker.sale_id}; later changes are not synced")
+
+
+async def _fetch(ctx: HandlerContext, entity_id: int) -> dict[str, Any]:
+    try:
+        return (await ctx.magento.get_order(entity_id)).model_dump()
+    except NotFound:
+        # Skipped, not dead-lettered: a replay could only meet the same 404, and a dead letter per forged or
+        # mistyped callback would bury the real ones. The order poll still finds any complete order Magento
+        # has, whatever callback was lost.
+        raise Skip(f"Magento has no order {entity_id}; nothing to import") from None
 
 
 async def check(ctx: HandlerContext, entity_id: int, increment_id: str | None = None) -> Pending:
-    """Fetch the order and decide whether it is to be imported; raises Skip with the reason when not."""
+    """Fetch the order and decide whether it is to be imported; raises Skip with the reason when not.
+
+    `increment_id` is the event's word only: it spares a duplicate its call to Magento when the marker under it
+    names this very order, and nothing else is decided or written under it."""
     if increment_id:
-        await _skip_if_imported(ctx, increment_id)  # a duplicate costs no call to Magento
-    order = (await ctx.magento.get_order(entity_id)).model_dump()
+        await _skip_if_imported(ctx, increment_id, entity_id)
+    order = await _fetch(ctx, entity_id)
     number = str(order["increment_id"])
-    if number != increment_id:
-        await _skip_if_imported(ctx, number)
+    await _skip_if_imported(ctx, number)
     if order.get("state") != "complete":
         raise Skip(f"order {number} is {order.get('state')!r} (status {order.get('status')!r}), not complete")
     store = order.get("store_id")
@@ -107,12 +123,9 @@ async def import_pending(ctx: HandlerContext, pending: Pending) -> tuple[str, bo
 
 
 async def import_order(ctx: HandlerContext, entity_id: int, increment_id: str | None = None) -> tuple[str, bool]:
-    try:
-        pending = await check(ctx, entity_id, increment_id)
-    except PermanentError as exc:  # e.g. no such order in Magento
-        if increment_id and not remote_condition(exc):
-            await markers.failed(ctx.redis, increment_id, entity_id, str(exc))
-        raise
+    # A check that fails writes no marker: only the increment id Magento returned for this order may key one,
+    # and a failed check has none (a marker under the event's number could hide a real order from the poll).
+    pending = await check(ctx, entity_id, increment_id)
     try:
         sale_id, created = await import_pending(ctx, pending)
     except PermanentError as exc:
