@@ -150,3 +150,9 @@ CATCHUP_CURSORS = f"{PREFIX}catchup:cursors"  # hash stream -> cursor
 MANAGED_ADDRESSES = f"{PREFIX}customers:managed-addresses"
 RECONCILE_RUNS = f"{PREFIX}reconcile-inventory:runs"  # zset run id -> started (epoch s), the newest runs
 RECONCILE_RUN_ENTRIES = f"{RECONCILE_RUNS}:entries"  # hash run id -> JSON report
+
+
+# --- units held back from Magento's stock (workers/sync/orders/ledger.py) -----------------------------------
+HELD_ORDERS = f"{PREFIX}held:orders"  # hash Magento order id -> JSON: its increment id and the units it holds
+HELD_UNITS = f"{PREFIX}held:units"  # hash JSON [place, sku] -> the units all orders hold there
+HELD_CURSOR = f"{PREFIX}held:cursor"  # string: Magento time of the newest order change the ledger has applied

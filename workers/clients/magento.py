@@ -39,6 +39,7 @@ from workers.clients.search_criteria import Filter, Key, SearchCriteria, TimeFie
 from workers.errors import MisconfiguredError, TransientError
 
 GLOBAL_SCOPE = "all"
+SHIPMENTS_PAGE_SIZE = 100
 
 
 class Listing(StrEnum):
@@ -329,3 +330,12 @@ class MagentoClient(ApiClient):
 
     async def list_orders(self, criteria: SearchCriteria) -> Page:
         return await self.search(Listing.ORDERS, criteria)
+
+    async def shipments_of(self, order_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """Every shipment of these orders, with its items and (with MSI) the source it left from in
+        `extension_attributes.source_code`."""
+        if not order_ids:
+            return []
+        criteria = SearchCriteria(page_size=SHIPMENTS_PAGE_SIZE).where("order_id", sorted(set(order_ids)), "in")
+        criteria.order_by("entity_id")
+        return [shipment async for shipment in self.iter_search("shipments", criteria)]
