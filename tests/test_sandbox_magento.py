@@ -437,16 +437,21 @@ async def test_every_route_answers_in_the_2_4_9_shapes(start: Start, auth: str) 
     texas = await api.get("/V1/directory/countries/{countryId}", countryId="US")
     assert {"id": "57", "code": "TX", "name": "Texas"} in texas["available_regions"]
 
-    order = await api.post(
-        "/V1/orders",
-        body={
-            "entity": {"customer_id": customer["id"], "items": [{"sku": "CR-900001", "qty_ordered": 2, "price": 12.5}]}
-        },
-    )
+    order_entity = {"customer_id": customer["id"], "items": [{"sku": "CR-900001", "qty_ordered": 2, "price": 12.5}]}
+    order = await api.post("/V1/orders", body={"entity": order_entity})
     await api.get("/V1/orders", params=sc(("state", "new")))
     await api.get("/V1/orders/{id}", id=order["entity_id"])
     assert isinstance(await api.post("/V1/order/{orderId}/invoice", orderId=order["entity_id"], body={}), int)
     assert isinstance(await api.post("/V1/order/{orderId}/ship", orderId=order["entity_id"], body={}), int)
+    salable = "/V1/inventory/get-product-salable-quantity/{sku}/{stockId}"
+    assert await api.get(salable, sku="CR-900001", stockId=1) == 7
+    assert await api.post("/V1/orders/{id}/cancel", id=order["entity_id"]) is False  # complete
+    second = await api.post(
+        "/V1/orders", body={"entity": {**order_entity, "items": [{"sku": "CR-900001", "price": 1}]}}
+    )
+    assert await api.get(salable, sku="CR-900001", stockId=1) == 6
+    assert await api.post("/V1/orders/{id}/cancel", id=second["entity_id"]) is True
+    assert await api.get(salable, sku="CR-900001", stockId=1) == 7
 
     assert await api.delete("/V1/products/{sku}", store="all", sku="CR-900001") is True
     await api.get("/V1/products/{sku}", sku="CR-900001", status=404)
@@ -1007,7 +1012,7 @@ async def test_order_invoice_ship_completes_and_calls_back(api: Api, receiver: R
     await api.post("/V1/order/{orderId}/ship", orderId=order["entity_id"], body={"notify": False})
     done = await api.get("/V1/orders/{id}", id=order["entity_id"])
     assert (done["state"], done["status"], done["updated_at"]) == ("complete", "complete", "2026-05-01 10:03:00")
-    assert api.state.source_item("TEE-S", "default").quantity == 8  # MSI deducts at shipment
+    assert api.state.source_item("TEE-S", "default").quantity == 8  # MSI deducts at shipment, not before
 
     await wait_until(lambda: receiver.of_type("order.completed"))
     assert receiver.of_type("order.completed") == [{"order_id": order["entity_id"], "increment_id": "000000001"}]

@@ -1,7 +1,8 @@
-"""Routes: MSI sources and source items, and the legacy stock item API (default source only).
+"""Routes: MSI sources, source items and salable quantity, and the legacy stock item API (default source only).
 
 The MSI routes exist only when the config's `msi` is on; without it they are unknown routes (404 "Request
-does not match any route."), like a store whose Magento_Inventory* modules were removed.
+does not match any route."), like a store whose Magento_Inventory* modules were removed. How orders move
+stock in each mode: stock_moves.py.
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.magento import search_criteria
+from sandbox.magento import search_criteria, stock_moves
 from sandbox.magento.errors import MagentoError, product_not_found, required_field
-from sandbox.magento.routing import RestRoutes, json_response, read_json, read_param, state_of
+from sandbox.magento.routing import RestRoutes, int_param, json_response, read_json, read_param, state_of
 from sandbox.magento.state import MagentoState, Product, Source, SourceItem
 from sandbox.magento.stock import apply_stock_item, stock_item_view
 
 SOURCES = "Magento_InventoryApi::source"
 SOURCE_ITEMS = "Magento_InventoryApi::source_item"
 LEGACY = "Magento_CatalogInventory::cataloginventory"
+SALES_STOCK = "Magento_InventorySalesApi::stock"
 SOURCE_FIELDS = frozenset({"source_code", "name", "enabled", "country_id", "postcode"})
 ITEM_FIELDS = frozenset({"sku", "source_code", "quantity", "status"})
 
@@ -28,6 +30,7 @@ def register_msi(routes: RestRoutes) -> None:
     routes.add("GET", "/inventory/sources", list_sources, SOURCES)
     routes.add("GET", "/inventory/source-items", list_source_items, SOURCE_ITEMS)
     routes.add("POST", "/inventory/source-items", save_source_items, SOURCE_ITEMS)
+    routes.add("GET", "/inventory/get-product-salable-quantity/{sku}/{stockId}", get_salable_qty, SALES_STOCK)
 
 
 def register_legacy(routes: RestRoutes) -> None:
@@ -125,6 +128,13 @@ async def save_source_items(request: web.Request) -> web.Response:
     for sku, source_code, quantity, status in valid:
         state.put_source_item(sku, source_code, quantity, status)
     return json_response([])
+
+
+async def get_salable_qty(request: web.Request) -> web.Response:
+    """A bare number: on-hand in the stock's sources less what open orders reserve."""
+    state = state_of(request)
+    stock_id = int_param(request, "stockId")
+    return json_response(stock_moves.salable_qty(state, request.match_info["sku"], stock_id))
 
 
 def _product(state: MagentoState, sku: str) -> Product:

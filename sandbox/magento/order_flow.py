@@ -1,19 +1,21 @@
 """Invoicing and shipping an order, and the state machine they drive (`Sales/Model/ResourceModel/Order/Handler/
 State::check`): new -> processing once invoiced or shipped; processing -> complete when nothing is left to
 invoice and nothing is left to ship (virtual orders complete on invoice). updated_at moves on every change.
+Cancel (`Order::canCancel`, `registerCancellation`) cancels what is neither invoiced nor shipped.
 
-Shipping deducts the shipped quantity from the `default` source, as MSI's source deduction does at shipment.
+What shipping and canceling do to stock depends on the store's mode: stock_moves.py.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sandbox.magento import stock_moves
 from sandbox.magento.errors import MagentoError
 from sandbox.magento.state import MagentoState
-from sandbox.magento.stock import DEFAULT_SOURCE
 
 CLOSED_STATES = frozenset({"complete", "closed", "canceled", "holded"})
+NOT_CANCELABLE = frozenset({"complete", "closed", "canceled", "holded", "payment_review"})
 NOT_ALLOWED = {
     "Invoice": "The order does not allow an invoice to be created.",
     "Shipment": "The order does not allow a shipment to be created.",
@@ -151,17 +153,22 @@ def ship(state: MagentoState, order: dict[str, Any], data: dict[str, Any]) -> tu
     wanted = _requested(order, data, "qty_shipped", "Shipment")
     if not wanted:
         raise _document_error("Shipment", NOT_ALLOWED["Shipment"])
-    now = state.now()
+    source_code = stock_moves.shipment_source(state, data)
     rows = {r["item_id"]: r for r in order["items"]}
+    moves = []
+    for item_id, qty in wanted.items():
+        stock_row = stock_moves.stock_row_of(order, rows[item_id])
+        if stock_row is not None:
+            moves.append((stock_row["sku"], qty))
+    stock_moves.check_deduction(state, moves, source_code)
+    now = state.now()
     lines = []
     for item_id, qty in wanted.items():
         row = rows[item_id]
-        children = _children(order, row)
-        for target in [row, *children]:
+        for target in [row, *_children(order, row)]:
             target["qty_shipped"] += qty
-        # the stock that leaves is the simple product's: the child row of a configurable line
-        _deduct(state, (children[0] if children else row)["sku"], qty)
         lines.append({"order_item_id": item_id, "sku": row["sku"], "qty": qty})
+    stock_moves.shipped(state, order, moves, source_code)
     shipment_id = state.ids.next("sales_shipment")
     state.shipments[shipment_id] = {
         "entity_id": shipment_id,
@@ -171,13 +178,62 @@ def ship(state: MagentoState, order: dict[str, Any], data: dict[str, Any]) -> tu
         "items": lines,
         "tracks": [t for t in data.get("tracks") or [] if isinstance(t, dict)],
         "created_at": now,
+        **({"extension_attributes": {"source_code": source_code}} if source_code else {}),
     }
     return shipment_id, _advance(state, order, now)
 
 
-def _deduct(state: MagentoState, sku: str, qty: float) -> None:
-    item = state.source_item(sku, DEFAULT_SOURCE)
-    if item is None:
-        return
-    quantity = max(0.0, item.quantity - qty)
-    state.put_source_item(item.sku, DEFAULT_SOURCE, quantity, item.status if quantity > 0 else 0)
+def _qty_to_cancel(row: dict[str, Any]) -> float:
+    """`Item::getQtyToCancel`: what is neither invoiced nor shipped (nor refunded) yet."""
+    to_invoice = row["qty_ordered"] - row["qty_invoiced"] - row["qty_canceled"]
+    to_ship = row["qty_ordered"] - max(row["qty_shipped"], row["qty_refunded"]) - row["qty_canceled"]
+    return max(0.0, min(to_invoice, to_ship))
+
+
+def can_cancel(order: dict[str, Any]) -> bool:
+    """`Order::canCancel`: not held, in review, canceled, complete or closed, and something is uninvoiced."""
+    if order["state"] in NOT_CANCELABLE:
+        return False
+    return any(_open_qty(r, "qty_invoiced") > 0 for r in _top_rows(order))
+
+
+def cancel(state: MagentoState, order: dict[str, Any]) -> tuple[bool, bool]:
+    """Returns whether the order was canceled (`OrderService::cancel` answers false otherwise) and whether it
+    became complete. Rows keep what was invoiced: with invoiced units left the order stays processing (or
+    completes when those are shipped already), as `registerCancellation` decides."""
+    if not can_cancel(order):
+        return False, False
+    moves = [(r["sku"], _qty_to_cancel(r)) for r in stock_moves.stock_rows(order)]
+    new_state = "canceled"
+    for row in _top_rows(order):
+        if new_state != "processing" and row["qty_invoiced"] - row["qty_refunded"] > 0:
+            to_ship = row["qty_ordered"] - max(row["qty_shipped"], row["qty_refunded"]) - row["qty_canceled"]
+            new_state = "processing" if to_ship > _qty_to_cancel(row) else "complete"
+    canceled_total = 0.0
+    for row in order["items"]:
+        qty = _qty_to_cancel(row)
+        share = qty / row["qty_ordered"] if row["qty_ordered"] else 0.0
+        row["qty_canceled"] += qty
+        row["tax_canceled"] = round(row.get("tax_canceled", 0.0) + row["tax_amount"] * share, 4)
+        if row.get("parent_item_id") is None:
+            canceled_total += (row["row_total"] + row["tax_amount"] - row["discount_amount"]) * share
+    stock_moves.canceled(state, order, moves)
+    if order.get("total_invoiced"):
+        shipping_canceled = 0.0
+    else:
+        shipping_canceled = order["shipping_amount"] + order.get("shipping_tax_amount", 0.0)
+    order["total_canceled"] = order["base_total_canceled"] = round(canceled_total + shipping_canceled, 4)
+    order["subtotal_canceled"] = order["base_subtotal_canceled"] = round(
+        sum(r["row_total"] * r["qty_canceled"] / r["qty_ordered"] for r in _top_rows(order) if r["qty_ordered"]), 4
+    )
+    if new_state == "canceled":
+        order["total_due"] = order["base_total_due"] = 0.0
+    was = order["state"]
+    order["state"] = order["status"] = new_state
+    now = state.now()
+    order["updated_at"] = now
+    for row in order["items"]:
+        row["updated_at"] = now
+    _refresh_parent_snapshots(order)
+    state.touched("orders")
+    return True, was != "complete" and new_state == "complete"

@@ -133,6 +133,17 @@ class SourceItem:
 
 
 @dataclass(slots=True)
+class Reservation:
+    """A row of MSI's append-only `inventory_reservation`: what a sale still owes a stock, per SKU."""
+
+    reservation_id: int
+    stock_id: int
+    sku: str
+    quantity: float  # negative at placement, positive when shipped or canceled
+    metadata: str  # the JSON Magento writes: event_type, object_type, object_id, object_increment_id
+
+
+@dataclass(slots=True)
 class CustomerGroup:
     id: int
     code: str
@@ -197,6 +208,8 @@ class MagentoState:
         self.sources: dict[str, Source] = {}
         self.source_items: dict[str, dict[str, SourceItem]] = {}  # source code -> lower SKU -> item
         self.stock_flags: dict[str, dict[str, Any]] = {}  # lower SKU -> legacy stock item settings sent
+        self.reservations: list[Reservation] = []
+        self.reserved: dict[tuple[int, str], float] = {}  # (stock id, lower SKU) -> sum of its reservations
 
         self.customers: dict[int, Customer] = {}
         self.customer_emails: dict[tuple[int, str], int] = {}  # (website id, lower email) -> customer id
@@ -284,3 +297,13 @@ class MagentoState:
         if len(self.source_items) > 1:
             out.sort(key=lambda item: item.seq)
         return out
+
+    def add_reservation(self, stock_id: int, sku: str, quantity: float, metadata: str) -> Reservation:
+        reservation = Reservation(self.ids.next("inventory_reservation"), stock_id, sku, quantity, metadata)
+        self.reservations.append(reservation)
+        key = (stock_id, sku.lower())
+        self.reserved[key] = self.reserved.get(key, 0.0) + quantity
+        return reservation
+
+    def reserved_qty(self, sku: str, stock_id: int = DEFAULT_STOCK_ID) -> float:
+        return self.reserved.get((stock_id, sku.lower()), 0.0)
