@@ -442,7 +442,12 @@ async def test_every_route_answers_in_the_2_4_9_shapes(start: Start, auth: str) 
     await api.get("/V1/orders", params=sc(("state", "new")))
     await api.get("/V1/orders/{id}", id=order["entity_id"])
     assert isinstance(await api.post("/V1/order/{orderId}/invoice", orderId=order["entity_id"], body={}), int)
-    assert isinstance(await api.post("/V1/order/{orderId}/ship", orderId=order["entity_id"], body={}), int)
+    shipment_id = await api.post("/V1/order/{orderId}/ship", orderId=order["entity_id"], body={})
+    assert isinstance(shipment_id, int)
+    listed = await api.get("/V1/shipments", params=sc(("order_id", str(order["entity_id"]), "in")))
+    assert [s["entity_id"] for s in listed["items"]] == [shipment_id]
+    shipment = await api.get("/V1/shipment/{id}", id=shipment_id)
+    assert shipment["items"][0]["sku"] == "CR-900001" and shipment["extension_attributes"]["source_code"] == "default"
     salable = "/V1/inventory/get-product-salable-quantity/{sku}/{stockId}"
     assert await api.get(salable, sku="CR-900001", stockId=1) == 7
     assert await api.post("/V1/orders/{id}/cancel", id=order["entity_id"]) is False  # complete

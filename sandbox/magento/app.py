@@ -20,6 +20,7 @@ from sandbox.magento import (
     orders,
     products,
     sandbox_routes,
+    shipments,
     store,
 )
 from sandbox.magento.auth import Authenticator, auth_middleware
@@ -69,6 +70,7 @@ def create_app(config: MagentoSandboxConfig) -> web.Application:
     customers.register(routes)
     countries.register(routes)
     orders.register(routes)
+    shipments.register(routes)
 
     sandbox_routes.register(app)
     faults.add_routes(app)

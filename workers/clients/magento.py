@@ -331,6 +331,9 @@ class MagentoClient(ApiClient):
     async def list_orders(self, criteria: SearchCriteria) -> Page:
         return await self.search(Listing.ORDERS, criteria)
 
+    async def get_shipment(self, shipment_id: int) -> dict[str, Any]:
+        return await self._call("GET", f"shipment/{segment(shipment_id)}")
+
     async def shipments_of(self, order_ids: Sequence[int]) -> list[dict[str, Any]]:
         """Every shipment of these orders, with its items and (with MSI) the source it left from in
         `extension_attributes.source_code`."""

@@ -18,6 +18,7 @@ again if the count moved meanwhile (see reconcile/write.py, "Races").
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import structlog
 
@@ -29,6 +30,7 @@ from workers.clients.errors import NotFound
 from workers.errors import Skip
 from workers.feed import feed
 from workers.registry import HandlerContext, Registry
+from workers.sync import orders
 from workers.sync.inventory import stock as st
 from workers.sync.inventory.reconcile import RECONCILE, reconcile_job, run_reconciliation
 from workers.sync.inventory.setup import stock_setup
@@ -48,24 +50,50 @@ async def on_inventory_updated(ctx: HandlerContext, events: list[AcceptedEvent])
     if str(data["store_id"]) != store_id:
         raise Skip(f"store {data['store_id']} is not the store linked to Magento ({store_id})")
     setup = await stock_setup(ctx)
-    level = await _on_hand(ctx, str(data["sku"]), store_id)
+    place = held_place(setup.mode, ctx.settings.magento_source_code)
+    counts = await _counts(ctx, str(data["sku"]), store_id, place)
     # Written under the SKU as Cloud Retailer spells it: the event's spelling is not confirmed by anyone.
-    sku = level.sku
+    sku = counts.level.sku
     for _ in range(PUSH_ROUNDS):
-        quantity = st.target_quantity(level.on_hand)
+        quantity = counts.target
         outcome = await setup.batcher.submit(Target(sku, quantity))
         if outcome is Outcome.MISSING:
             raise Skip(
                 f"SKU {sku} has no product in Magento: left for the catalog sync (its stock follows with the "
                 "next reconciliation)"
             )
-        # Written (or already right). If Cloud Retailer moved on meanwhile, a reconciliation may have written
-        # an older count after ours, or ours may be the older one: write the newer count.
-        again = await _on_hand(ctx, sku, store_id)
-        if again.updated_at == level.updated_at or st.target_quantity(again.on_hand) == quantity:
+        # Written (or already right). If Cloud Retailer moved on meanwhile, or Magento shipped or sold more
+        # (the ledger moved), a reconciliation may have written an older count after ours, or ours may be the
+        # older one: write the newer count.
+        counts = await _counts(ctx, sku, store_id, place)
+        if counts.target == quantity:
             return
         log.info("inventory_changed_while_writing", sku=sku)
-        level = again
+
+
+class _Counts(NamedTuple):
+    level: InventoryLevel
+    held: float
+
+    @property
+    def target(self) -> float:
+        return st.target_quantity(self.level.on_hand, self.held)
+
+
+async def _counts(ctx: HandlerContext, sku: str, store_id: str, place: str) -> _Counts:
+    """Cloud Retailer's on-hand and the units held for orders not yet sales, read in that safe order: held
+    first (see orders.held_units)."""
+    await orders.refresh_held(ctx)
+    held = (await orders.held_units(ctx, place, [sku]))[sku]
+    level = await _on_hand(ctx, sku, store_id)
+    if level.sku != sku:  # the ledger has Magento's spelling, which is Cloud Retailer's
+        return await _counts(ctx, level.sku, store_id, place)
+    return _Counts(level, held)
+
+
+def held_place(mode: st.Mode, source_code: str) -> str:
+    """Where the ledger keeps the units this store's stock API has already taken out."""
+    return orders.msi_place(source_code) if mode is st.Mode.MSI else orders.LEGACY
 
 
 async def _on_hand(ctx: HandlerContext, sku: str, store_id: str) -> InventoryLevel:

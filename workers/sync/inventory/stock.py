@@ -32,10 +32,12 @@ class Outcome(StrEnum):
     MISSING = "missing"  # no such product in Magento: never created here
 
 
-def target_quantity(on_hand: float) -> float:
-    """Cloud Retailer's count as Magento's quantity. A sale can take on-hand below zero ("the count was
-    wrong"); nothing can be sold from a negative count, so Magento gets 0."""
-    return round(max(float(on_hand), 0.0), 4)
+def target_quantity(on_hand: float, held: float = 0.0) -> float:
+    """What Magento's count must be: Cloud Retailer's on-hand minus the units Magento already took out of its
+    own count for orders Cloud Retailer has not recorded as sales yet (`held`, from the orders' ledger), or
+    Magento would sell them again. Never below zero: a sale can take on-hand below zero ("the count was
+    wrong"), and nothing can be sold from a negative count."""
+    return round(max(float(on_hand) - float(held), 0.0), 4)
 
 
 def in_stock(quantity: float) -> int:

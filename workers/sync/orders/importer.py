@@ -24,6 +24,7 @@ from workers.errors import PermanentError, Skip
 from workers.registry import HandlerContext
 from workers.sync.orders import markers
 from workers.sync.orders.customer import customer_for
+from workers.sync.orders.ledger import Ledger
 from workers.sync.orders.mapper import external_ref, map_order
 from workers.sync.orders.search import linked_store_ids
 
@@ -119,6 +120,9 @@ async def import_pending(ctx: HandlerContext, pending: Pending) -> tuple[str, bo
     else:
         sale_id, created = await record_sale(ctx, pending)
     await markers.imported(ctx.redis, pending.increment_id, pending.entity_id, sale_id)
+    # Only now: until the sale is recorded its units must stay held, or a stock write in between would hand
+    # them back to Magento. A stop between the two writes is healed by the next refresh's sweep.
+    await Ledger(ctx.redis).release(pending.entity_id, pending.increment_id)
     return sale_id, created
 
 

@@ -31,6 +31,7 @@ from workers.clients.magento_time import magento_time, parse_time
 from workers.periodic import Periodic, Run, run_once
 from workers.registry import HandlerContext
 from workers.sync.orders.feeding import Tally, feed_missing
+from workers.sync.orders.refresh import refresh_held
 from workers.sync.orders.search import completed_orders, earlier, linked_store_ids
 
 log = structlog.get_logger(__name__)
@@ -65,6 +66,8 @@ async def _poll(run: Run) -> str:
     tally = Tally()
     run.fields.update(since=earlier(cursor, settings.order_poll_overlap_seconds), cursor=cursor, **tally.counts)
     try:
+        # Also the ledger of held units: kept current even while no stock change asks for it.
+        await refresh_held(ctx)
         ours = await linked_store_ids(ctx.magento, settings.magento_website_id)
         pages = completed_orders(
             ctx.magento, since=run.fields["since"], store_ids=ours, page_size=run.params.get("page_size", PAGE_SIZE)
