@@ -47,6 +47,8 @@ JOB_EXPIRE_MS = 7 * 86_400_000
 
 ACCEPT_QUEUED = "queued"
 ACCEPT_DUPLICATE = "duplicate"
+# One of the keys the event would write holds another type: nothing was written for it (see ACCEPT_LUA).
+ACCEPT_REFUSED = "refused"
 
 
 class QueuedEvent(NamedTuple):
@@ -108,35 +110,57 @@ end
 #       per event: redis-py packs every argument in Python, which at hundreds of events per batch cost the gateway
 #       more than the script costs Redis. admin_job (the feed's only): the job record that counts these events as
 #       they settle, kept in each record so the dispatcher finds it without reading it out of the event id.
-# Returns one status per event: 'queued' or 'duplicate'.
+# Returns one status per event: 'queued', 'duplicate' or 'refused'.
+#
+# Redis does not roll a script back: a command that fails half way leaves what ran before it written, and the
+# caller sees only the error. So nothing is written before it is known to succeed. The keys every event shares
+# (the recent index, the arq queue, the job counter) are checked once, and a wrong type there fails the batch
+# with nothing written. The keys of one event (its record, its entity's hash and pending list) are checked
+# before that event writes anything: if one holds another type (a key some other writer or an operator left),
+# that event alone is 'refused', nothing written for it, and the rest of the batch goes on.
 #
 # This script is the gateway's share of Redis's time, and on a machine where Redis, the gateway and the senders
 # share cores it decides how often the gateway waits (docs/performance.md). So the event record is the dedupe
 # marker (no separate SET NX key: a call and about 250 bytes less per event), and it is written without the
 # fields whose value a reader can infer: status 'queued', attempts 0, updated = received (eventlog.decode_record).
+# An entity already written in this batch is not checked again.
 ACCEPT_LUA = (
     LUA_SCHEDULE
     + """
+local function holds(key, wanted)
+  local t = redis.call('TYPE', key)['ok']
+  return t == 'none' or t == wanted
+end
+
 local now_ms, record_ttl = ARGV[1], tonumber(ARGV[2])
 local recent_max, queue, expire_ms = tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local admin_job = ARGV[7]
+if not (holds(RECENT, 'zset') and holds(queue, 'zset') and holds(JOBSEQ, 'string')) then
+  return redis.error_reply('WRONGTYPE a key every accepted event writes holds another type; nothing written')
+end
 local out = {}
 local received = nil
+local fit = {}
 for _, ev in ipairs(cjson.decode(ARGV[6])) do
   local source, id, typ, entity = ev[1], ev[2], ev[3], ev[4]
   local ref = source .. ':' .. id
   local ek = EVENT .. ref
-  if redis.call('EXISTS', ek) == 0 then
+  local record = redis.call('TYPE', ek)['ok']
+  if record == 'hash' then
+    out[#out + 1] = '%(duplicate)s'
+  elseif record ~= 'none' or not (fit[entity] or (holds(ENTITY .. entity, 'hash')
+      and holds(ENTITY .. entity .. ':pending', 'list'))) then
+    out[#out + 1] = '%(refused)s'
+  else
     redis.call('HSET', ek, 'id', id, 'source', source, 'type', typ, 'entity', entity,
       'timestamp', ev[5], 'data', ev[6], 'received_ms', now_ms)
     if admin_job then redis.call('HSET', ek, '%(admin_job)s', admin_job) end
     redis.call('EXPIRE', ek, record_ttl)
     redis.call('ZADD', RECENT, now_ms, ref)
     schedule(entity, ref, queue, now_ms, expire_ms)
-    out[#out + 1] = 'queued'
+    fit[entity] = true
+    out[#out + 1] = '%(queued)s'
     received = true
-  else
-    out[#out + 1] = 'duplicate'
   end
 end
 if received then
@@ -144,7 +168,7 @@ if received then
 end
 return out
 """
-    % {"admin_job": ADMIN_JOB_FIELD}
+    % {"admin_job": ADMIN_JOB_FIELD, "queued": ACCEPT_QUEUED, "duplicate": ACCEPT_DUPLICATE, "refused": ACCEPT_REFUSED}
 )
 
 # A job starts: it must still be the entity's current job. Moves pending refs onto inflight (which keeps
@@ -323,6 +347,9 @@ return out
 
 
 def accept_statuses(result: list[bytes | str]) -> list[str]:
+    """The accept script's answer, in the batch's order: `queued`, `duplicate` or `refused` per event. Only
+    `queued` events were written; a caller answers `refused` as a conflict, never as "retry later": a retry
+    meets the same key."""
     return [r.decode() if isinstance(r, bytes) else r for r in result]
 
 

@@ -8,14 +8,39 @@ fields over time) but are not stored.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter, create_model
+from pydantic_core import PydanticCustomError
 
-CrId = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
-Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+from crmcore import keys
+
+# C0 (NUL included), DEL and C1. An id names Redis keys, log lines and the dashboard's text: none of those
+# has a use for a control character, and each would show it wrong or not at all.
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+_CONTROL_CHAR = re.compile(f"[{_CONTROL}]")
+# The rule openapi.yaml states for CrId, Sku and increment_id, spelled once (tests/test_hostile_ids.py compares):
+# no control character anywhere, and at least one character that is neither a control nor white space (what
+# `strip_whitespace` and `min_length=1` leave to check).
+ID_PATTERN = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
+
+
+def _printable(value: object) -> object:
+    # Checked before stripping: a control character at either end is refused, not quietly stripped, so the rule
+    # is the spec's pattern over the value as sent.
+    if isinstance(value, str) and _CONTROL_CHAR.search(value) is not None:
+        raise PydanticCustomError("printable", "must be printable: no control characters")
+    return value
+
+
+# Strings of 1 to max_length printable characters, surrounding white space stripped.
+_PRINTABLE = BeforeValidator(_printable)
+CrId = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True), _PRINTABLE]
+Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True), _PRINTABLE]
+IncrementId = Annotated[str, StringConstraints(min_length=1, max_length=50, strip_whitespace=True), _PRINTABLE]
 MagentoId = Annotated[int, Field(gt=0, lt=2**63, strict=True)]
 
 
@@ -66,7 +91,7 @@ class Envelope(BaseModel):
 
 
 class EventData(BaseModel):
-    """Subclasses name the entity they are about: `{source}:{KIND}:{KEY fields joined by ':'}`. All events
+    """Subclasses name the entity they are about: `{source}:{KIND}:{KEY fields, encoded, joined by ':'}`. All events
     about one entity share its queue (and so are coalesced and handled in order)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -74,7 +99,8 @@ class EventData(BaseModel):
     KEY: ClassVar[tuple[str, ...]]
 
     def entity(self, source: Source) -> str:
-        return ":".join([source.value, self.KIND, *(str(getattr(self, f)) for f in self.KEY)])
+        """Each key field percent-encoded (`keys.entity_name`), so an id can never name another entity's keys."""
+        return keys.entity_name(source.value, self.KIND, [str(getattr(self, f)) for f in self.KEY])
 
 
 class ProductEvent(EventData):
@@ -108,7 +134,7 @@ class MagentoOrderEvent(EventData):
     KIND = "order"
     KEY = ("order_id",)
     order_id: MagentoId
-    increment_id: Annotated[str, StringConstraints(min_length=1, max_length=50, strip_whitespace=True)]
+    increment_id: IncrementId
 
 
 class MagentoCustomerEvent(EventData):

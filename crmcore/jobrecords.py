@@ -65,7 +65,9 @@ def feed_origin(job_id: str) -> FeedOrigin:
 
 
 # Event statuses that settle a fanned-out change, and the job record counter each one raises.
-SETTLED_COUNTERS = {"done": "done", "skipped": "done", "dead": "failed"}
+# `refused` is no event status: a fed change the queue refused has no record and never runs (workers/feed.py), so
+# it settles as failed the moment it is refused.
+SETTLED_COUNTERS = {"done": "done", "skipped": "done", "dead": "failed", "refused": "failed"}
 
 # Only a record that still exists: HINCRBY would otherwise bring back one that expired (TTL_S) as a husk
 # without a TTL, kept for ever, when a change of a week-old job settles late (a replayed dead letter).

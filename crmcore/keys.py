@@ -3,9 +3,40 @@
 The map (key, type, what writes and reads it, lifetime) is in docs/design.md, "Redis key map". The Lua
 scripts get their prefixes from `LUA` below, so a key's spelling exists once. tests/test_layout.py forbids the
 prefix as a literal anywhere else.
+
+Entity names and why an id can never name another key
+-----------------------------------------------------
+An entity name is `{source}:{kind}:{id}[:{id}...]` (`entity_name`), and its keys are `crm:entity:{name}`,
+`...:pending` and `...:inflight`. The ids come from outside (a webhook's data), so each one is
+percent-encoded (`encode_id`): every character but RFC 3986's unreserved ones (`A-Za-z0-9-._~`) becomes
+`%XX` of its UTF-8 bytes, `:` and `%` included. Ids of the usual shape (`P-2`, `CR-000005`, `W-1`, digits)
+are their own encoding, so the names, keys and jobs already in Redis keep meaning the same entity.
+
+Then no id can name another entity's key:
+- `:` appears in a name only as a separator: the source and the kind are fixed words without one
+  (tests/test_hostile_ids.py checks the catalogue), and an encoded id has none.
+- A kind has a fixed number of ids (a product one, an inventory entry two: store and SKU), so a name of a
+  given source and kind always has the same number of parts. `crm:entity:{a}` equal to `crm:entity:{b}:pending`
+  would need `a` to be `b` plus one more part of the same source and kind: impossible. The same holds for
+  `:inflight`, and for two ids of one name (`W-1`/`A:B` and `W-1:A`/`B` are `W-1:A%3AB` and `W-1%3AA:B`).
+- The encoding is injective (`%` itself is encoded), so two different ids never share a spelling, and
+  `entity_parts` gives back exactly the ids a name was built from.
+A job id `crm:{name}:{n}` lives under arq's `arq:job:` prefix and starts with a source, which no other key
+under `crm:` does.
+
+The other keys that take a value from outside need no encoding, because nothing but their own kind lives
+under their prefix: `event(ref)` (the webhook id, 1 to 256 printable characters, checked with the signature)
+only ever names an event record under `crm:event:{source}:`; `order_marker(increment_id)` only an order marker
+under `crm:order:` (the poll cursor is `crm:orders:...`); `category_lock` only a category lock under
+`crm:lock:category:{cr|mg}:`. An id with `:` there is just another record of the same kind, never a key of
+another type. The ids themselves are printable and bounded (crmcore/events.py), refused at the edge otherwise.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+from urllib.parse import quote, unquote
 
 PREFIX = "crm:"
 
@@ -31,6 +62,33 @@ REPORTS = f"{PREFIX}reports"  # hash name -> JSON of the last report of a period
 def event(ref: str) -> str:
     """hash: an event's record; its existence is also the de-duplication window. `ref` is `{source}:{id}`."""
     return f"{LUA['event']}{ref}"
+
+
+# --- entity names -----------------------------------------------------------------------------------------
+class EntityName(NamedTuple):
+    source: str
+    kind: str
+    ids: tuple[str, ...]
+
+
+def encode_id(value: str) -> str:
+    """An id as it appears in an entity name: percent-encoded but for RFC 3986's unreserved characters."""
+    return quote(value, safe="")
+
+
+def decode_id(part: str) -> str:
+    return unquote(part, errors="strict")
+
+
+def entity_name(source: str, kind: str, ids: Iterable[str]) -> str:
+    """`{source}:{kind}:{encoded id}...`: the one spelling of an entity (see the module docstring)."""
+    return ":".join([source, kind, *(encode_id(v) for v in ids)])
+
+
+def entity_parts(name: str) -> EntityName:
+    """The source, kind and decoded ids of an entity name. ValueError for a name without a kind."""
+    source, kind, *ids = name.split(":")
+    return EntityName(source, kind, tuple(decode_id(p) for p in ids))
 
 
 def entity(name: str) -> str:

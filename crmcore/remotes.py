@@ -67,8 +67,10 @@ _RANK_SPAN = 10**13  # above any millisecond timestamp until the year 2286
 
 def drain_rank(entity: str, parked_ms: int) -> int:
     """Score of an entity in a parked set: dependency rank first, then the order it was parked in."""
-    parts = entity.split(":", 2)
-    kind = parts[1] if len(parts) > 1 else ""
+    try:
+        kind = keys.entity_parts(entity).kind
+    except ValueError:
+        kind = ""
     return DRAIN_RANKS.get(kind, len(DRAIN_RANKS)) * _RANK_SPAN + parked_ms
 
 

@@ -66,8 +66,9 @@ class Ingestor:
         self._fail_all(QueueUnavailable("the gateway is shutting down"))
 
     def submit(self, row: QueuedEvent) -> asyncio.Future[str]:
-        """Returns a future of 'queued' or 'duplicate' that fails with QueueUnavailable; raises QueueUnavailable
-        when the event cannot even wait. A plain function, not a coroutine: one frame less to resume per webhook.
+        """Returns a future of 'queued', 'duplicate' or 'refused' (the accept script's per-event statuses) that fails
+        with QueueUnavailable; raises QueueUnavailable when the event cannot even wait. A plain function, not a
+        coroutine: one frame less to resume per webhook.
         """
         if len(self._waiting) >= self._settings.ingest_pending_max:
             raise QueueUnavailable("too many webhooks are waiting for the queue")

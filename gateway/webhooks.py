@@ -12,7 +12,7 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from crmcore.entityqueue import ACCEPT_DUPLICATE, QueuedEvent
+from crmcore.entityqueue import ACCEPT_DUPLICATE, ACCEPT_REFUSED, QueuedEvent
 from crmcore.events import TYPED_ENVELOPES, Envelope, Source, data_model
 from gateway.appkeys import INGESTOR, METRICS, SETTINGS, VERIFIERS
 from gateway.guards import error_answer
@@ -61,6 +61,12 @@ async def _receive(request: web.Request, source: Source) -> web.Response:
         if status == ACCEPT_DUPLICATE:
             outcome = "duplicate"
             return _answer(row.id, b"duplicate", 200)
+        if status == ACCEPT_REFUSED:
+            # Nothing was stored and a retry would meet the same key: not a 503. The body names no key or id
+            # but the sender's own event id; the log has the entity for the operator.
+            outcome = "conflict"
+            log.warning("webhook_entity_conflict", source=source.value, event_id=row.id, entity=row.entity)
+            return problem(409, "entity-conflict", "the event's entity cannot take it; nothing stored", id=row.id)
         outcome = "queued"
         return _answer(row.id, b"queued", 202)
     except Exception as exc:

@@ -12,14 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from types import TracebackType
 
+import structlog
 from redis.asyncio import Redis
 
+from crmcore import jobrecords, keys
 from crmcore.clock import now_ms, utc_now_iso
-from crmcore.entityqueue import ACCEPT_QUEUED, EntityQueue, QueuedEvent
+from crmcore.entityqueue import ACCEPT_QUEUED, ACCEPT_REFUSED, EntityQueue, QueuedEvent
 from crmcore.events import EventData, Source
 from crmcore.jobrecords import FeedOrigin
 from crmcore.settings import Settings
 from workers.registry import Progress
+
+log = structlog.get_logger(__name__)
 
 # Changes per accept script call: one round trip each, and one progress update of the admin job feeding them.
 CHUNK = 500
@@ -49,7 +53,8 @@ class Feeder:
         self.progress = progress
         self.queue = EntityQueue(redis, settings.queue_name)
         self.fed = start
-        self.queued = 0  # the rest of what was fed were duplicates of changes fed before
+        self.queued = 0  # the rest of what was fed were duplicates of changes fed before, or refused
+        self.refused = 0  # a key the change would write holds another type: nothing written (ACCEPT_REFUSED)
         self._pending: list[Change] = []
 
     async def add(self, source: Source, event_type: str, data: EventData) -> None:
@@ -84,8 +89,29 @@ class Feeder:
             admin_job=self.origin.job_id,
         )
         self.queued += sum(s == ACCEPT_QUEUED for s in statuses)
+        refused = [row for row, status in zip(rows, statuses, strict=True) if status == ACCEPT_REFUSED]
+        if refused:
+            await self._refused(refused)
         self.fed += len(rows)
         self._pending.clear()
+
+    async def _refused(self, rows: list[QueuedEvent]) -> None:
+        """Changes the queue refused never run and never settle: counted as failed on the job feeding them, so it
+        still finishes (with failures to look at), and in the job outcomes every status shows. The feed goes on:
+        one bad change must not stop a whole resync."""
+        self.refused += len(rows)
+        log.warning(
+            "feed_change_refused",
+            reason="a key the change would write holds another type",
+            events=len(rows),
+            event_ids=[row.id for row in rows[:10]],
+        )
+        async with self.queue.redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(keys.JOB_STATS, ACCEPT_REFUSED, len(rows))
+            if self.origin.job_id is not None:
+                for _ in rows:
+                    jobrecords.count_settled(pipe, self.origin.job_id, ACCEPT_REFUSED)
+            await pipe.execute()
 
     async def __aenter__(self) -> Feeder:
         return self
