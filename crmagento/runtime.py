@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from crmcore.redis_conn import describe
 from crmcore.settings import Settings
 from gateway.app import create_app
+from gateway.connections import EdgeRunner
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.gc_tuning import freeze_startup_heap
 from workers.registry import Registry
@@ -44,7 +45,8 @@ def redis_for(settings: Settings, data_dir: Path | None = None) -> Iterator[Sett
 @contextlib.asynccontextmanager
 async def gateway_running(settings: Settings, host: str, port: int) -> AsyncIterator[web.AppRunner]:
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # EdgeRunner: the client deadlines and the connection cap (gateway/connections.py).
+    runner = EdgeRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
     await site.start()

@@ -165,6 +165,22 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="Longest wait for Redis before a webhook gets 503."
     )
     retry_after_seconds: int = Field(default=5, ge=1, description="Retry-After sent with 503.")
+    # Slow or silent clients hold a connection (and, mid-body, up to max_body_bytes of memory) for nothing:
+    # every phase of a request has a deadline, and a process serves at most max_connections at once.
+    client_header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request's headers must arrive within this, from the connection's open or its first byte.",
+    )
+    client_body_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="A request body must be read within this (408 and the connection closes)."
+    )
+    client_idle_seconds: float = Field(
+        default=30.0, gt=0, description="An idle keep-alive connection is closed after this."
+    )
+    max_connections: int = Field(
+        default=1000, ge=1, description="Open connections per gateway process; beyond it new ones get 503 and close."
+    )
 
     # --- worker ---------------------------------------------------------------------------------
     admin_job_timeout_seconds: int = Field(

@@ -12,6 +12,7 @@ from crmcore import deadletters, eventlog
 from crmcore.events import Source
 from gateway import status
 from gateway.appkeys import QUEUE, REDIS, SETTINGS
+from gateway.connections import BodyTimeout, read_body
 from gateway.guards import admin_only
 from gateway.problems import bad_parameter, body_refused, problem
 
@@ -111,7 +112,10 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
 
 
 async def replay_dead_letters(request: web.Request) -> web.Response:
-    raw = await request.read()
+    try:
+        raw = await read_body(request)
+    except BodyTimeout as exc:
+        return exc.answer()
     try:
         wanted = deadletters.ReplayFilter.model_validate_json(raw or b"{}")
     except ValidationError as exc:

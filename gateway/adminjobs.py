@@ -18,6 +18,7 @@ from crmcore import jobrecords
 from crmcore.jobrecords import AdminJobKind
 from gateway.admin import json_answer as _json
 from gateway.appkeys import REDIS, SETTINGS
+from gateway.connections import BodyTimeout, read_body
 from gateway.guards import admin_only
 from gateway.problems import bad_parameter, body_refused, problem
 
@@ -85,7 +86,10 @@ async def resync(request: web.Request) -> web.Response:
     wanted = RESYNCS.get(request.match_info["kind"])
     if wanted is None:
         return problem(404, "unknown-resync", f"resync one of: {', '.join(RESYNCS)}")
-    raw = await request.read()
+    try:
+        raw = await read_body(request)
+    except BodyTimeout as exc:
+        return exc.answer()
     try:
         body = wanted.body.model_validate_json(raw or b"{}")
     except ValidationError as exc:

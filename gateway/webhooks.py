@@ -4,7 +4,6 @@ Retailer; the answer table is in docs/design.md, The webhook contract."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import NamedTuple
 
 import orjson
@@ -15,10 +14,11 @@ from pydantic import ValidationError
 from crmcore.entityqueue import ACCEPT_DUPLICATE, ACCEPT_REFUSED, QueuedEvent
 from crmcore.events import TYPED_ENVELOPES, Envelope, Source, data_model
 from gateway.appkeys import INGESTOR, METRICS, SETTINGS, VERIFIERS
+from gateway.connections import BodyTimeout, read_body
 from gateway.guards import error_answer
 from gateway.ingest import QueueUnavailable
 from gateway.problems import field_errors, problem
-from gateway.signatures import SignatureError
+from gateway.signatures import PendingSignature, SignatureError, Verifier
 
 log = structlog.get_logger(__name__)
 
@@ -37,16 +37,19 @@ async def _receive(request: web.Request, source: Source) -> web.Response:
     outcome, event_type = "error", "unknown"
     try:
         limit = app[SETTINGS].max_body_bytes
-        refused = _refuse_unread(request, limit)
-        if refused is not None:
-            response, outcome, event_type = refused
+        pending = _refuse_unread(request, limit, app[VERIFIERS][source], source)
+        if isinstance(pending, _Refused):
+            response, outcome, event_type = pending
             return response
         try:
-            body = await request.read()
+            body = await read_body(request)
         except web.HTTPRequestEntityTooLarge:
             outcome = "too_large"
             return _too_large(limit)
-        checked = _check(app, source, request.headers, body)
+        except BodyTimeout as exc:
+            outcome = "timeout"
+            return exc.answer()
+        checked = _check(app, source, pending, body)
         if isinstance(checked, _Refused):
             response, outcome, event_type = checked
             return response
@@ -82,23 +85,31 @@ class _Refused(NamedTuple):
     event_type: str
 
 
-def _refuse_unread(request: web.Request, limit: int) -> _Refused | None:
-    """What can be refused from the headers alone, before the body is read."""
+def _refuse_unread(request: web.Request, limit: int, verifier: Verifier, source: Source) -> _Refused | PendingSignature:
+    """What can be refused from the headers alone, before the body is read (a sender without a plausible
+    signature never gets to make the gateway buffer a body); else the signature the body has to match."""
     if request.content_length is not None and request.content_length > limit:
         return _Refused(_too_large(limit), "too_large", "unknown")
     if not _is_json(request.content_type):
         media = problem(415, "unsupported-media-type", "send the event as application/json")
         return _Refused(media, "unsupported_media", "unknown")
-    return None
+    try:
+        return verifier.check_headers(request.headers)
+    except SignatureError as exc:
+        return _unauthorized(source, exc)
 
 
-def _check(app: web.Application, source: Source, headers: Mapping[str, str], body: bytes) -> _Refused | QueuedEvent:
+def _unauthorized(source: Source, exc: SignatureError) -> _Refused:
+    log.info("webhook_refused", source=source.value, reason=str(exc))
+    return _Refused(problem(401, "invalid-signature", str(exc)), "unauthorized", "unknown")
+
+
+def _check(app: web.Application, source: Source, pending: PendingSignature, body: bytes) -> _Refused | QueuedEvent:
     """Signature, envelope and data: the event as the queue takes it, or the refusal."""
     try:
-        signed = app[VERIFIERS][source].verify(headers, body)
+        signed = app[VERIFIERS][source].check_body(pending, body)
     except SignatureError as exc:
-        log.info("webhook_refused", source=source.value, reason=str(exc))
-        return _Refused(problem(401, "invalid-signature", str(exc)), "unauthorized", "unknown")
+        return _unauthorized(source, exc)
 
     try:
         typed = TYPED_ENVELOPES[source].validate_json(body)

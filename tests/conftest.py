@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import redis as redis_sync
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
@@ -19,6 +19,7 @@ from crmcore.redis_conn import create_redis
 from crmcore.settings import Settings
 from gateway.app import create_app
 from gateway.embedded_redis import EmbeddedRedis
+from tests.support.gateway_server import GatewayServer
 from tests.support.signing import ADMIN_TOKEN, CR_SECRET, MAGENTO_SECRET, SECRETS, new_id, sign_headers
 from workers.registry import Registry
 from workers.worker import run_worker
@@ -94,7 +95,7 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 @pytest.fixture
 async def gateway(settings: Settings, redis: Redis) -> AsyncIterator[TestClient]:
-    client = TestClient(TestServer(create_app(settings)))
+    client = TestClient(GatewayServer(create_app(settings)))
     await client.start_server()
     yield client
     await client.close()

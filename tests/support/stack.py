@@ -33,6 +33,7 @@ from sandbox.magento.app import create_app as create_magento
 from sandbox.magento.config import MagentoSandboxConfig
 from sandbox.magento.routing import CALLBACKS
 from tests.conftest import make_settings
+from tests.support.gateway_server import GatewayServer
 from tests.support.signing import ADMIN_TOKEN, CR_SECRET, MAGENTO_SECRET
 from workers.registry import Registry, default_registry
 from workers.worker import run_worker
@@ -121,7 +122,7 @@ async def full_stack(
     await redis.flushdb()
     # The gateway first: the sandboxes need its URL for their webhooks.
     placeholder = make_settings(redis_url)
-    gateway = TestClient(TestServer(create_app(placeholder)))
+    gateway = TestClient(GatewayServer(create_app(placeholder)))
     await gateway.start_server()
     hooks = str(gateway.make_url("/webhooks")).rstrip("/")
     magento_server = TestServer(
