@@ -20,9 +20,9 @@ TITLES = {
     409: "Conflict",
     413: "Payload too large",
     415: "Unsupported media type",
-    431: "Request header fields too large",
     422: "Unprocessable content",
     429: "Too many requests",
+    431: "Request header fields too large",
     500: "Internal error",
     503: "Service unavailable",
 }
