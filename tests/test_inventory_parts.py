@@ -17,6 +17,7 @@ from workers.sync.inventory import reconcile as rec
 from workers.sync.inventory import stock as st
 from workers.sync.inventory.batcher import Batcher
 from workers.sync.inventory.reconcile.compare import Comparison, Found, Held
+from workers.sync.inventory.reconcile.levels import HeldBack
 from workers.sync.inventory.reconcile.report import Throttled
 from workers.sync.inventory.stock import Outcome, Target
 
@@ -224,8 +225,8 @@ async def test_one_comparison_for_both_inventory_apis() -> None:
     assert (report.magento_skus, report.compared) == (6, 4)  # X once; A, B, C and F compared
     assert (report.missing_in_cr.skus, report.missing_in_magento.skus) == (["X"], ["D", "G"])
     assert report.error_count == 1 and report.errors[0] == {"error": "TransientError: magento 500", "skus": ["E"]}
-    assert comparison.sample() == [
-        {"sku": "B", "magento": 3.0, "cloud_retailer": 3},
-        {"sku": "C", "magento": 2.0, "cloud_retailer": 0},
-        {"sku": "f", "magento": None, "cloud_retailer": 4},
+    assert comparison.sample(HeldBack({})) == [
+        {"sku": "B", "magento": 3.0, "cloud_retailer": 3, "held": 0, "written": 3},
+        {"sku": "C", "magento": 2.0, "cloud_retailer": 0, "held": 0, "written": 0},
+        {"sku": "f", "magento": None, "cloud_retailer": 4, "held": 0, "written": 4},
     ]
