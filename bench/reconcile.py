@@ -1,16 +1,21 @@
 """Inventory reconciliation at scale: N SKUs in both sandboxes, a share of them drifted, Magento slow.
 
-    .venv/bin/python bench/reconcile.py [--skus N] [--drift FRACTION] [--latency-ms MS] [--batch-size B]
-                                        [--concurrency C] [--redis embedded|redis://HOST:PORT/DB]
+    .venv/bin/python bench/reconcile.py [--skus N] [--drift FRACTION] [--held FRACTION] [--latency-ms MS]
+                                        [--batch-size B] [--concurrency C] [--redis embedded|redis://HOST:PORT/DB]
 
 Both sandboxes run in a child process, seeded from the shared catalog: Cloud Retailer with N products and
 their on-hand, Magento with the same N products and their source items (as after an earlier sync). The
 bench then changes the on-hand of DRIFT x N SKUs in Cloud Retailer (no gateway listens: these are the lost
-webhooks), puts a latency fault rule on every Magento route, clears Magento's call stats, and runs one
+webhooks). HELD x N other SKUs (chosen with the same seed) get 1-3 units held back for orders not yet
+sales: the ledger is filled through `Ledger.hold` with made-up order ids (one order per SKU; no such order
+exists in Magento, so the run's ledger refresh keeps them), and their Magento source items are set to
+on-hand minus held, as Magento's own shipments would have left them: in step, so not drift. It then puts a
+latency fault rule on every Magento route, clears Magento's call stats, and runs one
 reconciliation in this process, through the same code the worker runs (`run_reconciliation`).
 
-It prints the wall time, Magento reads and writes (from the sandbox's /_sandbox/stats), items per write,
-and this process's peak RSS, then checks the targets: writes only for the drifted SKUs, under 60 s,
+It prints the wall time, the SKUs with units held, Magento reads and writes (from the sandbox's
+/_sandbox/stats), items per write and this process's peak RSS, then checks the targets: writes only for the
+drifted SKUs (none for those only holding units), under 60 s,
 RSS under 200 MB; and that a dry run afterwards finds no drift left. Exit status 1 when a target is missed.
 The figures also go to bench/results/reconcile-<timestamp>.json.
 
@@ -46,6 +51,7 @@ CR_API_KEY = "bench-cloudretailer-api-key-0001"
 MAGENTO_TOKEN = "sandboxaccesstoken00000000000001"  # the sandbox's default integration access token
 TARGET_SECONDS = 60.0
 TARGET_RSS_MB = 200.0
+REPORTED = ("status", "mode", "compared", "drift_found", "drift_fixed", "held_skus", "cr_reads")
 
 
 # --- the child: both sandboxes ----------------------------------------------------------------------------
@@ -163,6 +169,7 @@ async def bench(args: argparse.Namespace, sandboxes: SandboxProcess, redis_url: 
         started = time.perf_counter()
         await asyncio.gather(*(drift(i) for i in drifted))
         drift_seconds = time.perf_counter() - started
+        held_units = await hold_back(http, sandboxes, rng, drifted, args)
         rules = [{"match": "*", "latency_ms": args.latency_ms}] if args.latency_ms else []
         async with http.put(magento_control + "/faults", json=rules) as resp:
             assert resp.status == 200
@@ -171,6 +178,7 @@ async def bench(args: argparse.Namespace, sandboxes: SandboxProcess, redis_url: 
 
         redis = create_redis(redis_url)
         await redis.flushdb()
+        await fill_ledger(redis, held_units)
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             redis_url=SecretStr(redis_url),
@@ -208,6 +216,7 @@ async def bench(args: argparse.Namespace, sandboxes: SandboxProcess, redis_url: 
     return {
         "skus": args.skus,
         "drifted": len(drifted),
+        "held_skus": len(held_units),
         "latency_ms": args.latency_ms,
         "batch_size": args.batch_size,
         "concurrency": args.concurrency,
@@ -220,13 +229,56 @@ async def bench(args: argparse.Namespace, sandboxes: SandboxProcess, redis_url: 
         "expected_writes": expected_writes,
         "peak_rss_mb": round(peak_rss, 1),
         "rss_before_run_mb": round(rss_before, 1),
-        "report": {k: report[k] for k in ("status", "mode", "compared", "drift_found", "drift_fixed", "cr_reads")},
+        "report": {
+            k: report[k] for k in ("status", "mode", "compared", "drift_found", "drift_fixed", "held_skus", "cr_reads")
+        },
         "missing": [report["missing_in_magento"]["count"], report["missing_in_cr"]["count"]],
         "drift_left_after": check["drift_found"],
         "drift_setup_seconds": round(drift_seconds, 2),
         "seed_seconds": {k: round(v, 2) for k, v in sandboxes.seed_seconds.items()},
         "calls": calls,
     }
+
+
+async def hold_back(
+    http: Any, sandboxes: SandboxProcess, rng: random.Random, drifted: list[int], args: argparse.Namespace
+) -> dict[str, float]:
+    """SKU -> units held for the SKUs picked to have some; their Magento source items already count them out
+    (on-hand minus held), as after shipments the stock sync has seen."""
+    from sandbox.catalog import LINKED_STORE_ID, sku
+    from workers.sync.inventory.stock import in_stock, target_quantity
+
+    taken = set(drifted)
+    pool = [i for i in range(1, args.skus + 1) if i not in taken]
+    picked = sorted(rng.sample(pool, min(len(pool), round(args.skus * args.held))))
+    held = {sku(i): float(rng.randint(1, 3)) for i in picked}
+    cr_headers = {"Authorization": f"Bearer {CR_API_KEY}"}
+    limit = asyncio.Semaphore(32)
+
+    async def item(code: str) -> dict[str, Any]:
+        async with limit, http.get(f"{sandboxes.cr_url}/inventory/{LINKED_STORE_ID}/{code}", headers=cr_headers) as r:
+            assert r.status == 200, await r.text()
+            quantity = target_quantity((await r.json())["on_hand"], held[code])
+        return {"sku": code, "source_code": "default", "quantity": quantity, "status": in_stock(quantity)}
+
+    items = await asyncio.gather(*(item(code) for code in held))
+    url = f"{sandboxes.magento_url}/rest/all/V1/inventory/source-items"
+    for i in range(0, len(items), 500):
+        body = {"sourceItems": items[i : i + 500]}
+        async with http.post(url, json=body, headers={"Authorization": f"Bearer {MAGENTO_TOKEN}"}) as r:
+            assert r.status == 200, await r.text()
+    return held
+
+
+async def fill_ledger(redis: Any, held: dict[str, float]) -> None:
+    from workers.sync.inventory.setup import held_place
+    from workers.sync.inventory.stock import Mode
+    from workers.sync.orders.ledger import Ledger
+
+    ledger = Ledger(redis)
+    place = held_place(Mode.MSI, "default")
+    for n, (code, units) in enumerate(sorted(held.items()), start=1):
+        await ledger.hold(900_000_000 + n, f"BENCH-{n}", {(place, code): units})
 
 
 def verdict(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
@@ -239,6 +291,11 @@ def verdict(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
             f"{result['items_written']} items in {result['magento_writes']} writes "
             f"(drifted {result['drifted']}, expected {result['expected_writes']} writes)",
         ),
+        (
+            "every SKU with units held is held back (not drift: Magento already counts them out)",
+            result["report"]["held_skus"] == result["held_skus"],
+            f"{result['report']['held_skus']} of {result['held_skus']}",
+        ),
         ("wall time < 60 s", result["wall_seconds"] < TARGET_SECONDS, f"{result['wall_seconds']} s"),
         ("peak RSS < 200 MB", result["peak_rss_mb"] < TARGET_RSS_MB, f"{result['peak_rss_mb']} MB"),
         ("no drift left", result["drift_left_after"] == 0, f"{result['drift_left_after']} SKUs"),
@@ -249,6 +306,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skus", type=int, default=100_000)
     parser.add_argument("--drift", type=float, default=0.01, help="share of SKUs whose on-hand changes")
+    parser.add_argument("--held", type=float, default=0.01, help="share of SKUs with units held for orders")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="latency of every Magento call")
     parser.add_argument("--batch-size", type=int, default=20, help="CRMAGENTO_INVENTORY_BATCH_SIZE")
     parser.add_argument("--concurrency", type=int, default=8, help="CRMAGENTO_MAGENTO_CONCURRENCY")
@@ -287,6 +345,7 @@ def main() -> int:
         f"batch {result['batch_size']}, concurrency {result['concurrency']}"
     )
     print(f"  wall time          {result['wall_seconds']:>10} s")
+    print(f"  SKUs with held     {result['held_skus']:>10}")
     print(f"  Magento reads      {result['magento_reads']:>10}")
     print(f"  Magento writes     {result['magento_writes']:>10}")
     print(f"  items per write    {result['items_per_write']:>10}")

@@ -360,3 +360,49 @@ async def duplicate_deliveries(demo: Demo) -> tuple[str, bool]:
         one_queued_the_rest_duplicate=tally == Counter({"202 queued": 1, "200 duplicate": 49}),
         the_event_done=event["status"] == "done",
     )
+
+
+@step(
+    "8. Shipped before it is invoiced: no oversell",
+    "Magento = on-hand minus the shipped units until the sale is recorded, then the two agree",
+)
+async def shipped_not_invoiced(demo: Demo) -> tuple[str, bool]:
+    calls, product = demo.calls, await pick(demo, min_on_hand=3)
+    sku, shipped = product["sku"], 2.0
+    magento = await calls.magento_product(sku) or {}
+    item = {"sku": sku, "qty_ordered": shipped, "price": magento.get("price", product["price"])}
+    buyer = {"customer_email": "walk.in@example.com", "customer_firstname": "Walk", "customer_lastname": "In"}
+    entity = {**buyer, "items": [item], "shipping_amount": 5, "payment": {"method": "checkmo"}}
+    order = await calls.magento("POST", "orders", store="default", json={"entity": entity})
+    oid, increment = order["entity_id"], order["increment_id"]
+    await calls.magento("POST", f"order/{oid}/ship", store="default", json={})
+    demo.say(
+        f"Magento: order {increment} for {shipped:g} x {sku}, shipped (MSI takes the units out of the source) "
+        "but not invoiced: not complete, so not a Cloud Retailer sale yet"
+    )
+    new = await calls.on_hand(demo.store_id, sku) + 10
+    demo.say(f"Cloud Retailer: PUT /api/v1/inventory/{demo.store_id}/{sku} {{on_hand: {new:g}}}")
+    await calls.set_on_hand(demo.store_id, sku, new)
+
+    async def held_back() -> bool:
+        return await calls.source_quantity(sku) == new - shipped
+
+    await until(held_back, CHANGE_TIMEOUT, f"quantity {new - shipped:g} of {sku} in Magento")
+    demo.evidence(
+        f"Magento's source quantity {new - shipped:g} = on-hand {new:g} minus the {shipped:g} shipped units "
+        f"(writing {new:g} would let Magento sell them twice)"
+    )
+    await calls.magento("POST", f"order/{oid}/invoice", store="default", json={"capture": True})
+    demo.say(f"POST /rest/default/V1/order/{oid}/invoice: complete, the sale is recorded and the units released")
+
+    async def agree() -> float | None:
+        sales = (await calls.cr("GET", "sales", params={"external_ref": f"magento:{increment}"}))["items"]
+        on_hand = await calls.on_hand(demo.store_id, sku)
+        return on_hand if sales and await calls.source_quantity(sku) == on_hand else None
+
+    on_hand = await until(agree, CHANGE_TIMEOUT, f"a sale for {increment} and Magento = on-hand for {sku}")
+    demo.evidence(f"on-hand of {sku}: {new:g} -> {on_hand:g} (the sale); Magento's source quantity {on_hand:g}")
+    return verdict(
+        f"{sku}: Magento {new - shipped:g} while {shipped:g} shipped units were not a sale, then {on_hand:g} = on-hand",
+        the_sale_lowered_on_hand=on_hand == new - shipped,
+    )

@@ -226,7 +226,9 @@ async def test_a_dry_run_reports_the_drift_and_writes_nothing(redis_url: str) ->
         report = job["result"]
         assert report["dry_run"] is True and report["status"] == "ok"
         assert report["drift_found"] == 1 and report["drift_fixed"] == 0
-        assert report["drift"] == [{"sku": sku(5), "magento": was[0], "cloud_retailer": 44}]  # type: ignore[index]
+        assert report["drift"] == [
+            {"sku": sku(5), "magento": was[0], "cloud_retailer": 44, "held": 0, "written": 44}  # type: ignore[index]
+        ]
         assert calls(stack, "POST") == 0 and report["magento_writes"] == 0
         assert magento_stock(stack, sku(5)) == was
         _, status = await stack.admin("GET", "/admin/status")

@@ -17,8 +17,10 @@ from workers.sync.inventory import reconcile as rec
 from workers.sync.inventory import stock as st
 from workers.sync.inventory.batcher import Batcher
 from workers.sync.inventory.reconcile.compare import Comparison, Found, Held
+from workers.sync.inventory.reconcile.levels import HeldBack
 from workers.sync.inventory.reconcile.report import Throttled
-from workers.sync.inventory.stock import Outcome, Target
+from workers.sync.inventory.reconcile.write import Writer
+from workers.sync.inventory.stock import Counts, Outcome, Target
 
 
 class Recorder:
@@ -224,8 +226,40 @@ async def test_one_comparison_for_both_inventory_apis() -> None:
     assert (report.magento_skus, report.compared) == (6, 4)  # X once; A, B, C and F compared
     assert (report.missing_in_cr.skus, report.missing_in_magento.skus) == (["X"], ["D", "G"])
     assert report.error_count == 1 and report.errors[0] == {"error": "TransientError: magento 500", "skus": ["E"]}
-    assert comparison.sample() == [
-        {"sku": "B", "magento": 3.0, "cloud_retailer": 3},
-        {"sku": "C", "magento": 2.0, "cloud_retailer": 0},
-        {"sku": "f", "magento": None, "cloud_retailer": 4},
+    assert comparison.sample(HeldBack({})) == [
+        {"sku": "B", "magento": 3.0, "cloud_retailer": 3, "held": 0, "written": 3},
+        {"sku": "C", "magento": 2.0, "cloud_retailer": 0, "held": 0, "written": 0},
+        {"sku": "f", "magento": None, "cloud_retailer": 4, "held": 0, "written": 4},
     ]
+
+
+class RecordingStock:
+    """Writes nothing anywhere: records each batch and answers WRITTEN for every SKU."""
+
+    def __init__(self) -> None:
+        self.counts = Counts()
+        self.batches: list[list[Target]] = []
+
+    async def write(self, batch: list[Target]) -> dict[str, Outcome]:
+        self.batches.append(batch)
+        return {t.sku: Outcome.WRITTEN for t in batch}
+
+
+async def test_the_recheck_rewrites_a_sku_whose_held_units_moved_while_it_was_written() -> None:
+    """A shipment (MSI) between the ledger's read and the write: the write put the shipped units back on sale;
+    the recheck refreshes the ledger and writes the SKU again with them held back."""
+    held = HeldBack({"A": 3})
+    written = {"a": Target("A", held.target("A", 10)), "b": Target("B", held.target("B", 4)), "c": Target("C", 6)}
+    assert (written["a"].quantity, written["b"].quantity) == (7, 4)
+    ledger = [{"A": 5, "B": 1}, {"A": 5, "B": 1}]
+
+    async def read_held() -> dict[str, float]:
+        return ledger.pop(0)
+
+    stock = RecordingStock()
+    report = rec.Report(dry_run=False, store_id="W-1", source_code="default")
+    writer = Writer(stock, 20, 2, report, Throttled(None, report))  # type: ignore[arg-type]
+    await writer.recheck(None, "W-1", written, "", held, read_held)  # type: ignore[arg-type]
+    assert stock.batches == [[Target("A", 5), Target("B", 3)]]
+    assert (written["a"].quantity, written["b"].quantity, written["c"].quantity) == (5, 3, 6)
+    assert report.changed_during_run == 2 and held.shown("a", 5) == (10, 5)

@@ -33,7 +33,7 @@ from workers.registry import HandlerContext, Registry
 from workers.sync import orders
 from workers.sync.inventory import stock as st
 from workers.sync.inventory.reconcile import RECONCILE, reconcile_job, run_reconciliation
-from workers.sync.inventory.setup import stock_setup
+from workers.sync.inventory.setup import held_place, stock_setup
 from workers.sync.inventory.stock import Outcome, Target
 
 __all__ = ["feed_stock", "on_inventory_updated", "register", "run_reconciliation", "stock_setup"]
@@ -89,11 +89,6 @@ async def _counts(ctx: HandlerContext, sku: str, store_id: str, place: str) -> _
     if level.sku != sku:  # the ledger has Magento's spelling, which is Cloud Retailer's
         return await _counts(ctx, level.sku, store_id, place)
     return _Counts(level, held)
-
-
-def held_place(mode: st.Mode, source_code: str) -> str:
-    """Where the ledger keeps the units this store's stock API has already taken out."""
-    return orders.msi_place(source_code) if mode is st.Mode.MSI else orders.LEGACY
 
 
 async def _on_hand(ctx: HandlerContext, sku: str, store_id: str) -> InventoryLevel:

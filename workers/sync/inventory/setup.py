@@ -14,6 +14,7 @@ from workers.clients.errors import NotFound
 from workers.clients.magento import MagentoClient
 from workers.errors import MisconfiguredError
 from workers.registry import HandlerContext
+from workers.sync import orders
 from workers.sync.inventory.batcher import Batcher
 from workers.sync.inventory.legacy import LegacyStock
 from workers.sync.inventory.msi import MsiStock
@@ -32,6 +33,11 @@ class StockSetup:
     mode: Mode
     sources: list[str]
     batcher: Batcher  # writes through the adapter of `mode`
+
+
+def held_place(mode: Mode, source_code: str) -> str:
+    """Where the ledger keeps the units this store's stock API has already taken out."""
+    return orders.msi_place(source_code) if mode is Mode.MSI else orders.LEGACY
 
 
 async def detect_mode(magento: MagentoClient, source_code: str) -> tuple[Mode, list[str]]:

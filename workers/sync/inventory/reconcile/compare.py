@@ -23,7 +23,7 @@ from workers.sync.inventory import reads
 from workers.sync.inventory import stock as st
 from workers.sync.inventory.legacy import LegacyStock
 from workers.sync.inventory.msi import MsiStock
-from workers.sync.inventory.reconcile.levels import Levels
+from workers.sync.inventory.reconcile.levels import HeldBack, Levels
 from workers.sync.inventory.reconcile.report import SAMPLE, Report, Throttled
 from workers.sync.inventory.stock import Target
 
@@ -174,8 +174,14 @@ class Comparison:
         if len(self.before) < SAMPLE:
             self.before[key] = magento
 
-    def sample(self) -> list[dict[str, Any]]:
-        return [
-            {"sku": t.sku, "magento": self.before.get(key), "cloud_retailer": t.quantity}
-            for key, t in list(self.drift.items())[:SAMPLE]
-        ]
+    def sample(self, held: HeldBack) -> list[dict[str, Any]]:
+        """The first drifted SKUs: Magento's quantity, Cloud Retailer's on-hand, the units held back and what
+        was written (in a dry run: what would be)."""
+        out = []
+        for key, t in list(self.drift.items())[:SAMPLE]:
+            on_hand, units = held.shown(key, t.quantity)
+            magento = self.before.get(key)
+            out.append(
+                {"sku": t.sku, "magento": magento, "cloud_retailer": on_hand, "held": units, "written": t.quantity}
+            )
+        return out

@@ -40,7 +40,8 @@ class Report:
     compared: int = 0
     drift_found: int = 0
     drift_fixed: int = 0
-    drift: list[dict[str, Any]] = field(default_factory=list)
+    drift: list[dict[str, Any]] = field(default_factory=list)  # sku, magento, cloud_retailer, held, written
+    held_skus: int = 0  # SKUs with units held back for orders not yet sales, at the store's place
     missing_in_magento: Listed = field(default_factory=Listed)
     missing_in_cr: Listed = field(default_factory=Listed)
     changed_during_run: int = 0

@@ -2,12 +2,15 @@
 job (`POST /admin/reconcile/inventory[?dry_run=true]`) and the history of recent runs.
 
 One run:
-1. finds the store's inventory API (MSI or legacy), as a worker does at start;
-2. streams Cloud Retailer's rows for the store, keeping SKU -> quantity and the high-water mark (levels.py);
+1. finds the store's inventory API (MSI or legacy), as a worker does at start; refreshes the ledger of units
+   held for orders not yet sales (workers/sync/orders/) and reads those of the store's place, before any
+   Cloud Retailer count (read in that order, a release racing the run can only make it sell less);
+2. streams Cloud Retailer's rows for the store, keeping SKU -> target (on-hand minus held) and the
+   high-water mark (levels.py);
 3. streams Magento's side and compares each row with Cloud Retailer's quantity as it arrives (compare.py);
 4. reads what changed in Cloud Retailer since the high-water mark and uses those newer counts;
-5. writes only the SKUs that differ, then reads the changes since again: a SKU that changed while it was
-   being written gets the newer count (write.py);
+5. writes only the SKUs that differ, then refreshes the ledger and reads the changes since again: a SKU
+   whose on-hand or held units changed while it was being written gets the newer target (write.py);
 6. reports (report.py) in the envelope every periodic run has, stored in the reports hash as
    "reconcile-inventory" (GET /admin/status) and returned as the admin job's result. A dry run does steps
    1-4 and writes nothing.
@@ -30,13 +33,14 @@ from crmcore import keys
 from workers.clients.cloudretailer import linked_store_id
 from workers.periodic import ADMIN, Periodic, Run, execute
 from workers.registry import HandlerContext, Progress
+from workers.sync import orders
 from workers.sync.inventory.legacy import LegacyStock
 from workers.sync.inventory.msi import MsiStock
 from workers.sync.inventory.reconcile.compare import Comparison, side_of
-from workers.sync.inventory.reconcile.levels import changes_since, read_levels
+from workers.sync.inventory.reconcile.levels import HeldBack, changes_since, read_levels
 from workers.sync.inventory.reconcile.report import Report, Throttled
 from workers.sync.inventory.reconcile.write import Writer
-from workers.sync.inventory.setup import CACHE_KEY, detect_mode
+from workers.sync.inventory.setup import CACHE_KEY, detect_mode, held_place
 from workers.sync.inventory.stock import Mode, Target
 
 log = structlog.get_logger(__name__)
@@ -53,12 +57,15 @@ class Reconciliation:
         self.settings = ctx.settings
         self.concurrency = max(1, self.settings.magento_concurrency)
         self.stock: MsiStock | LegacyStock | None = None
+        self.place = ""
 
     async def run(self) -> None:
         r, cr = self.report, self.ctx.cr
         stock = await self._stock()
         store_id = self._store_id()
-        levels, high_water = await read_levels(cr, store_id, r)
+        held = HeldBack(await self._read_held())
+        r.held_skus = len(held.units)
+        levels, high_water = await read_levels(cr, store_id, r, held)
         r.cr_skus = len(levels)
         await self.progress(force=True)
         comparison = Comparison(r, self.progress)
@@ -66,23 +73,24 @@ class Reconciliation:
         del levels
         r.calls(stock.counts)
         # Counts that changed in Cloud Retailer while the two sides were read: write the newer ones.
-        changed, high_water = await changes_since(cr, store_id, high_water, r)
+        changed, high_water = await changes_since(cr, store_id, high_water, r, held)
         for key, quantity in changed.items():
             if key in drift:
                 drift[key] = Target(drift[key].sku, quantity, drift[key].legacy_item_id)
         r.drift_found = len(drift)
-        r.drift = comparison.sample()
+        r.drift = comparison.sample(held)
         if r.dry_run or not drift:
             return
         writer = Writer(stock, self.settings.inventory_batch_size, self.concurrency, r, self.progress)
         written = await writer.write(list(drift.values()))
-        await writer.recheck(cr, store_id, written, high_water)
+        await writer.recheck(cr, store_id, written, high_water, held, self._read_held)
         r.drift_fixed = len(written)
 
     async def _stock(self) -> MsiStock | LegacyStock:
         magento, source = self.ctx.magento, self.settings.magento_source_code
         mode, _ = await detect_mode(magento, source)
         self.report.mode = mode.value
+        self.place = held_place(mode, source)
         cached = self.ctx.services.caches.get(CACHE_KEY)
         if cached is not None and cached.mode is not mode:
             self.ctx.services.caches.pop(CACHE_KEY, None)  # this worker's handlers follow the change
@@ -91,6 +99,10 @@ class Reconciliation:
         else:
             self.stock = LegacyStock(magento, self.concurrency)
         return self.stock
+
+    async def _read_held(self) -> dict[str, float]:
+        await orders.refresh_held(self.ctx)
+        return await orders.all_held_units(self.ctx, self.place)
 
     def _store_id(self) -> str:
         return linked_store_id(self.settings.cr_store_id)

@@ -3,14 +3,18 @@ what changed in Cloud Retailer meanwhile.
 
 Races with the change handler. Both writers check after writing: the handler re-reads its SKU, the
 reconciliation reads everything changed since its high-water mark, and either one writes again when Cloud
-Retailer moved on meanwhile. The last write to a SKU is therefore always followed by a read of Cloud Retailer
-by the same writer, which corrects it if it was stale; whatever changes later sends a new webhook. So a push
-and a reconciliation touching the same SKU end with the newest count.
+Retailer moved on meanwhile, or when the units held back for orders moved (a shipment, with MSI, or an order
+placed, without it, between the ledger's read and the write: our write put those units back on sale; the
+reconciliation refreshes the ledger before each look, the handler before each read). The last write to a
+SKU is therefore always followed by a read of Cloud Retailer and of the ledger by the same writer, which
+corrects it if it was stale; whatever changes later in Cloud Retailer sends a new webhook. So a push and a
+reconciliation touching the same SKU end with the newest count.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -19,13 +23,15 @@ from workers.clients.errors import RemoteUnavailable
 from workers.sync.inventory.legacy import LegacyStock
 from workers.sync.inventory.msi import MsiStock
 from workers.sync.inventory.reconcile.compare import all_or_none
-from workers.sync.inventory.reconcile.levels import changes_since
+from workers.sync.inventory.reconcile.levels import HeldBack, changes_since
 from workers.sync.inventory.reconcile.report import Report, Throttled
 from workers.sync.inventory.stock import Outcome, Target
 
 log = structlog.get_logger(__name__)
 
 VERIFY_ROUNDS = 3
+
+ReadHeld = Callable[[], Awaitable[dict[str, float]]]  # refresh the ledger, then read the place's held units
 
 
 class Writer:
@@ -64,11 +70,21 @@ class Writer:
         await self.progress()
 
     async def recheck(
-        self, cr: CloudRetailerClient, store_id: str, written: dict[str, Target], high_water: str
+        self,
+        cr: CloudRetailerClient,
+        store_id: str,
+        written: dict[str, Target],
+        high_water: str,
+        held: HeldBack,
+        read_held: ReadHeld,
     ) -> None:
-        """SKUs whose count changed in Cloud Retailer while we wrote them get the newer count."""
+        """SKUs whose count changed in Cloud Retailer, or whose units held back changed, while we wrote them get
+        the newer target. The ledger is read before Cloud Retailer, as everywhere (orders.held_units)."""
         for _ in range(VERIFY_ROUNDS):
-            changed, high_water = await changes_since(cr, store_id, high_water, self.report)
+            moved = held.replace(await read_held(), written)
+            changed, high_water = await changes_since(cr, store_id, high_water, self.report, held)
+            for key, on_hand in moved.items():
+                changed.setdefault(key, held.target(written[key].sku, on_hand))
             again = [
                 Target(written[key].sku, quantity, written[key].legacy_item_id)
                 for key, quantity in changed.items()
