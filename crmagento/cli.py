@@ -7,6 +7,7 @@ import errno
 import importlib
 import sys
 from collections.abc import Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -162,6 +163,9 @@ def sandbox(
         typer.Option(help='JSON fault rules from the start: a list, or {"magento": [...], "cloudretailer": [...]}.'),
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Listen address of both.")] = "127.0.0.1",
+    msi: Annotated[
+        bool, typer.Option("--msi/--no-msi", help="--no-msi: a Magento without MSI (legacy stock items only).")
+    ] = True,
 ) -> None:
     """The sandbox Magento and Cloud Retailer servers, seeded, using the gateway's CRMAGENTO_ credentials."""
     from crmagento.sandboxes import (
@@ -183,6 +187,8 @@ def sandbox(
             magento_products=magento_products,
             faults=load_fault_plan(faults) if faults else None,
         )
+        if not msi:
+            configs = replace(configs, magento=configs.magento.model_copy(update={"msi": False}))
         asyncio.run(
             run_until_stopped(
                 configs, host=host, magento_port=magento_port, cloudretailer_port=cr_port, echo=typer.echo

@@ -250,6 +250,18 @@ async def test_unset_credentials_fall_back_to_the_documented_defaults_and_sigint
     assert await sandbox.stop(signal.SIGINT) == 0
 
 
+async def test_no_msi_serves_a_magento_with_legacy_stock_only(
+    start_sandbox: Callable[..., Sandbox], http: aiohttp.ClientSession
+) -> None:
+    sandbox = start_sandbox("--products", "3", "--magento-products", "3", "--no-msi")
+    await sandbox.ready()
+    token = bearer(MagentoSandboxConfig().access_token.get_secret_value())
+    assert (await call(http, "GET", f"{sandbox.magento}/rest/V1/inventory/sources", headers=token))[0] == 404
+    status, item = await call(http, "GET", f"{sandbox.magento}/rest/V1/stockItems/CR-000001", headers=token)
+    assert status == 200 and "qty" in item
+    assert await sandbox.stop(signal.SIGTERM) == 0
+
+
 async def test_the_same_seed_gives_the_same_catalog_in_both_sandboxes(
     start_sandbox: Callable[..., Sandbox], http: aiohttp.ClientSession
 ) -> None:
