@@ -355,7 +355,8 @@ async def test_a_create_on_both_sides_at_once_ends_with_one_linked_account_each(
             # A slow create on one side: the gateway's job for the other side's new record looks this side up
             # before the record lands, so its own create collides with it (Magento's 400 / Cloud Retailer's 409).
             route = "POST /api/v1/customers" if slow_side == "cr" else "POST /rest/default/V1/customers"
-            await sandbox(stack, slow_side, "PUT", "faults", [{"match": route, "latency_ms": 300}])
+            # Long enough that the other job looks up before the create lands even on a loaded machine.
+            await sandbox(stack, slow_side, "PUT", "faults", [{"match": route, "latency_ms": 1500}])
             await sandbox(stack, slow_side, "DELETE", "stats")
             await asyncio.gather(*(both(e) for e in emails))
             await wait_for(lambda: all_settled(stack, len(emails) * 2), within=20)
