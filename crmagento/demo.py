@@ -37,6 +37,10 @@ from workers.worker import run_worker
 
 T = TypeVar("T")
 
+# A container runtime SIGKILLs 10 s after its SIGTERM (docker stop): the worker's grace (2 s, demo_settings), the
+# sandboxes' and this keep the whole stop within 5 s even with a request hanging in flight.
+GATEWAY_SHUTDOWN_TIMEOUT_S = 1.0
+
 
 def demo_settings(settings: Settings, redis_url: str) -> Settings:
     """The user's settings (ports, data dir, tuning) with everything that names a system replaced."""
@@ -137,7 +141,10 @@ async def run_demo(
                 print_summary(results, time.monotonic() - started)
                 await print_urls(calls, boxes, log_file, reveal=keep_running)
                 if keep_running:
-                    console.print("\n[bold]--keep-running[/]: everything stays up; Ctrl-C stops it.")
+                    console.print(
+                        "\n[bold]--keep-running[/]: everything stays up; Ctrl-C stops it"
+                        " (SIGTERM too, e.g. docker stop)."
+                    )
                     await stop.wait()
     finally:
         await asyncio.to_thread(embedded.stop)
@@ -149,7 +156,10 @@ async def _start(
 ) -> tuple[DemoCalls, Sandboxes]:
     """Gateway first (the sandboxes need its URL for their webhooks), then both sandboxes, then the worker
     (it needs theirs)."""
-    runner = await stack.enter_async_context(gateway_running(base, base.host, _gateway_port(base.host, base.port)))
+    port = _gateway_port(base.host, base.port)
+    runner = await stack.enter_async_context(
+        gateway_running(base, base.host, port, shutdown_timeout=GATEWAY_SHUTDOWN_TIMEOUT_S)
+    )
     gateway_url = f"http://{_connect_host(base.host)}:{bound_port(runner)}"
     configs = configs_from_settings(base, gateway_url=gateway_url, products=products, customers=customers)
     boxes = await stack.enter_async_context(sandboxes_running(configs, host=base.host))

@@ -43,10 +43,13 @@ def redis_for(settings: Settings, data_dir: Path | None = None) -> Iterator[Sett
 
 
 @contextlib.asynccontextmanager
-async def gateway_running(settings: Settings, host: str, port: int) -> AsyncIterator[web.AppRunner]:
+async def gateway_running(
+    settings: Settings, host: str, port: int, *, shutdown_timeout: float = 60.0
+) -> AsyncIterator[web.AppRunner]:
+    """`shutdown_timeout`: how long the stop waits for requests still being answered (aiohttp's default)."""
     app = create_app(settings)
     # EdgeRunner: the client deadlines and the connection cap (gateway/connections.py).
-    runner = EdgeRunner(app, access_log=None, handle_signals=False)
+    runner = EdgeRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
     await site.start()

@@ -47,6 +47,9 @@ DEFAULT_MAGENTO_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"sandbox-magento-c
 CR_WEBHOOK_PATH = "/webhooks/cloudretailer"
 MAGENTO_CALLBACK_PATH = "/webhooks/magento"
 LISTEN_BACKLOG = 1024
+# A request the faults hold for an hour (timeout_rate) would keep aiohttp's stop waiting its default 60 s:
+# a sandbox answers nothing worth waiting for, so the stop cuts such requests after this.
+SHUTDOWN_TIMEOUT_S = 1.0
 MAX_CATALOG = 1_000_000  # CloudRetailerSandboxConfig's own limit
 
 _OAUTH_FIELDS = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
@@ -257,7 +260,7 @@ async def sandboxes_running(
         runners: list[web.AppRunner] = []
         try:
             for app, sock in ((magento_app, magento_sock), (cr_app, cr_sock)):
-                runner = web.AppRunner(app, access_log=None, handle_signals=False)
+                runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
                 runners.append(runner)
                 await runner.setup()
                 await web.SockSite(runner, sock, backlog=LISTEN_BACKLOG).start()

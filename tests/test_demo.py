@@ -7,6 +7,7 @@ import io
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -78,6 +79,34 @@ def test_keep_running_leaves_everything_up_until_ctrl_c(tmp_path: Path) -> None:
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0, out_file.read_text(errors="replace")
+
+
+def test_keep_running_stops_on_sigterm_within_5_s_even_with_a_request_hanging(tmp_path: Path) -> None:
+    """A container's stop (SIGTERM, SIGKILL 10 s later) must stop it as Ctrl-C does: exit 0, no traceback, and
+    no wait on a request the sandbox's faults hold open (aiohttp would give it 60 s)."""
+    out_file = tmp_path / "demo.out"
+    command = [*CLI, "demo", "--keep-running", "--products", "60", "--data-dir", str(tmp_path / "data")]
+    with demo_running(command, env=clean_env(), cwd=tmp_path, out_file=out_file, budget_s=BUDGET_S) as (process, out):
+        magento = re.search(r"Magento REST\s+│ (http://127\.0\.0\.1:(\d+))/rest/", out)
+        assert magento, out
+        rules = json.dumps([{"match": "GET /rest/*", "timeout_rate": 1}]).encode()
+        faults = urllib.request.Request(  # noqa: S310 (loopback http)
+            f"{magento[1]}/_sandbox/faults", data=rules, method="PUT", headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(faults, timeout=5) as resp:  # noqa: S310
+            assert resp.status == 200
+        with socket.create_connection(("127.0.0.1", int(magento[2])), timeout=5) as hanging:
+            hanging.sendall(b"GET /rest/V1/store/storeConfigs HTTP/1.1\r\nHost: demo\r\n\r\n")
+            time.sleep(0.5)  # the sandbox is now holding it
+
+            started = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=10)
+            elapsed = time.monotonic() - started
+        final = out_file.read_text(errors="replace")
+        assert code == 0, final
+        assert elapsed < 5, f"stopped in {elapsed:.1f} s"
+        assert "Traceback" not in final
 
 
 async def test_a_failing_step_is_reported_and_the_next_ones_still_run(monkeypatch: pytest.MonkeyPatch) -> None:
