@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint format bench chaos clean
+.PHONY: install demo test test-tools lint format bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile
 
-test: lint
+# chromium, wrk and promtool: installed with apt-get when running as root, else named with the command to run.
+test-tools:
+	bash scripts/ensure-test-tools
+
+test: test-tools lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 format: $(STAMP)
