@@ -49,8 +49,8 @@ def test_dependencies_point_one_way(package: str, forbidden: set[str]) -> None:
 OUTSIDE = re.compile(r"\.\./shared|" + "DESIGN" + r"\.md|" + "GOTCHA" + "S")
 OUR_ISSUE = re.compile(r"\b(issue|issues) #?\d+|\(#\d+|#\d+-#\d+", re.IGNORECASE)
 UPSTREAM_ISSUE = re.compile(r"[\w.-]+/[\w.-]+#\d+")  # owner/repo#123: another project's issue, welcome
-TEXT_SUFFIXES = {".py", ".md", ".yaml", ".toml"}
-TEXT_FILES = {"Makefile", "Dockerfile", ".ci/run"}
+TEXT_SUFFIXES = {".py", ".md", ".yaml", ".yml", ".json", ".toml"}
+TEXT_FILES = {"Makefile", "Dockerfile", ".ci/run", "scripts/ensure-test-tools"}
 
 
 def text_files() -> list[str]:
