@@ -167,7 +167,9 @@ async def test_the_cli_prints_the_timeline_and_never_renders_markup(
     await timeline.remember(redis, sku, entity)
     async with redis.pipeline(transaction=False) as pipe:
         note = _noted(f"cloudretailer:{msg_id}", entity)
-        timeline.note(pipe, [note], "dead", settings, attempt=3, error="[red]boom[/red] for " + sku, job="crm:j:1")
+        timeline.note(
+            pipe, [note], "dead", settings, attempt=3, error="[red]boom[/red] for " + sku, job=keys.job_id(entity, 1)
+        )
         await pipe.execute()
 
     code, out, err = await crmagento(gateway, tmp_path, "trace", sku)
