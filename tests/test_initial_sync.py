@@ -9,13 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 
 from crmcore import keys
 from sandbox.catalog import LINKED_STORE_ID
 from sandbox.magento.routing import STATE
 from tests.conftest import wait_for
-from tests.support.stack import Stack, full_stack
+from tests.support.signing import ADMIN_TOKEN
+from tests.support.stack import ADMIN, Stack, full_stack
 from tests.test_admin_cli import Run, _cli_for
+from tests.test_openapi import check
 
 PHASES = ["categories", "products", "customers", "inventory", "orders"]
 # Every product create outlasts the workers' shutdown grace (2 s in tests): the products phase is still running
@@ -93,6 +96,8 @@ async def test_one_initial_sync_fills_an_empty_magento_and_a_second_is_refused(r
         assert phases["products"]["done"] + phases["products"]["failed"] == phases["products"]["total"] == 12
         assert all(p["runs"] == 1 for name, p in phases.items() if name != "orders")
         await _assert_everything_in_magento(stack)
+        answer = await stack.gateway.get(queued["href"], headers=ADMIN)
+        await check(answer, "GET", "/admin/jobs/{job_id}")
 
         # Over: the lock is free, and the next initial sync finds everything in place.
         assert await stack.redis.get(keys.INITIAL_SYNC_LOCK) is None
@@ -167,3 +172,24 @@ async def test_the_cli_verb_runs_it_to_the_end_and_names_a_running_one(redis_url
         shown = await cli("jobs", "show", job_id, "--wait", "--json")
         assert shown.code == 0, shown.err
         assert [p["name"] for p in shown.json()["phases"]] == PHASES
+
+
+async def test_the_answers_match_the_spec(gateway: TestClient, redis) -> None:
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    path = "/admin/sync/initial"
+    for body in ({"orders_since": "yesterday"}, {"since": "2026-01-01T00:00:00Z"}):
+        refused = await gateway.post(path, json=body, headers=auth)
+        assert refused.status == 422
+        await check(refused, "POST", path)
+    assert await redis.get(keys.INITIAL_SYNC_LOCK) is None  # a refused body takes no lock
+    queued = await gateway.post(path, json={"orders_since": "2026-01-01T00:00:00Z"}, headers=auth)
+    assert queued.status == 202
+    job = await check(queued, "POST", path)
+    running = await gateway.post(path, headers=auth)
+    assert running.status == 409
+    assert (await check(running, "POST", path))["job_id"] == job["job_id"]
+    # The refused one left no record behind.
+    listed = await (await gateway.get("/admin/jobs", headers=auth)).json()
+    assert [j["id"] for j in listed["items"]] == [job["job_id"]]
+    record = await gateway.get(job["href"], headers=auth)
+    assert (await check(record, "GET", "/admin/jobs/{job_id}"))["params"] == {"orders_since": "2026-01-01T00:00:00Z"}
