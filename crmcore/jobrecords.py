@@ -98,6 +98,11 @@ def long_queue_name(queue_name: str) -> str:
     return f"{queue_name}:long"
 
 
+def arq_job_id(job_id: str) -> str:
+    """The id of the arq job that runs an admin job, on the long queue."""
+    return f"admin:{job_id}"
+
+
 def new_job_id(kind: AdminJobKind) -> str:
     return f"{kind}-{id_stamp()}-{secrets.token_hex(4)}"
 
