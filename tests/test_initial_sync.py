@@ -157,8 +157,10 @@ async def test_the_cli_verb_runs_it_to_the_end_and_names_a_running_one(redis_url
         assert result.code == 2, result.err
 
         await stack.start_worker()
-        result = await cli("sync", "initial", "--orders-since", "2026-01-01T00:00:00Z")
+        # TTY_COMPATIBLE=1: rich takes stderr for a terminal and draws the bars, one per phase.
+        result = await cli("sync", "initial", "--orders-since", "2026-01-01T00:00:00Z", TTY_COMPATIBLE="1")
         assert result.code == 0, result.err
+        assert "\x1b[" in result.err and all(f"{phase} [" in result.err for phase in PHASES), result.err
         rows = [line.replace("│", " ").split() for line in result.out.splitlines()]
         assert [row[:2] for row in rows if row and row[0] in PHASES] == [[p, "done"] for p in PHASES], result.out
         await _assert_everything_in_magento(stack)
