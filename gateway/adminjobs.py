@@ -68,14 +68,15 @@ RESYNCS: dict[str, Resync] = {
 }
 
 
-async def enqueue_job(
-    request: web.Request, kind: AdminJobKind, params: dict[str, Any], job_id: str | None = None
-) -> web.Response:
-    """Record and queue a job; `job_id` when it is recorded already."""
+async def _enqueue(request: web.Request, kind: AdminJobKind, params: dict[str, Any]) -> web.Response:
+    job_id = jobrecords.new_job_id(kind)
+    await jobrecords.create(request.app[REDIS], job_id, kind, params)
+    return await enqueue_job(request, kind, job_id)
+
+
+async def enqueue_job(request: web.Request, kind: AdminJobKind, job_id: str) -> web.Response:
+    """Queue a recorded job for the workers; the 202 answer naming it."""
     redis = request.app[REDIS]
-    if job_id is None:
-        job_id = jobrecords.new_job_id(kind)
-        await jobrecords.create(redis, job_id, kind, params)
     # orjson, like the workers' job_deserializer (never pickle); the gateway only names the job function.
     arq = ArqRedis(connection_pool=redis.connection_pool, job_serializer=orjson.dumps)
     await arq.enqueue_job(
@@ -99,14 +100,14 @@ async def resync(request: web.Request) -> web.Response:
         body = wanted.body.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         return body_refused(exc)
-    return await enqueue_job(request, wanted.kind, body.model_dump(mode="json", exclude_none=True))
+    return await _enqueue(request, wanted.kind, body.model_dump(mode="json", exclude_none=True))
 
 
 async def reconcile_inventory(request: web.Request) -> web.Response:
     raw = request.query.get("dry_run", "false").lower()
     if raw not in ("true", "false", "1", "0"):
         return bad_parameter("dry_run", "must be true or false")
-    return await enqueue_job(request, AdminJobKind.RECONCILE_INVENTORY, {"dry_run": raw in ("true", "1")})
+    return await _enqueue(request, AdminJobKind.RECONCILE_INVENTORY, {"dry_run": raw in ("true", "1")})
 
 
 async def get_job(request: web.Request) -> web.Response:

@@ -63,7 +63,7 @@ async def initial_sync(request: web.Request) -> web.Response:
             job_id=running,
             href=f"/admin/jobs/{running}",
         )
-    return await enqueue_job(request, kind, {}, job_id)
+    return await enqueue_job(request, kind, job_id)
 
 
 async def _abandoned(request: web.Request, job_id: str) -> bool:
