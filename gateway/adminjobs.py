@@ -1,4 +1,5 @@
-"""Admin jobs over HTTP: force resyncs and the inventory reconciliation, run by the workers.
+"""Admin jobs over HTTP: force resyncs and the inventory reconciliation, run by the workers (the initial sync:
+gateway/initialsync.py).
 
 POST answers 202 with the job id once the job is recorded and queued; `GET /admin/jobs/{id}` shows its
 status and progress. The request bodies are validated here, so a worker never sees a malformed job.
@@ -68,15 +69,20 @@ RESYNCS: dict[str, Resync] = {
 
 
 async def _enqueue(request: web.Request, kind: AdminJobKind, params: dict[str, Any]) -> web.Response:
-    redis = request.app[REDIS]
     job_id = jobrecords.new_job_id(kind)
-    await jobrecords.create(redis, job_id, kind, params)
+    await jobrecords.create(request.app[REDIS], job_id, kind, params)
+    return await enqueue_job(request, kind, job_id)
+
+
+async def enqueue_job(request: web.Request, kind: AdminJobKind, job_id: str) -> web.Response:
+    """Queue a recorded job for the workers; the 202 answer naming it."""
+    redis = request.app[REDIS]
     # orjson, like the workers' job_deserializer (never pickle); the gateway only names the job function.
     arq = ArqRedis(connection_pool=redis.connection_pool, job_serializer=orjson.dumps)
     await arq.enqueue_job(
         jobrecords.RUN_ADMIN_JOB,
         job_id,
-        _job_id=f"admin:{job_id}",
+        _job_id=jobrecords.arq_job_id(job_id),
         _queue_name=jobrecords.long_queue_name(request.app[SETTINGS].queue_name),
     )
     return _json({"job_id": job_id, "kind": kind, "status": "queued", "href": f"/admin/jobs/{job_id}"}, 202)
