@@ -27,7 +27,7 @@ from arq import Retry
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from crmcore import deadletters, eventlog, jobrecords, keys
+from crmcore import deadletters, eventlog, jobrecords, keys, series
 from crmcore.clock import now_ms
 from crmcore.entityqueue import EntityQueue
 from crmcore.errors import clip
@@ -310,6 +310,7 @@ class Dispatcher:
                 eventlog.set_status(pipe, c.ref, status, now_ms=now, attempts=attempt, error=error or "")
                 if c.admin_job is not None:
                     jobrecords.count_settled(pipe, c.admin_job, status)
+            series.count_settled(pipe, [c.raw for c in items], status, now_ms=now)
             await pipe.execute()
 
     async def _dead_letter(
