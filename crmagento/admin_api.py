@@ -165,6 +165,9 @@ class AdminAPI:
     def event(self, event_id: str, *, source: str | None = None) -> dict[str, Any]:
         return self.request("GET", f"/admin/events/{_quote(event_id)}", query={"source": source})
 
+    def trace(self, query: str) -> dict[str, Any]:
+        return self.request("GET", "/admin/trace", query={"q": query})
+
     def dead_letters(self, *, limit: int | None = None, offset: int | None = None) -> dict[str, Any]:
         return self.request("GET", "/admin/dead-letters", query={"limit": limit, "offset": offset})
 

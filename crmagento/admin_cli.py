@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -230,6 +231,47 @@ def events_show(event_id: str, *, source: str | None, as_json: bool) -> None:
         _print_json(record)
         return
     _console().print(_fields(f"Event {event_id}", record))
+
+
+# ----------------------------------------------------------------------------- trace
+
+# A timeline says "retrying" where the event log says "failed": the same colour.
+_TIMELINE_STATUS = {"retrying": "failed"}
+
+
+def trace(query: str, *, as_json: bool) -> None:
+    """The timeline of every entity `query` names, newest first; nothing known by that name is exit 1."""
+    api = connect()
+    with _errors():
+        answer = api.trace(query)
+    if as_json:
+        _print_json(answer)
+        return
+    console = _console()
+    for match in answer["matches"]:
+        console.print(_timeline_table(match))
+
+
+def _timeline_table(match: dict[str, Any]) -> Table:
+    # A title is rendered as markup, and the entity and its aliases come from outside (a SKU may hold `[`).
+    aliases = ", ".join(match.get("aliases") or [])
+    title = escape(f"{match['entity']}" + (f" ({aliases})" if aliases else ""))
+    table = Table(title=title, title_justify="left")
+    for name in ("at", "what", "event", "type", "job", "try", "error / reason", "detail"):
+        table.add_column(name, overflow="fold")
+    for e in match["timeline"]:
+        what = str(e.get("what"))
+        table.add_row(
+            _cell(e.get("at")),
+            Text(what, style=_STATUS_STYLE.get(_TIMELINE_STATUS.get(what, what), "")),
+            _cell(e.get("event")),
+            _cell(e.get("type")),
+            _cell(e.get("job")),
+            _cell(e.get("attempt")),
+            _cell(e.get("error") or e.get("reason")),
+            _cell(e.get("detail")),
+        )
+    return table
 
 
 # ----------------------------------------------------------------------------- dead letters

@@ -253,6 +253,15 @@ def reconcile_inventory(
     admin_cli.reconcile_inventory(dry_run=dry_run, wait=wait, as_json=as_json)
 
 
+@app.command(rich_help_panel=ADMIN)
+def trace(
+    query: Annotated[str, typer.Argument(metavar="SKU|ORDER|EMAIL|EVENT_ID", help="What you know the thing by.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """What happened to X: the events, jobs, outcomes and errors of the entity X names, newest first."""
+    admin_cli.trace(query, as_json=as_json)
+
+
 @events_app.command("list")
 def events_list(
     status: Annotated[

@@ -126,6 +126,23 @@ def job_id(name: str, n: int) -> str:
     return f"{PREFIX}{name}:{n}"
 
 
+# --- what happened to an entity (crmcore/timeline.py) ---------------------------------------------------------
+def timeline(name: str) -> str:
+    """list: the entity's newest status changes, JSON entries, newest first (trimmed, expiring)."""
+    return f"{PREFIX}timeline:{name}"
+
+
+def timeline_aliases(name: str) -> str:
+    """zset alias -> learnt ms: what an operator may call the entity (a SKU, an order number, an email)."""
+    return f"{PREFIX}timeline:{name}:aliases"
+
+
+def alias(value: str) -> str:
+    """zset entity name -> learnt ms: the entities an alias (lower-cased) names. Only aliases live under this
+    prefix, so a value from outside needs no encoding here."""
+    return f"{PREFIX}alias:{value}"
+
+
 # --- dead letters (crmcore/deadletters.py) ------------------------------------------------------------------
 DEADLETTERS = LUA["deadletters"]  # zset id -> failed ms
 

@@ -27,7 +27,7 @@ from arq import Retry
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from crmcore import deadletters, eventlog, jobrecords, keys, series
+from crmcore import deadletters, eventlog, jobrecords, keys, series, timeline
 from crmcore.clock import now_ms
 from crmcore.entityqueue import EntityQueue
 from crmcore.errors import clip
@@ -170,6 +170,7 @@ class Dispatcher:
         async with self.redis.pipeline(transaction=False) as pipe:
             for c in present:
                 eventlog.set_status(pipe, c.ref, "processing", now_ms=now, attempts=attempt)
+            timeline.note(pipe, present, "processing", self.settings, attempt=attempt, job=job_id)
             await pipe.execute()
 
         hctx = handler_context(ctx, job_id, attempt)
@@ -262,6 +263,7 @@ class Dispatcher:
         async with self.redis.pipeline(transaction=False) as pipe:
             for c in items:
                 eventlog.set_status(pipe, c.ref, "parked", now_ms=now, attempts=attempt - 1, error=reason)
+            timeline.note(pipe, items, "parked", self.settings, attempt=attempt - 1, error=reason, job=job_id)
             pipe.hincrby(keys.JOB_STATS, "parked", len(items))
             await pipe.execute()
         log.info("job_parked", remote=state.remote.value, state=state.state.value, events=len(items))
@@ -311,6 +313,7 @@ class Dispatcher:
                 if c.admin_job is not None:
                     jobrecords.count_settled(pipe, c.admin_job, status)
             series.count_settled(pipe, [c.raw for c in items], status, now_ms=now)
+            timeline.note(pipe, items, status, self.settings, attempt=attempt, error=error)
             await pipe.execute()
 
     async def _dead_letter(

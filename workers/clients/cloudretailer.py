@@ -11,6 +11,7 @@ from typing import Any
 
 from yarl import URL
 
+from crmcore import timeline
 from crmcore.errors import clip
 from crmcore.remotes import Remote
 from crmcore.settings import Settings, env_name
@@ -67,9 +68,11 @@ class CloudRetailerClient(ApiClient):
         raw: bool = False,
         idempotent: bool | None = None,
     ) -> Any:
-        return await self.http.request(
+        answer = await self.http.request(
             method, self.url(path, params), json=json, headers=self._headers, raw=raw, idempotent=idempotent
         )
+        timeline.wrote("Cloud Retailer", method, path)
+        return answer
 
     async def iter_pages(
         self, path: str, params: Mapping[str, str] | None = None, *, limit: int = 500

@@ -19,6 +19,7 @@ from typing import Any
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256, Client
 from yarl import URL
 
+from crmcore import timeline
 from crmcore.errors import clip
 from crmcore.remotes import Remote
 from crmcore.settings import Settings, env_name
@@ -150,7 +151,7 @@ class MagentoClient(ApiClient):
         json: Any = None,
         idempotent: bool | None = None,
     ) -> Any:
-        return await self.http.request(
+        answer = await self.http.request(
             method,
             self.url(path, store=store, params=params),
             json=json,
@@ -158,6 +159,8 @@ class MagentoClient(ApiClient):
             signer=self._signer,
             idempotent=idempotent,
         )
+        timeline.wrote("Magento", method, path)
+        return answer
 
     async def search(self, path: str, criteria: SearchCriteria, *, page: int = 1, store: str | None = None) -> Page:
         """One page of a searchCriteria list at `path` (a route of this class, never from outside)."""

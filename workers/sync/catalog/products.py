@@ -8,6 +8,8 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
+from crmcore import keys, timeline
+from crmcore.events import ProductEvent, Source
 from workers.binder import Binder
 from workers.clients.cloudretailer_models import Product
 from workers.clients.errors import NotFound, PermanentApiError
@@ -39,6 +41,12 @@ async def sync_product(ctx: HandlerContext, product_id: str) -> str:
         product = await ctx.cr.get_product(product_id)
     except NotFound:
         return await _disable(ctx, await _bound_sku(ctx, product_id))
+    await timeline.remember(
+        ctx.redis,
+        product.sku,
+        keys.entity_name(Source.CLOUDRETAILER, ProductEvent.KIND, [product.id]),
+        ttl_s=ctx.settings.event_record_ttl_seconds,
+    )
     if product.deleted:
         return await _disable(ctx, product.sku)
 

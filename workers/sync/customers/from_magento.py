@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import structlog
 
+from crmcore import keys, timeline
+from crmcore.events import MagentoCustomerEvent, Source
 from workers.binder import Binder
 from workers.clients.errors import NotFound
 from workers.errors import Skip
@@ -30,6 +32,12 @@ async def sync_from_magento(ctx: HandlerContext, magento_id: int) -> str:
     if account.website_id != website:
         raise Skip(f"Magento customer {magento_id} is of website {account.website_id}, not the linked {website}")
     check_email(account.email, f"Magento customer {magento_id}")
+    await timeline.remember(
+        ctx.redis,
+        account.email,
+        keys.entity_name(Source.MAGENTO, MagentoCustomerEvent.KIND, [str(magento_id)]),
+        ttl_s=ctx.settings.event_record_ttl_seconds,
+    )
     existing = await ctx.cr.find_customer(account.email)
     if existing is not None:
         # Its match by email: the account the gateway itself made from it (the callback raced the binding),

@@ -13,7 +13,8 @@ from typing import Any
 import orjson
 import structlog
 
-from crmcore import keys
+from crmcore import keys, timeline
+from crmcore.events import CustomerEvent, Source
 from workers.binder import Binder
 from workers.clients import cloudretailer_models as cr_models
 from workers.clients.errors import NotFound, PermanentApiError
@@ -114,6 +115,12 @@ async def sync_from_cr(ctx: HandlerContext, cr_id: str, *, created_only: bool = 
         raise Skip(f"Cloud Retailer has no customer {cr_id}; nothing to sync") from None
     # From here on Cloud Retailer's own id keys every binding and write, never the event's spelling of it.
     cr_id = customer.id
+    await timeline.remember(
+        ctx.redis,
+        customer.email,
+        keys.entity_name(Source.CLOUDRETAILER, CustomerEvent.KIND, [cr_id]),
+        ttl_s=ctx.settings.event_record_ttl_seconds,
+    )
     wanted = await _wanted(ctx, customer)
     account = await _bound_account(ctx, cr_id, bound)
     if account is None:

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import structlog
 
+from crmcore import timeline
 from crmcore.events import AcceptedEvent, CloudRetailerEventType, InventoryEvent, Source
 from crmcore.jobrecords import AdminJobKind
 from crmcore.settings import Settings
@@ -54,6 +55,7 @@ async def on_inventory_updated(ctx: HandlerContext, events: list[AcceptedEvent])
     counts = await _counts(ctx, str(data["sku"]), store_id, place)
     # Written under the SKU as Cloud Retailer spells it: the event's spelling is not confirmed by anyone.
     sku = counts.level.sku
+    await timeline.remember(ctx.redis, sku, events[-1].entity, ttl_s=ctx.settings.event_record_ttl_seconds)
     for _ in range(PUSH_ROUNDS):
         quantity = counts.target
         outcome = await setup.batcher.submit(Target(sku, quantity))

@@ -18,7 +18,8 @@ from typing import Any
 
 import structlog
 
-from crmcore.events import AcceptedEvent, MagentoOrderEvent
+from crmcore import keys, timeline
+from crmcore.events import AcceptedEvent, MagentoOrderEvent, Source
 from workers.clients.errors import NotFound, PermanentApiError, remote_condition
 from workers.errors import PermanentError, Skip
 from workers.registry import HandlerContext
@@ -78,6 +79,12 @@ async def check(ctx: HandlerContext, entity_id: int, increment_id: str | None = 
         await _skip_if_imported(ctx, increment_id, entity_id)
     order = await _fetch(ctx, entity_id)
     number = str(order["increment_id"])
+    await timeline.remember(
+        ctx.redis,
+        number,
+        keys.entity_name(Source.MAGENTO, MagentoOrderEvent.KIND, [str(entity_id)]),
+        ttl_s=ctx.settings.event_record_ttl_seconds,
+    )
     await _skip_if_imported(ctx, number)
     if order.get("state") != "complete":
         raise Skip(f"order {number} is {order.get('state')!r} (status {order.get('status')!r}), not complete")
