@@ -51,6 +51,17 @@ class JobProgress(_Model):
     total: int | None = None
 
 
+class JobPhase(_Model):
+    """One phase of a job made of phases (the initial sync), with its own counts."""
+
+    name: str
+    status: str = "pending"  # pending, running, done or skipped
+    done: int = 0
+    failed: int = 0
+    total: int | None = None
+    runs: int = 0
+
+
 class Job(_Model):
     id: str
     kind: str  # a `jobrecords.AdminJobKind` value; any string, as a newer gateway may run kinds this CLI lacks
@@ -63,6 +74,8 @@ class Job(_Model):
     result: dict[str, Any] | None = None
     error: str | None = None
     reason: str | None = None  # why a `waiting` job waits (a remote that is down)
+    phase: str | None = None  # the phase running, of a job made of phases
+    phases: list[JobPhase] = []
 
     @property
     def finished_for_good(self) -> bool:
@@ -189,6 +202,9 @@ class AdminAPI:
 
     def reconcile_inventory(self, *, dry_run: bool) -> dict[str, Any]:
         return self.request("POST", "/admin/reconcile/inventory", query={"dry_run": "true" if dry_run else "false"})
+
+    def initial_sync(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/admin/sync/initial", body=body)
 
     def jobs(self) -> list[dict[str, Any]]:
         return self.request("GET", "/admin/jobs")["items"]

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, NoReturn
 
@@ -33,6 +34,7 @@ from crmagento.admin_api import (
     Job,
     target_from_settings,
 )
+from crmagento.phases_view import PhaseBars, phases_line, phases_table
 from crmcore.deadletters import MAX_BULK_REPLAY
 from crmcore.eventlog import STATUSES
 from crmcore.events import Source
@@ -420,6 +422,24 @@ def _after_queueing(api: AdminAPI, queued: dict[str, Any], *, wait: bool, as_jso
     _finish(follow(api, job_id, show_progress=not as_json), as_json=as_json)
 
 
+def initial_sync(*, orders_since: str | None, wait: bool, as_json: bool) -> None:
+    """POST /admin/sync/initial; a running one is named in the 409, with how to follow it."""
+    body: dict[str, Any] = {}
+    if orders_since is not None:
+        try:
+            datetime.fromisoformat(orders_since)
+        except ValueError:
+            _fail("--orders-since: an ISO 8601 time, e.g. 2026-01-31T00:00:00Z", EXIT_USAGE)
+        body["orders_since"] = orders_since
+    api = connect()
+    try:
+        queued = api.initial_sync(body)
+    except AdminAPIError as exc:
+        hint = " (follow it: crmagento jobs show <id> --wait)" if exc.status == 409 else ""
+        _fail(f"{exc}{hint}", exc.exit_code)
+    _after_queueing(api, queued, wait=wait, as_json=as_json)
+
+
 def jobs_show(job_id: str, *, wait: bool, as_json: bool) -> None:
     api = connect()
     if wait:
@@ -482,8 +502,11 @@ def _finish(job: Job, *, as_json: bool) -> None:
         }
         if job.error:
             rows["error"] = job.error
-        for key, value in (job.result or {}).items():
-            rows[f"result.{key}"] = value
+        if job.phases:
+            _console().print(phases_table(job))
+        else:
+            for key, value in (job.result or {}).items():
+                rows[f"result.{key}"] = value
         _console().print(_fields(f"Job {job.id}", rows))
     if job.status == "failed":
         if not as_json:
@@ -517,8 +540,10 @@ def _follow_with_bar(api: AdminAPI, job_id: str, err: Console, sleep: Callable[[
     )
     with Progress(*columns, console=err, transient=False) as bar:
         task = bar.add_task(job_id, total=None, failed="")
+        phases = PhaseBars(bar)
         while True:
             job = _job(api.job(job_id))
+            phases.update(job)
             p = job.progress
             bar.update(
                 task,
@@ -536,7 +561,7 @@ def _follow_with_lines(api: AdminAPI, job_id: str, err: Console | None, sleep: C
     last: str | None = None
     while True:
         job = _job(api.job(job_id))
-        line = f"{job_id}: {job.status} {_progress_text(job)}"
+        line = f"{job_id}: {job.status} {_progress_text(job)}{phases_line(job)}"
         if err is not None and line != last:
             err.print(Text(line))
             last = line

@@ -214,10 +214,12 @@ events_app = typer.Typer(help="The event log (kept 7 days).", no_args_is_help=Tr
 dead_letters_app = typer.Typer(help="Events the workers gave up on; replay them once fixed.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Admin jobs: force resyncs and reconciliations.", no_args_is_help=True)
 reconcile_app = typer.Typer(help="Compare and repair now instead of waiting for the cron.", no_args_is_help=True)
+sync_app = typer.Typer(help="Sync everything at once (a new installation).", no_args_is_help=True)
 app.add_typer(events_app, name="events", rich_help_panel=ADMIN)
 app.add_typer(dead_letters_app, name="dead-letters", rich_help_panel=ADMIN)
 app.add_typer(jobs_app, name="jobs", rich_help_panel=ADMIN)
 app.add_typer(reconcile_app, name="reconcile", rich_help_panel=ADMIN)
+app.add_typer(sync_app, name="sync", rich_help_panel=ADMIN)
 
 
 @app.command("status", rich_help_panel=ADMIN)
@@ -260,6 +262,19 @@ def trace(
 ) -> None:
     """What happened to X: the events, jobs, outcomes and errors of the entity X names, newest first."""
     admin_cli.trace(query, as_json=as_json)
+
+
+@sync_app.command("initial")
+def sync_initial(
+    orders_since: Annotated[
+        str | None,
+        typer.Option(help="Also import orders completed since this ISO 8601 time; none: no orders."),
+    ] = None,
+    wait: WaitOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Categories (the whole tree), products, customers, the stock reconciliation, then orders: one job, in order."""
+    admin_cli.initial_sync(orders_since=orders_since, wait=wait, as_json=as_json)
 
 
 @events_app.command("list")

@@ -3,6 +3,11 @@
 `keys.admin_job(id)` is a hash: kind, params (JSON), status queued|running|waiting|done|failed, done/total
 for progress, result (JSON), error, reason (why it is waiting), created/started/finished (ISO UTC). Records
 expire after 7 days; the newest ids are listed in `keys.ADMIN_JOBS` (trimmed).
+
+A job made of phases (the initial sync) also has `phases` (JSON list of names, in order) and `phase` (the one
+running). Each phase has a record of its own, `keys.admin_job(phase_id(id, name))`, not listed: status
+pending|running|done|skipped, done/failed/total, result, started/finished and `runs` (how many times it was
+started: a phase that finished is not started again when the job is retried).
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ class AdminJobKind(StrEnum):
     RESYNC_ORDERS = "resync-orders"
     RESYNC_CATCHUP = "resync-catchup"
     RECONCILE_INVENTORY = "reconcile-inventory"
+    # Every resync and the reconciliation, one after the other, for a new installation (crmcore/initialsync.py).
+    INITIAL_SYNC = "initial-sync"
     # The record of a catch-up run the cron started (workers/sync/catchup): it counts its changes like an
     # admin job, but nobody queues it, so no handler is registered under this name.
     CATCHUP_CRON = "catchup"
@@ -139,11 +146,58 @@ async def get(redis: Redis, job_id: str) -> dict[str, Any] | None:
         "error": rec.get("error") or None,
         "reason": rec.get("reason") or None,
     }
+    if rec.get("phases"):
+        out["phase"] = rec.get("phase") or None
+        out["phases"] = await _phases(redis, job_id, orjson.loads(rec["phases"]))
     # A fan-out job's function is done once it has fed every change; the job is done when they are settled.
     progress = out["progress"]
     if out["status"] == "done" and progress["total"] and progress["done"] + progress["failed"] < progress["total"]:
         out["status"] = "running"
     return out
+
+
+def phase_id(job_id: str, phase: str) -> str:
+    """The record of one phase of a job; the changes the phase feeds count on it, apart from the other phases."""
+    return f"{job_id}:{phase}"
+
+
+async def open_phases(redis: Redis, job_id: str, phases: list[str]) -> None:
+    """Give a job its phase records; a retried job keeps the ones it has (and what they counted)."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(keys.admin_job(job_id), "phases", orjson.dumps(phases))
+        for name in phases:
+            pipe.hsetnx(keys.admin_job(phase_id(job_id, name)), "status", "pending")
+            pipe.expire(keys.admin_job(phase_id(job_id, name)), TTL_S)
+        await pipe.execute()
+
+
+async def _phases(redis: Redis, job_id: str, names: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for name in names:
+        raw = await redis.hgetall(keys.admin_job(phase_id(job_id, name)))
+        rec = {k.decode(): v.decode() for k, v in raw.items()}
+        out.append(
+            {
+                "name": name,
+                "status": rec.get("status", "pending"),
+                "done": int(rec.get("done") or 0),
+                "failed": int(rec.get("failed") or 0),
+                "total": int(rec["total"]) if rec.get("total") else None,
+                "runs": int(rec.get("runs") or 0),
+                "started": rec.get("started"),
+                "finished": rec.get("finished"),
+                "result": orjson.loads(rec["result"]) if rec.get("result") else None,
+            }
+        )
+    return out
+
+
+async def discard(redis: Redis, job_id: str) -> None:
+    """Forget a job that was recorded but must not run (a second initial sync, refused)."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.delete(keys.admin_job(job_id))
+        pipe.zrem(keys.ADMIN_JOBS, job_id)
+        await pipe.execute()
 
 
 async def recent(redis: Redis, limit: int = 20) -> list[dict[str, Any]]:

@@ -197,6 +197,8 @@ def remote_drain_lock(name: str) -> str:
 
 CATCHUP_LOCK = lock("catchup")
 RECONCILE_LOCK = lock("reconcile-inventory")
+# The id of the initial sync that is queued or running: a second one is refused while it is (crmcore/initialsync.py).
+INITIAL_SYNC_LOCK = lock("initial-sync")
 ORDER_POLL_LOCK = lock("order-poll")
 
 

@@ -15,6 +15,8 @@ What a domain builds on:
   (workers/periodic/): the scheduler on the long worker runs each once per interval across all workers,
   under its lease, skipped while a remote it needs is down, and stores its report under `name` in
   `keys.REPORTS` (GET /admin/status, `reports`), in the one shape every periodic run reports in.
+- the initial sync (workers/sync/initial/) runs other domains' admin jobs as its phases, found in the registry
+  by kind, so it reaches into no domain.
 - end-to-end tests: tests/support/stack.py `full_stack(...)` runs both sandboxes, the gateway and workers.
 """
 
@@ -22,9 +24,9 @@ from __future__ import annotations
 
 from crmcore.settings import Settings
 from workers.registry import Registry
-from workers.sync import catalog, catchup, customers, inventory, orders
+from workers.sync import catalog, catchup, customers, initial, inventory, orders
 
-DOMAINS = (catalog, inventory, orders, customers, catchup)
+DOMAINS = (catalog, inventory, orders, customers, catchup, initial)
 
 
 def register_all(registry: Registry, settings: Settings) -> None:
