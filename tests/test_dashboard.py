@@ -23,7 +23,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from crmcore import keys, timeline
+from crmcore import jobrecords, keys, timeline
 from crmcore.events import AcceptedEvent, Source
 from crmcore.remotes import MARK_DOWN_LUA, Remote, drain_rank
 from tests.conftest import post_event
@@ -366,6 +366,13 @@ async def test_the_page_reads_at_a_glance(page: Page, gateway: TestClient, redis
         assert time.monotonic() < deadline, "the demo-like data did not settle"
         await asyncio.sleep(0.1)
 
+    # An initial sync half-way: its phases as the workers record them (crmcore/jobrecords.py).
+    initial = jobrecords.new_job_id(jobrecords.AdminJobKind.INITIAL_SYNC)
+    await jobrecords.create(redis, initial, jobrecords.AdminJobKind.INITIAL_SYNC, {})
+    await jobrecords.open_phases(redis, initial, ["categories", "products", "customers", "inventory", "orders"])
+    await jobrecords.update(redis, jobrecords.phase_id(initial, "categories"), status="done", done=12, total=12)
+    await jobrecords.update(redis, initial, status="running", phase="products", done=1, total=5)
+
     await _sign_in(page, gateway)
     await expect(page.locator("#redis-state")).to_have_text("Redis ok", timeout=WAIT_MS)
 
@@ -408,7 +415,10 @@ async def test_the_page_reads_at_a_glance(page: Page, gateway: TestClient, redis
     fixed = "500 compared, drift 200, 200 fixed, 60 missing in Magento"
     await expect(reconcile.locator(".summary")).to_have_text(fixed)
     await expect(resync.locator("pre.json")).to_be_hidden()
-    for row in (resync, reconcile):  # one line high, however long the result
+    phased = page.locator(f"#jobs tbody tr[data-id='{initial}']")
+    await expect(phased.locator("td.status")).to_have_text("running")
+    await expect(phased.locator(".phase")).to_have_text("phase products (1/5)")
+    for row in (resync, reconcile, phased):  # one line high, however long the result
         assert (await row.bounding_box() or {"height": 999})["height"] < 80
     report = page.locator("#reports tr.report[data-name='reconcile-inventory']")
     await expect(report.locator(".pill")).to_have_text("ok")

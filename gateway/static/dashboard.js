@@ -305,7 +305,7 @@ function renderStatus(answer) {
       el(
         "tr",
         { dataset: { id: w.id } },
-        el("td", { className: "id", title: w.id }, shortId(w.id)),
+        el("td", { className: "id" }, w.id),
         el("td", {}, w.host),
         el("td", {}, w.pid),
         el("td", {}, w.jobs_running),
@@ -479,6 +479,7 @@ function renderSeries(answer) {
   const missing = answer.status === 404;
   $("#plots-missing").hidden = !missing;
   if (missing) {
+    $("#plots-missing").textContent = "Plots: not available on this gateway (no /admin/series).";
     $("#plots").replaceChildren();
     return;
   }
@@ -525,17 +526,16 @@ function renderJobs(items) {
       else if (job.status === "done" || job.status === "failed") bar.value = 1;
       else bar.removeAttribute("value"); // indeterminate until the job knows its total
       const label = `${settled}/${p.total == null ? "?" : p.total}${p.failed ? `, ${p.failed} failed` : ""}`;
-      const status = el("td", { className: `status status-${job.status}` }, job.status);
-      const statusCell = el("td", {}, status);
+      const progress = el("td", { className: "progress" }, bar, el("span", { className: "progress-label" }, label));
       if (job.phase || job.phases) {
         // A job made of phases (the initial sync): which one runs, and how far along the list it is.
         const phases = job.phases || [];
         const finished = phases.filter((ph) => ph.status === "done" || ph.status === "skipped").length;
         const text = job.phase ? `phase ${job.phase}` : "phases";
-        statusCell.append(el("span", { className: "phase small" }, phases.length ? ` ${text} (${finished}/${phases.length})` : ` ${text}`));
+        progress.append(el("div", { className: "phase small" }, phases.length ? `${text} (${finished}/${phases.length})` : text));
       }
-      if (job.status === "waiting" && job.reason) statusCell.append(el("span", { className: "phase small" }, ` ${job.reason}`));
       const outcome = el("td", { className: "outcome fill" });
+      if (job.status === "waiting" && job.reason) outcome.append(el("div", { className: "clamp", title: job.reason }, job.reason));
       if (job.error) outcome.append(el("div", { className: "error clamp", title: job.error }, job.error));
       if (job.result != null) {
         const line = summarize(job.kind, job.result);
@@ -543,7 +543,7 @@ function renderJobs(items) {
           el("div", { className: "summary clamp", title: line }, line),
           details(`job:${job.id}`, "details", jsonBlock(job.result)),
         );
-      } else if (!job.error) {
+      } else if (!job.error && !(job.status === "waiting" && job.reason)) {
         outcome.append(el("span", { className: "muted" }, job.status === "done" ? "no result" : "…"));
       }
       return el(
@@ -557,8 +557,8 @@ function renderJobs(items) {
           el("span", { className: "id muted", title: job.id }, shortId(job.id)),
           el("div", { className: "small muted" }, `started ${clock(job.started || job.created)}`),
         ),
-        statusCell,
-        el("td", { className: "progress" }, bar, el("span", { className: "progress-label" }, label)),
+        el("td", { className: `status status-${job.status}` }, job.status),
+        progress,
         el("td", { className: "took" }, durationOf(job)),
         outcome,
       );
