@@ -23,21 +23,25 @@ _RECEIVED_RANK = -(10**9)
 
 async def lookup(redis: Redis, q: str) -> list[dict[str, Any]]:
     """Every entity `q` names, each with its aliases and its timeline, newest first; [] when none."""
-    return [await entity_trace(redis, name) for name in (await matching_entities(redis, q))[:MAX_MATCHES]]
+    found = list((await matching_entities(redis, q)).items())[:MAX_MATCHES]
+    return [await entity_trace(redis, name, refs) for name, refs in found]
 
 
-async def matching_entities(redis: Redis, q: str) -> list[str]:
+async def matching_entities(redis: Redis, q: str) -> dict[str, list[str]]:
+    """Entity name -> the refs of the events `q` named directly (their arrival shows even when the entity's
+    timeline has nothing about them: written before the timeline existed, or trimmed)."""
     q = q.strip()
-    found: list[str] = []
+    found: dict[str, list[str]] = {}
     if (key := timeline.alias_key(q)) is not None:
-        found += [m.decode() for m in await redis.zrevrange(key, 0, timeline.MAX_ALIASES - 1)]
+        for member in await redis.zrevrange(key, 0, timeline.MAX_ALIASES - 1):
+            found.setdefault(member.decode(), [])
     for ref in _event_refs(q):
         record = await eventlog.get_event(redis, ref)
         if record is not None:
-            found.append(record["entity"])
+            found.setdefault(record["entity"], []).append(ref)
     if _is_entity_name(q) and await _known(redis, q):
-        found.append(q)
-    return list(dict.fromkeys(found))
+        found.setdefault(q, [])
+    return found
 
 
 def _event_refs(q: str) -> list[str]:
@@ -62,7 +66,7 @@ async def _known(redis: Redis, name: str) -> bool:
     return bool(await redis.exists(keys.timeline(name), keys.entity(name), keys.pending(name)))
 
 
-async def entity_trace(redis: Redis, name: str) -> dict[str, Any]:
+async def entity_trace(redis: Redis, name: str, refs_named: list[str] | None = None) -> dict[str, Any]:
     async with redis.pipeline(transaction=False) as pipe:
         pipe.lrange(keys.timeline(name), 0, -1)
         pipe.zrevrange(keys.timeline_aliases(name), 0, -1)
@@ -71,7 +75,8 @@ async def entity_trace(redis: Redis, name: str) -> dict[str, Any]:
         stored, aliases, pending, inflight = await pipe.execute()
     entries = [orjson.loads(raw) for raw in stored]
     # Refs of queued events too (pending, in flight): received, with nothing done about them yet.
-    refs = dict.fromkeys([e["event"] for e in entries] + [r.decode() for r in (*pending, *inflight)])
+    queued = [r.decode() for r in (*pending, *inflight)]
+    refs = dict.fromkeys([e["event"] for e in entries] + queued + (refs_named or []))
     received = [e for ref in refs if (e := await _received(redis, ref)) is not None]
     ranked = [(e["at"], -i, e) for i, e in enumerate(entries)] + [(e["at"], _RECEIVED_RANK, e) for e in received]
     ranked.sort(key=lambda t: (t[0], t[1]), reverse=True)

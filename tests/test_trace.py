@@ -115,7 +115,7 @@ async def test_unknown_unauthorized_and_bad_queries(gateway: TestClient) -> None
     assert (await gateway.get("/admin/trace", headers=AUTH)).status == 400
 
 
-async def test_a_queued_event_shows_as_received_by_its_id(gateway: TestClient) -> None:
+async def test_a_queued_event_shows_as_received_by_its_id(gateway: TestClient, redis: Redis) -> None:
     msg_id = new_id()
     body = envelope("product.updated", {"product_id": "P-q", "sku": "SKU-q"})
     assert (await post_event(gateway, "cloudretailer", body, msg_id=msg_id)).status == 202
@@ -123,6 +123,11 @@ async def test_a_queued_event_shows_as_received_by_its_id(gateway: TestClient) -
     (match,) = (await resp.json())["matches"]
     assert match["entity"] == "cloudretailer:product:P-q"
     assert [e["what"] for e in match["timeline"]] == ["received"]
+
+    # Handled before timelines existed (no queue, no timeline): asked by its id, its arrival still shows.
+    await redis.delete(keys.pending(match["entity"]), keys.entity(match["entity"]))
+    resp = await gateway.get("/admin/trace", params={"q": msg_id}, headers=AUTH)
+    assert [e["what"] for e in (await resp.json())["matches"][0]["timeline"]] == ["received"]
 
 
 def _noted(ref: str, entity: str, event_type: str = "product.updated") -> SimpleNamespace:
@@ -167,7 +172,9 @@ async def test_the_cli_prints_the_timeline_and_never_renders_markup(
     await timeline.remember(redis, sku, entity)
     async with redis.pipeline(transaction=False) as pipe:
         note = _noted(f"cloudretailer:{msg_id}", entity)
-        timeline.note(pipe, [note], "dead", settings, attempt=3, error="[red]boom[/red] for " + sku, job="crm:j:1")
+        timeline.note(
+            pipe, [note], "dead", settings, attempt=3, error="[red]boom[/red] for " + sku, job=keys.job_id(entity, 1)
+        )
         await pipe.execute()
 
     code, out, err = await crmagento(gateway, tmp_path, "trace", sku)
