@@ -3,6 +3,7 @@ line per phase in the outcome."""
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
@@ -48,7 +49,8 @@ class PhaseBars:
             over = phase.status in ("done", "skipped")
             self._bar.update(
                 self._tasks[phase.name],
-                description=f"  {phase.name} [{phase.status}]",
+                # Escaped: rich would take `[done]` for a style tag and drop it.
+                description=escape(f"  {phase.name} [{phase.status}]"),
                 completed=settled,
                 total=phase.total if phase.total is not None else (settled if over else None),
                 failed=f"{phase.failed} failed" if phase.failed else "",

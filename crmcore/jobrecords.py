@@ -6,8 +6,10 @@ expire after 7 days; the newest ids are listed in `keys.ADMIN_JOBS` (trimmed).
 
 A job made of phases (the initial sync) also has `phases` (JSON list of names, in order) and `phase` (the one
 running). Each phase has a record of its own, `keys.admin_job(phase_id(id, name))`, not listed: status
-pending|running|done|skipped, done/failed/total, result, started/finished and `runs` (how many times it was
-started: a phase that finished is not started again when the job is retried).
+pending|running|done|skipped, result, started/finished and `runs` (how many times it was started: a phase that
+finished is not started again when the job is retried). Each run of a phase counts on a record of its own too
+(`run_id`, named in the phase's `counts`): a run feeds under ids of its own, so a run after a cut-short one
+never takes a change it has not fed yet for a duplicate of the earlier run's.
 """
 
 from __future__ import annotations
@@ -96,6 +98,11 @@ def long_queue_name(queue_name: str) -> str:
     return f"{queue_name}:long"
 
 
+def arq_job_id(job_id: str) -> str:
+    """The id of the arq job that runs an admin job, on the long queue."""
+    return f"admin:{job_id}"
+
+
 def new_job_id(kind: AdminJobKind) -> str:
     return f"{kind}-{id_stamp()}-{secrets.token_hex(4)}"
 
@@ -161,6 +168,11 @@ def phase_id(job_id: str, phase: str) -> str:
     return f"{job_id}:{phase}"
 
 
+def run_id(job_id: str, phase: str, run: int) -> str:
+    """The record one run of a phase counts on: done/failed/total, and the ids of the changes it feeds."""
+    return f"{phase_id(job_id, phase)}:{run}"
+
+
 async def open_phases(redis: Redis, job_id: str, phases: list[str]) -> None:
     """Give a job its phase records; a retried job keeps the ones it has (and what they counted)."""
     async with redis.pipeline(transaction=True) as pipe:
@@ -174,15 +186,15 @@ async def open_phases(redis: Redis, job_id: str, phases: list[str]) -> None:
 async def _phases(redis: Redis, job_id: str, names: list[str]) -> list[dict[str, Any]]:
     out = []
     for name in names:
-        raw = await redis.hgetall(keys.admin_job(phase_id(job_id, name)))
-        rec = {k.decode(): v.decode() for k, v in raw.items()}
+        rec = await _fields(redis, phase_id(job_id, name))
+        counts = await _fields(redis, rec["counts"]) if rec.get("counts") else {}
         out.append(
             {
                 "name": name,
                 "status": rec.get("status", "pending"),
-                "done": int(rec.get("done") or 0),
-                "failed": int(rec.get("failed") or 0),
-                "total": int(rec["total"]) if rec.get("total") else None,
+                "done": int(counts.get("done") or 0),
+                "failed": int(counts.get("failed") or 0),
+                "total": int(counts["total"]) if counts.get("total") else None,
                 "runs": int(rec.get("runs") or 0),
                 "started": rec.get("started"),
                 "finished": rec.get("finished"),
@@ -190,6 +202,11 @@ async def _phases(redis: Redis, job_id: str, names: list[str]) -> list[dict[str,
             }
         )
     return out
+
+
+async def _fields(redis: Redis, record_id: str) -> dict[str, str]:
+    raw = await redis.hgetall(keys.admin_job(record_id))
+    return {k.decode(): v.decode() for k, v in raw.items()}
 
 
 async def discard(redis: Redis, job_id: str) -> None:

@@ -1,4 +1,5 @@
-"""Admin jobs over HTTP: force resyncs, the inventory reconciliation and the initial sync, run by the workers.
+"""Admin jobs over HTTP: force resyncs and the inventory reconciliation, run by the workers (the initial sync:
+gateway/initialsync.py).
 
 POST answers 202 with the job id once the job is recorded and queued; `GET /admin/jobs/{id}` shows its
 status and progress. The request bodies are validated here, so a worker never sees a malformed job.
@@ -14,7 +15,7 @@ from aiohttp import web
 from arq.connections import ArqRedis
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from crmcore import initialsync, jobrecords
+from crmcore import jobrecords
 from crmcore.jobrecords import AdminJobKind
 from gateway.admin import json_answer as _json
 from gateway.appkeys import REDIS, SETTINGS
@@ -52,13 +53,6 @@ class CatchupRun(_Body):
     """A catch-up run now (workers/sync/catchup): it reads from its own cursors, so it takes no parameters."""
 
 
-class InitialSync(_Body):
-    """Without `orders_since`, no orders are imported: which past sales belong in Cloud Retailer is the
-    operator's call (they may be there already, entered at the till)."""
-
-    orders_since: datetime | None = None
-
-
 class Resync(NamedTuple):
     kind: AdminJobKind
     body: type[_Body]
@@ -74,20 +68,21 @@ RESYNCS: dict[str, Resync] = {
 }
 
 
-async def _enqueue(
-    request: web.Request, kind: AdminJobKind, params: dict[str, Any], job_id: str | None = None
-) -> web.Response:
-    """Record and queue a job; `job_id` when it is recorded already."""
+async def _enqueue(request: web.Request, kind: AdminJobKind, params: dict[str, Any]) -> web.Response:
+    job_id = jobrecords.new_job_id(kind)
+    await jobrecords.create(request.app[REDIS], job_id, kind, params)
+    return await enqueue_job(request, kind, job_id)
+
+
+async def enqueue_job(request: web.Request, kind: AdminJobKind, job_id: str) -> web.Response:
+    """Queue a recorded job for the workers; the 202 answer naming it."""
     redis = request.app[REDIS]
-    if job_id is None:
-        job_id = jobrecords.new_job_id(kind)
-        await jobrecords.create(redis, job_id, kind, params)
     # orjson, like the workers' job_deserializer (never pickle); the gateway only names the job function.
     arq = ArqRedis(connection_pool=redis.connection_pool, job_serializer=orjson.dumps)
     await arq.enqueue_job(
         jobrecords.RUN_ADMIN_JOB,
         job_id,
-        _job_id=f"admin:{job_id}",
+        _job_id=jobrecords.arq_job_id(job_id),
         _queue_name=jobrecords.long_queue_name(request.app[SETTINGS].queue_name),
     )
     return _json({"job_id": job_id, "kind": kind, "status": "queued", "href": f"/admin/jobs/{job_id}"}, 202)
@@ -115,33 +110,6 @@ async def reconcile_inventory(request: web.Request) -> web.Response:
     return await _enqueue(request, AdminJobKind.RECONCILE_INVENTORY, {"dry_run": raw in ("true", "1")})
 
 
-async def initial_sync(request: web.Request) -> web.Response:
-    try:
-        raw = await read_body(request)
-    except BodyTimeout as exc:
-        return exc.answer()
-    try:
-        body = InitialSync.model_validate_json(raw or b"{}")
-    except ValidationError as exc:
-        return body_refused(exc)
-    redis = request.app[REDIS]
-    kind = AdminJobKind.INITIAL_SYNC
-    job_id = jobrecords.new_job_id(kind)
-    # Recorded before the lock names it: a lock naming a job without a record would look free to the next one.
-    await jobrecords.create(redis, job_id, kind, body.model_dump(mode="json", exclude_none=True))
-    running = await initialsync.claim(redis, job_id)
-    if running is not None:
-        await jobrecords.discard(redis, job_id)
-        return problem(
-            409,
-            "initial-sync-running",
-            f"initial sync {running} is queued or running; follow it at /admin/jobs/{running}",
-            job_id=running,
-            href=f"/admin/jobs/{running}",
-        )
-    return await _enqueue(request, kind, {}, job_id)
-
-
 async def get_job(request: web.Request) -> web.Response:
     record = await jobrecords.get(request.app[REDIS], request.match_info["job_id"])
     if record is None:
@@ -156,6 +124,5 @@ async def list_jobs(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/admin/resync/{kind}", admin_only(resync))
     app.router.add_post("/admin/reconcile/inventory", admin_only(reconcile_inventory))
-    app.router.add_post("/admin/sync/initial", admin_only(initial_sync))
     app.router.add_get("/admin/jobs", admin_only(list_jobs))
     app.router.add_get("/admin/jobs/{job_id}", admin_only(get_job))

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from crmcore import keys
+from crmcore import initialsync, jobrecords, keys
+from crmcore.clock import iso_ms, now_ms
+from crmcore.jobrecords import AdminJobKind
 from sandbox.catalog import LINKED_STORE_ID
 from sandbox.magento.routing import STATE
 from tests.conftest import wait_for
@@ -155,8 +157,10 @@ async def test_the_cli_verb_runs_it_to_the_end_and_names_a_running_one(redis_url
         assert result.code == 2, result.err
 
         await stack.start_worker()
-        result = await cli("sync", "initial", "--orders-since", "2026-01-01T00:00:00Z")
+        # TTY_COMPATIBLE=1: rich takes stderr for a terminal and draws the bars, one per phase.
+        result = await cli("sync", "initial", "--orders-since", "2026-01-01T00:00:00Z", TTY_COMPATIBLE="1")
         assert result.code == 0, result.err
+        assert "\x1b[" in result.err and all(f"{phase} [" in result.err for phase in PHASES), result.err
         rows = [line.replace("│", " ").split() for line in result.out.splitlines()]
         assert [row[:2] for row in rows if row and row[0] in PHASES] == [[p, "done"] for p in PHASES], result.out
         await _assert_everything_in_magento(stack)
@@ -193,3 +197,22 @@ async def test_the_answers_match_the_spec(gateway: TestClient, redis) -> None:
     assert [j["id"] for j in listed["items"]] == [job["job_id"]]
     record = await gateway.get(job["href"], headers=auth)
     assert (await check(record, "GET", "/admin/jobs/{job_id}"))["params"] == {"orders_since": "2026-01-01T00:00:00Z"}
+
+
+async def test_a_lock_whose_job_the_queue_no_longer_has_is_taken_over(gateway: TestClient, redis) -> None:
+    """arq gave up on it (every try's worker died): its record would say `running` for ever and refuse every
+    initial sync for a week."""
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    lost = "initial-sync-20260101000000-0badc0de"
+    await jobrecords.create(redis, lost, AdminJobKind.INITIAL_SYNC, {})
+    await jobrecords.update(redis, lost, status="running")
+    assert await initialsync.claim(redis, lost) is None
+    # Recorded just now: it may not be queued yet, so it still holds the lock.
+    refused = await gateway.post("/admin/sync/initial", headers=auth)
+    assert refused.status == 409 and (await refused.json())["job_id"] == lost
+    await jobrecords.update(redis, lost, created=iso_ms(now_ms() - 120_000))
+    queued = await gateway.post("/admin/sync/initial", headers=auth)
+    assert queued.status == 202, await queued.text()
+    assert await redis.get(keys.INITIAL_SYNC_LOCK) == (await queued.json())["job_id"].encode()
+    record = await jobrecords.get(redis, lost)
+    assert record is not None and record["status"] == "failed" and "abandoned" in (record["error"] or "")

@@ -1,14 +1,15 @@
 """The initial sync job: its phases in order, each on its own record (crmcore/jobrecords.py, `phase_id`).
 
-A phase runs its admin job with a context named after the phase's record: the changes it feeds are counted
-there, apart from the other phases', and their ids (`job:<id>:<phase>:<n>`) differ from theirs. A phase that
-feeds changes is over once they are all settled, so products find their categories and the reconciliation
-finds the products.
+A phase runs its admin job with a context named after the record of this run of the phase (`run_id`): the
+changes it feeds are counted there, apart from the other phases', and their ids (`job:<id>:<phase>:<run>:<n>`)
+differ from theirs. A phase that feeds changes is over once they are all settled, so products find their
+categories and the reconciliation finds the products.
 
 Resumable: a phase that finished is `done` (or `skipped`) on its record and is not run again when the job
 is (its worker died and arq runs it again, or a remote went down and workers/adminjobs.py runs it again). A
-phase cut short runs again from its start; what it fed before is de-duplicated by id, and what had settled
-stays counted.
+phase cut short runs again from its start, under a new run's ids: a resync's list may have shifted (customers
+the cut-short run linked are no longer listed as unlinked), and the same ids would then name other changes.
+What the earlier run fed and the new one feeds again runs twice, a no-op the second time.
 """
 
 from __future__ import annotations
@@ -75,15 +76,19 @@ async def _phase(ctx: HandlerContext, registry: Registry, phase: Phase, params: 
     if job_params is None:
         await jobrecords.update(ctx.redis, record_id, status="skipped", finished=utc_now_iso())
         return await _summary(ctx.redis, key)
-    await ctx.redis.hincrby(key, "runs", 1)
-    await jobrecords.update(ctx.redis, record_id, status="running", started=utc_now_iso())
-    log.info("initial_sync_phase_started", phase=phase.name)
-    phase_ctx = dataclasses.replace(ctx, job_id=record_id)
+    run = await ctx.redis.hincrby(key, "runs", 1)
+    counts = jobrecords.run_id(ctx.job_id, phase.name, run)
+    # The run's record exists before anything is fed: the workers count only on a record that exists.
+    await jobrecords.update(ctx.redis, counts, status="running")
+    await ctx.redis.expire(keys.admin_job(counts), jobrecords.TTL_S)
+    await jobrecords.update(ctx.redis, record_id, status="running", started=utc_now_iso(), counts=counts)
+    log.info("initial_sync_phase_started", phase=phase.name, run=run)
+    phase_ctx = dataclasses.replace(ctx, job_id=counts)
     result = await _run_when_free(phase_ctx, registry.admin_jobs[phase.kind], job_params)
     if phase.feeds:
-        await _settled(ctx.redis, key)
+        await _settled(ctx.redis, keys.admin_job(counts))
     await jobrecords.update(ctx.redis, record_id, status="done", finished=utc_now_iso(), result=result)
-    log.info("initial_sync_phase_done", phase=phase.name)
+    log.info("initial_sync_phase_done", phase=phase.name, run=run)
     return await _summary(ctx.redis, key)
 
 
@@ -116,7 +121,10 @@ async def _settled(redis: Redis, key: str) -> None:
 
 
 async def _summary(redis: Redis, key: str) -> dict[str, Any]:
-    status, done, failed, total = await redis.hmget(key, "status", "done", "failed", "total")
+    status, counts = await redis.hmget(key, "status", "counts")
+    done, failed, total = (
+        await redis.hmget(keys.admin_job(counts.decode()), "done", "failed", "total") if counts else (None,) * 3
+    )
     return {
         "status": (status or b"pending").decode(),
         "done": int(done or 0),
