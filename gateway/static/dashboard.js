@@ -11,6 +11,7 @@ const EVENT_LIMIT = 15;
 const JOB_LIMIT = 10;
 const DEAD_LETTER_PAGE = 500;
 const DEAD_LETTER_PAGES = 4; // grouped from the newest 2,000 at most; the count says how many there are
+const DEAD_LETTER_EVERY_MS = 15_000;
 const REPLAY_REASON_MAX = 1000; // the replay filter's limit (crmcore/deadletters.py)
 
 class Unauthorized extends Error {}
@@ -598,8 +599,20 @@ function renderReports(reports) {
 
 // ------------------------------------------------------------------------------------------ dead letters
 
+// The listing is read again when the count moves, else every DEAD_LETTER_EVERY_MS: grouping reads up to 2,000
+// dead letters, too many to read every second while a job runs.
+let deadLetterCache = null;
+
 async function loadDeadLetters(expected) {
   if (expected === 0) return { total: 0, items: [] };
+  const c = deadLetterCache;
+  if (c && expected != null && c.total === expected && Date.now() - c.at < DEAD_LETTER_EVERY_MS) return c;
+  const fresh = await readDeadLetters();
+  deadLetterCache = fresh.error ? null : { ...fresh, at: Date.now() };
+  return fresh;
+}
+
+async function readDeadLetters() {
   const items = [];
   let total = 0;
   for (let page = 0; page < DEAD_LETTER_PAGES; page += 1) {
@@ -848,6 +861,7 @@ async function replay(id, button) {
     if (err instanceof Unauthorized) return signOut("The gateway refused this token.");
     $("#action-message").textContent = `Replay failed: ${err.message}`;
   }
+  deadLetterCache = null; // what was replayed must go from the groups now
   await refresh();
 }
 
@@ -866,6 +880,7 @@ async function replayGroup(group, button) {
     if (err instanceof Unauthorized) return signOut("The gateway refused this token.");
     $("#action-message").textContent = `Replay failed: ${err.message}`;
   }
+  deadLetterCache = null; // what was replayed must go from the groups now
   await refresh();
 }
 
@@ -904,6 +919,7 @@ function signOut(message) {
   $("#refreshed").textContent = "";
   $("#login-error").textContent = message || "";
   seriesAt = 0;
+  deadLetterCache = null;
   openDetails.clear();
   clearSearch();
   show(false);
