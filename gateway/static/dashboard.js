@@ -869,7 +869,7 @@ async function replayGroup(group, button) {
   // The bulk replay takes every dead letter whose reason contains this text (case-insensitive): the whole
   // group, and any dead letter arrived since with the same reason.
   const reason = group.reason.slice(0, REPLAY_REASON_MAX);
-  if (!window.confirm(`Replay every dead letter whose reason is “${reason}” (${group.items.length} now)?`)) return;
+  if (!window.confirm(`Replay every dead letter whose reason contains “${reason}” (${group.items.length} in this group)?`)) return;
   button.disabled = true;
   try {
     const answer = await call("POST", "dead-letters/replay", { reason });
