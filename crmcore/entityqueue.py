@@ -38,7 +38,7 @@ import orjson
 from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from redis.asyncio import Redis
 
-from crmcore import keys
+from crmcore import keys, series
 from crmcore.eventlog import ADMIN_JOB_FIELD
 
 PROCESS_ENTITY = "process_entity"
@@ -123,7 +123,8 @@ end
 # share cores it decides how often the gateway waits (docs/performance.md). So the event record is the dedupe
 # marker (no separate SET NX key: a call and about 250 bytes less per event), and it is written without the
 # fields whose value a reader can infer: status 'queued', attempts 0, updated = received (eventlog.decode_record).
-# An entity already written in this batch is not checked again.
+# An entity already written in this batch is not checked again. The batch's queued events are counted in the
+# minute's series hash with one HINCRBY (crmcore/series.py).
 ACCEPT_LUA = (
     LUA_SCHEDULE
     + """
@@ -139,7 +140,7 @@ if not (holds(RECENT, 'zset') and holds(queue, 'zset') and holds(JOBSEQ, 'string
   return redis.error_reply('WRONGTYPE a key every accepted event writes holds another type; nothing written')
 end
 local out = {}
-local received = nil
+local queued = 0
 local fit = {}
 for _, ev in ipairs(cjson.decode(ARGV[6])) do
   local source, id, typ, entity = ev[1], ev[2], ev[3], ev[4]
@@ -160,15 +161,18 @@ for _, ev in ipairs(cjson.decode(ARGV[6])) do
     schedule(entity, ref, queue, now_ms, expire_ms)
     fit[entity] = true
     out[#out + 1] = '%(queued)s'
-    received = true
+    queued = queued + 1
   end
 end
-if received then
+if queued > 0 then
   redis.call('ZREMRANGEBYRANK', RECENT, 0, -recent_max - 1)
+"""
+    % {"admin_job": ADMIN_JOB_FIELD, "queued": ACCEPT_QUEUED, "duplicate": ACCEPT_DUPLICATE, "refused": ACCEPT_REFUSED}
+    + series.ACCEPT_LUA_TAIL
+    + """
 end
 return out
 """
-    % {"admin_job": ADMIN_JOB_FIELD, "queued": ACCEPT_QUEUED, "duplicate": ACCEPT_DUPLICATE, "refused": ACCEPT_REFUSED}
 )
 
 # A job starts: it must still be the entity's current job. Moves pending refs onto inflight (which keeps

@@ -50,6 +50,7 @@ LUA = {
     "recent": f"{PREFIX}events:recent",
     "jobseq": f"{PREFIX}jobseq",
     "deadletters": f"{PREFIX}deadletters",
+    "series": f"{PREFIX}series:",
 }
 
 # --- the queue contract: events, entities, jobs (crmcore/entityqueue.py, eventlog.py) -------------------------
@@ -57,6 +58,15 @@ RECENT_EVENTS = LUA["recent"]  # zset ref -> received ms, trimmed: the bounded r
 JOB_SEQ = LUA["jobseq"]  # counter: the n of job ids `crm:{entity}:{n}`
 JOB_STATS = f"{PREFIX}stats:jobs"  # hash outcome -> count, across all workers
 REPORTS = f"{PREFIX}reports"  # hash name -> JSON of the last report of a periodic or admin run
+
+
+# --- the per-minute series (crmcore/series.py) ------------------------------------------------------------
+NEWEST_APPLIED = f"{PREFIX}stats:newest-applied"  # zset domain -> ms of the newest change applied there
+
+
+def series_minute(minute: int) -> str:
+    """hash: what one minute (epoch minutes) counted; expires a day and a margin after the minute ends."""
+    return f"{LUA['series']}{minute}"
 
 
 def event(ref: str) -> str:

@@ -11,7 +11,7 @@ from crmcore.entityqueue import EntityQueue
 from crmcore.events import Source
 from crmcore.redis_conn import redis_from_settings
 from crmcore.settings import Settings
-from gateway import admin, adminjobs, dashboard, guards, health, initialsync, trace, webhooks
+from gateway import admin, adminjobs, dashboard, guards, health, initialsync, series, trace, webhooks
 from gateway.appkeys import (
     ADMIN_TOKENS,
     AUTH_LIMITER,
@@ -74,8 +74,9 @@ def create_app(settings: Settings, *, redis: object | None = None) -> web.Applic
     webhooks.add_routes(app)
     admin.add_routes(app)
     adminjobs.add_routes(app)
-    trace.add_routes(app)
     initialsync.add_routes(app)
+    series.add_routes(app)
+    trace.add_routes(app)
     health.add_routes(app)
     dashboard.add_routes(app)
     guards.add_fallback(app)

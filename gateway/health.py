@@ -21,9 +21,10 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(body=b'{"status":"ok"}', content_type="application/json")
 
 
-async def _snapshot(app: web.Application, *, parked_events: bool = True) -> dict | None:
+async def _snapshot(app: web.Application, *, full: bool = True) -> dict | None:
+    """`full=False`: without the parts /readyz has no use for (parked events, the per-domain figures)."""
     try:
-        snap = status.snapshot(app[REDIS], app[SETTINGS].queue_name, parked_events=parked_events)
+        snap = status.snapshot(app[REDIS], app[SETTINGS].queue_name, parked_events=full, with_domains=full)
         return await asyncio.wait_for(snap, _REDIS_PROBE_TIMEOUT_S)
     except (RedisError, OSError, TimeoutError):
         return None
@@ -31,7 +32,7 @@ async def _snapshot(app: web.Application, *, parked_events: bool = True) -> dict
 
 async def readyz(request: web.Request) -> web.Response:
     app = request.app
-    snap = await _snapshot(app, parked_events=False)
+    snap = await _snapshot(app, full=False)
     if snap is None:
         return problem(503, "not-ready", "Redis does not answer", redis="unavailable")
     age = status.freshest_worker_age(snap)
@@ -56,6 +57,7 @@ async def metrics(request: web.Request) -> web.Response:
         for remote, state in snap["remotes"].items():
             m.remote_up.labels(remote=remote).set(1 if state["state"] == "up" else 0)
             m.parked_events.labels(remote=remote).set(state["parked_events"])
+        m.sync_health.update(snap)
     return web.Response(body=generate_latest(m.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator
+from datetime import datetime
 from itertools import accumulate
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
+
+from crmcore.jobrecords import AdminJobKind
 
 
 class _JobOutcomes(Collector):
@@ -67,6 +71,48 @@ class _Webhooks(Collector):
         yield latency
 
 
+class _SyncHealth(Collector):
+    """Is Magento current, per domain, and what the last reconciliation found: from the status snapshot of the
+    scrape (`update`). A figure not known (no change applied yet, no reconciliation report) has no sample, so an
+    alert can tell "unknown" (absent) from "zero"."""
+
+    def __init__(self) -> None:
+        self.domains: dict[str, dict[str, Any]] = {}
+        self.reconcile: dict[str, Any] = {}
+
+    def update(self, snap: dict[str, Any]) -> None:
+        self.domains = snap.get("domains") or {}
+        self.reconcile = snap.get("reports", {}).get(AdminJobKind.RECONCILE_INVENTORY.value) or {}
+
+    def collect(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "crmagento_sync_lag_seconds",
+            "Time from an event's arrival to its change applied, over the last 15 minutes",
+            labels=["domain", "quantile"],
+        )
+        age = GaugeMetricFamily(
+            "crmagento_last_applied_age_seconds", "Seconds since the newest change applied", labels=["domain"]
+        )
+        for domain, figures in sorted(self.domains.items()):
+            for quantile, name in (("0.5", "lag_p50_ms"), ("0.99", "lag_p99_ms")):
+                if figures.get(name) is not None:
+                    lag.add_metric([domain, quantile], figures[name] / 1000)
+            if figures.get("age_seconds") is not None:
+                age.add_metric([domain], figures["age_seconds"])
+        yield lag
+        yield age
+        drift = GaugeMetricFamily("crmagento_reconcile_drift", "drift_found of the last inventory reconciliation")
+        if isinstance(self.reconcile.get("drift_found"), int):
+            drift.add_metric([], self.reconcile["drift_found"])
+        yield drift
+        last_run = GaugeMetricFamily(
+            "crmagento_reconcile_last_run_timestamp_seconds", "When the last inventory reconciliation report ended"
+        )
+        if finished := self.reconcile.get("finished"):
+            last_run.add_metric([], datetime.fromisoformat(finished).timestamp())
+        yield last_run
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -89,6 +135,8 @@ class Metrics:
         )
         self.job_outcomes = _JobOutcomes()
         self.registry.register(self.job_outcomes)
+        self.sync_health = _SyncHealth()
+        self.registry.register(self.sync_health)
 
     def webhook(self, source: str, event_type: str, outcome: str, seconds: float) -> None:
         """One answered delivery. Call from the event loop's thread only."""

@@ -8,16 +8,43 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from crmcore import keys, remotes
+from crmcore import keys, remotes, series
 from crmcore.clock import iso_ms
 
 # Heartbeats older than this are dropped from the listing (the worker is gone).
 _FORGET_WORKER_S = 86_400
 
 
-async def snapshot(redis: Redis, queue_name: str, *, parked_events: bool = True) -> dict[str, Any]:
+# The window of the per-domain figures in the snapshot (and of the lag and age metrics).
+DOMAIN_WINDOW_MINUTES = 15
+
+
+async def domains(redis: Redis, now_ms: int) -> dict[str, dict[str, Any]]:
+    """Per domain: when Magento last got a change, and how fast changes got there over the last 15 minutes."""
+    minutes = await series.read_minutes(redis, series.minute_of(now_ms), DOMAIN_WINDOW_MINUTES)
+    window = series.total(m for _, m in minutes)
+    newest = await series.newest_applied(redis)
+    out: dict[str, dict[str, Any]] = {}
+    for domain in series.DOMAINS:
+        buckets = window.lag_buckets(domain)
+        applied_ms = newest.get(domain)
+        out[domain] = {
+            "newest_applied_at": iso_ms(applied_ms) if applied_ms else None,
+            "age_seconds": round(max(0, now_ms - applied_ms) / 1000, 1) if applied_ms else None,
+            "lag_p50_ms": series.percentile(buckets, 0.5),
+            "lag_p99_ms": series.percentile(buckets, 0.99),
+            "applied_15m": window.applied[domain],
+            "failed_15m": window.failed[domain],
+        }
+    return out
+
+
+async def snapshot(
+    redis: Redis, queue_name: str, *, parked_events: bool = True, with_domains: bool = True
+) -> dict[str, Any]:
     """`parked_events=False` leaves out the count of events in parked entities (a script over every parked
-    entity): /readyz, which a load balancer calls every few seconds, does not need it."""
+    entity), `with_domains=False` the per-domain figures (16 reads): /readyz, which a load balancer calls every
+    few seconds, needs neither."""
     now = time.time()
     async with redis.pipeline(transaction=False) as pipe:
         pipe.zremrangebyscore(keys.WORKERS, "-inf", now - _FORGET_WORKER_S)
@@ -48,6 +75,7 @@ async def snapshot(redis: Redis, queue_name: str, *, parked_events: bool = True)
                 "jobs_running": int(details.get("jobs_running") or 0),
             }
         )
+    per_domain = await domains(redis, int(now * 1000)) if with_domains else {}
     return {
         "queue_depth": depth,
         "workers": listed,
@@ -58,6 +86,7 @@ async def snapshot(redis: Redis, queue_name: str, *, parked_events: bool = True)
         "remotes": {
             remote.value: {**state.as_dict(), "parked_events": parked[remote]} for remote, state in states.items()
         },
+        "domains": per_domain,
     }
 
 

@@ -27,7 +27,7 @@ from arq import Retry
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from crmcore import deadletters, eventlog, jobrecords, keys, timeline
+from crmcore import deadletters, eventlog, jobrecords, keys, series, timeline
 from crmcore.clock import now_ms
 from crmcore.entityqueue import EntityQueue
 from crmcore.errors import clip
@@ -312,6 +312,7 @@ class Dispatcher:
                 eventlog.set_status(pipe, c.ref, status, now_ms=now, attempts=attempt, error=error or "")
                 if c.admin_job is not None:
                     jobrecords.count_settled(pipe, c.admin_job, status)
+            series.count_settled(pipe, [c.raw for c in items], status, now_ms=now)
             timeline.note(pipe, items, status, self.settings, attempt=attempt, error=error)
             await pipe.execute()
 

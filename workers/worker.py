@@ -18,6 +18,7 @@ from arq import Worker
 from arq.worker import func
 from redis.exceptions import RedisError
 
+from crmcore import series
 from crmcore.clock import now_ms
 from crmcore.entityqueue import PROCESS_ENTITY, EntityQueue
 from crmcore.errors import clip
@@ -57,10 +58,14 @@ async def process_entity(ctx: dict[str, Any], entity: str) -> None:
 
 
 async def housekeeping(run: Run) -> str:
-    """Give entities whose job vanished a new one, so nothing stays stuck."""
+    """Give entities whose job vanished a new one, so nothing stays stuck; and sample the queue depth into the
+    minute's series (it runs once a minute on one worker, which is the sampling the series wants)."""
     queue = EntityQueue(run.ctx.redis, run.ctx.settings.queue_name)
     healed = await queue.heal(now_ms=now_ms())
     run.fields["healed"] = healed
+    run.fields["queue_depth"] = await series.sample_queue_depth(
+        run.ctx.redis, run.ctx.settings.queue_name, now_ms=now_ms()
+    )
     if healed:
         log.warning("entities_healed", count=healed)
     return "ok"
