@@ -19,7 +19,10 @@ from crmcore.events import AcceptedEvent, Source
 from tests.conftest import post_event, wait_for
 from tests.support.signing import ADMIN_TOKEN, envelope, new_id
 from workers.errors import PermanentError
-from workers.registry import HandlerContext, Registry
+from workers.periodic import run_once
+from workers.registry import HandlerContext, Registry, handler_context
+from workers.services import Services
+from workers.worker import HOUSEKEEPING
 
 CR = Source.CLOUDRETAILER
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -159,6 +162,16 @@ async def test_series_answers_60_or_1440_minutes_oldest_first(gateway, redis, se
     resp = await gateway.get("/admin/series?window=week", headers=AUTH)
     assert resp.status == 400
     assert (await resp.json())["errors"] == [{"field": "window", "reason": "must be one of hour, day"}]
+
+
+async def test_housekeeping_samples_the_queue_depth_into_the_minute(gateway, redis, settings) -> None:
+    for n in range(3):
+        await _send(gateway, "product.updated", {"product_id": f"P-{n}", "sku": f"S-{n}"})
+    worker = {"redis": redis, "settings": settings, "services": Services()}
+    report = await run_once(HOUSEKEEPING, handler_context(worker, "housekeeping-1"))
+    assert (report["status"], report["queue_depth"]) == ("ok", 3)
+    depths = [p["queue_depth"] for p in await _points(gateway)]
+    assert depths[-1] == 3 or depths[-2] == 3  # the sample's minute may have just turned
 
 
 async def test_series_and_status_need_an_admin_token(gateway) -> None:
