@@ -172,8 +172,33 @@ def status(*, as_json: bool) -> None:
     out.print(workers if snap.get("workers") else Text("No worker has reported in the last 24 hours.", style="red"))
     if snap.get("remotes"):
         out.print(_remotes_table(snap["remotes"]))
+    if snap.get("domains"):
+        out.print(_domains_table(snap["domains"]))
     for name, report in snap.get("reports", {}).items():
         out.print(_fields(f"Last report: {name}", report if isinstance(report, dict) else {"value": report}))
+
+
+def _domains_table(domains: dict[str, dict[str, Any]]) -> Table:
+    """Per domain: how fresh Magento is, and how far behind the sync runs (last 15 minutes)."""
+    table = Table(title="Domains (last 15 minutes)", title_justify="left")
+    for name in ("domain", "newest change applied", "lag p50", "lag p99", "applied", "failed"):
+        table.add_column(name, overflow="fold")
+    for name, d in domains.items():
+        age = d.get("age_seconds")
+        failed = d.get("failed_15m") or 0
+        table.add_row(
+            _cell(name),
+            _cell(f"{age:.0f} s ago" if isinstance(age, int | float) else "never"),
+            _cell(_ms(d.get("lag_p50_ms"))),
+            _cell(_ms(d.get("lag_p99_ms"))),
+            _cell(d.get("applied_15m")),
+            Text(str(failed), style="red" if failed else ""),
+        )
+    return table
+
+
+def _ms(value: Any) -> str | None:
+    return None if value is None else f"{float(value):.0f} ms"
 
 
 def _remotes_table(remotes: dict[str, dict[str, Any]]) -> Table:

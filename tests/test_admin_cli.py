@@ -117,6 +117,10 @@ async def test_status_as_table_and_json(cli: Run, gateway: TestClient, redis: Re
     assert table.code == 0
     assert "Queue depth" in table.out and "No worker has reported" in table.out
     assert "Last report: order-poll" in table.out and "2026-01-31T10:00:00Z" in table.out
+    # Per domain: no change applied yet, so "never" for each of them.
+    assert "Domains (last 15 minutes)" in table.out
+    assert all(domain in table.out for domain in ("products", "stock", "categories", "customers", "orders"))
+    assert "never" in table.out
 
 
 async def test_events_list_and_show(cli: Run, gateway: TestClient) -> None:
