@@ -41,7 +41,7 @@ def test_a_batch_of_queued_events_is_the_same_argv_as_bare_tuples(redis: Redis, 
 
 
 def test_every_admin_job_the_gateway_starts_is_one_the_shipped_workers_run(settings: Settings) -> None:
-    started = {r.kind for r in RESYNCS.values()} | {AdminJobKind.RECONCILE_INVENTORY}
+    started = {r.kind for r in RESYNCS.values()} | {AdminJobKind.RECONCILE_INVENTORY, AdminJobKind.INITIAL_SYNC}
     assert started == set(AdminJobKind) - {AdminJobKind.CATCHUP_CRON}
     assert set(default_registry(settings).admin_jobs) == started
 
