@@ -306,7 +306,8 @@ async def _demo_like(gateway: TestClient, start_worker, broken: dict[str, bool])
         data = events[-1].data
         await timeline.remember(ctx.redis, data["sku"], events[-1].entity)
         if broken["on"] and data["product_id"].startswith("P-shoe"):
-            raise PermanentError("attribute set 'Shoes' does not exist in Magento")
+            # Each reason names its SKU, as the real one does: the group is the cause, not the text.
+            raise PermanentError(f"attribute set 'Shoes' (primary set of {data['sku']}) does not exist in Magento")
         if data["sku"] == XSS:
             raise PermanentError(f"Magento refused SKU {XSS}")
 
@@ -445,6 +446,9 @@ async def test_the_page_reads_at_a_glance(page: Page, gateway: TestClient, redis
     xss_group = groups.filter(has_text=XSS)
     await expect(xss_group.locator("td.dl-count")).to_have_text("1")
     await expect(xss_group.locator(".reason .error")).to_have_text(f"Magento refused SKU {XSS}")
+    await expect(shoes.locator(".reason .error")).to_have_text(
+        "attribute set 'Shoes' (primary set of …) does not exist in Magento"
+    )
 
     # Replay this group, once the cause is fixed: that group goes, the other stays.
     broken["on"] = False

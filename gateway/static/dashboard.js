@@ -625,15 +625,39 @@ async function readDeadLetters() {
   return { total, items };
 }
 
+// A reason names its record ("attribute set 'Shoes' (primary set of CR-000054) does not exist..."): the words
+// holding a digit (SKUs, ids, counts) are what differs between dead letters of one cause, so a group's key is
+// the reason with each of them as "…".
+const VARIABLE_WORD = /[^\s'"(),:;]*\d[^\s'"(),:;]*/g;
+const GROUP_FILTER_MIN = 8;
+
+function reasonSignature(reason) {
+  return reason.replace(VARIABLE_WORD, "…");
+}
+
+// The bulk replay filters by a text the reason contains: the longest fixed part of the group's signature.
+function groupFilter(signature) {
+  const parts = signature.split("…").map((part) => part.trim());
+  const longest = parts.reduce((best, part) => (part.length > best.length ? part : best), "");
+  return longest.length >= GROUP_FILTER_MIN ? longest : "";
+}
+
 function groupByReason(items) {
   const groups = new Map();
   for (const dl of items) {
-    const reason = String(dl.reason == null ? "" : dl.reason);
-    if (!groups.has(reason)) groups.set(reason, { reason, items: [], types: new Set(), newest: "" });
-    const g = groups.get(reason);
+    const text = String(dl.reason == null ? "" : dl.reason);
+    const signature = reasonSignature(text);
+    if (!groups.has(signature)) groups.set(signature, { signature, example: text, items: [], types: new Set(), newest: "" });
+    const g = groups.get(signature);
     g.items.push(dl);
     g.types.add(String(dl.type));
     if (String(dl.failed_at || "") > g.newest) g.newest = String(dl.failed_at || "");
+  }
+  for (const g of groups.values()) {
+    // One dead letter: its own reason, replayed by all of it. Several: the cause, replayed by its fixed part.
+    const alone = g.items.length === 1;
+    g.reason = alone ? g.example : g.signature;
+    g.filter = alone ? g.example : groupFilter(g.signature);
   }
   return [...groups.values()].sort((a, b) => b.items.length - a.items.length || b.newest.localeCompare(a.newest));
 }
@@ -665,8 +689,8 @@ function renderDeadLetters(page) {
     $("#dead-letters"),
     groups.map((g) => {
       const button = el("button", { type: "button", className: "replay-group" }, "Replay this group");
-      // The bulk replay filter needs some text; a dead letter without a reason is replayed one by one.
-      if (!/\S/.test(g.reason)) button.disabled = true;
+      // The bulk replay filter needs enough fixed text; otherwise the group's dead letters are replayed one by one.
+      if (!/\S/.test(g.filter)) button.disabled = true;
       button.addEventListener("click", () => replayGroup(g, button));
       const reasonText = g.reason || "(no reason)";
       return el(
@@ -867,8 +891,8 @@ async function replay(id, button) {
 
 async function replayGroup(group, button) {
   // The bulk replay takes every dead letter whose reason contains this text (case-insensitive): the whole
-  // group, and any dead letter arrived since with the same reason.
-  const reason = group.reason.slice(0, REPLAY_REASON_MAX);
+  // group, and any dead letter arrived since with the same cause.
+  const reason = group.filter.slice(0, REPLAY_REASON_MAX);
   if (!window.confirm(`Replay every dead letter whose reason contains “${reason}” (${group.items.length} in this group)?`)) return;
   button.disabled = true;
   try {
