@@ -365,6 +365,9 @@ async def test_every_route_answers_in_the_2_4_9_shapes(start: Start, auth: str) 
     await api.get("/V1/categories/list", params=sc(("parent_id", 2)))
     await api.get("/V1/categories/{categoryId}", categoryId=category["id"])
     await api.put("/V1/categories/{id}", store="all", id=category["id"], body={"category": {"name": "Clothing"}})
+    other = await api.post("/V1/categories", store="all", body={"category": {"parent_id": 2, "name": "Outdoor"}})
+    moved = await api.put("/V1/categories/{categoryId}/move", categoryId=other["id"], body={"parentId": category["id"]})
+    assert moved is True
 
     created = await api.post(
         "/V1/products",
@@ -593,6 +596,60 @@ async def test_product_save_is_an_upsert_that_merges_the_keys_sent(api: Api) -> 
     }
     set_missing = await api.post("/V1/products", body=simple("MRG-4", attribute_set_id=99), status=400)
     assert set_missing["parameters"] == ["Invalid attribute set entity type"]
+
+
+async def test_a_category_moves_with_its_subtree_and_keeps_its_products(api: Api) -> None:
+    async def create(name: str, parent: int) -> int:
+        body = {"category": {"parent_id": parent, "name": name}}
+        return int((await api.post("/V1/categories", store="all", body=body))["id"])
+
+    shoes, gear = await create("Move Shoes", 2), await create("Move Gear", 2)
+    running = await create("Move Running", shoes)
+    trail = await create("Move Trail", running)
+    first, second = await create("Move First", gear), await create("Move Second", gear)
+    await api.post("/V1/products", store="all", body=simple("MOV-1"))
+    link = {"productLink": {"sku": "MOV-1", "position": 4, "category_id": str(running)}}
+    await api.post("/V1/categories/{categoryId}/products", categoryId=running, body=link)
+
+    assert await api.put("/V1/categories/{categoryId}/move", categoryId=running, body={"parentId": gear}) is True
+    moved = await api.get("/V1/categories/{categoryId}", categoryId=running)
+    assert (moved["parent_id"], moved["level"], moved["position"]) == (gear, 3, 3)  # last without afterId
+    assert moved["path"] == f"1/2/{gear}/{running}"
+    child = await api.get("/V1/categories/{categoryId}", categoryId=trail)
+    assert (child["path"], child["level"]) == (f"1/2/{gear}/{running}/{trail}", 4)
+    assert (await api.get("/V1/categories/{categoryId}", categoryId=shoes))["children"] == ""
+    assert await api.get("/V1/categories/{categoryId}/products", categoryId=running) == [
+        {"sku": "MOV-1", "position": 4, "category_id": str(running)}
+    ]
+
+    body = {"parentId": gear, "afterId": first}
+    assert await api.put("/V1/categories/{categoryId}/move", categoryId=running, body=body) is True
+    positions = {c: (await api.get("/V1/categories/{categoryId}", categoryId=c))["position"] for c in (first, second)}
+    assert (positions, (await api.get("/V1/categories/{categoryId}", categoryId=running))["position"]) == (
+        {first: 1, second: 3},
+        2,
+    )
+
+    # a department becomes a sub-category and back: level 2 -> 3 -> 2 with its subtree
+    await api.put("/V1/categories/{categoryId}/move", categoryId=gear, body={"parentId": shoes})
+    assert (await api.get("/V1/categories/{categoryId}", categoryId=trail))["level"] == 5
+    await api.put("/V1/categories/{categoryId}/move", categoryId=gear, body={"parentId": 2})
+    back = await api.get("/V1/categories/{categoryId}", categoryId=trail)
+    assert (back["path"], back["level"]) == (f"1/2/{gear}/{running}/{trail}", 4)
+
+    missing = await api.put("/V1/categories/{categoryId}/move", categoryId=running, body={"parentId": 999}, status=404)
+    assert missing == {
+        "message": "No such entity with %fieldName = %fieldValue",
+        "parameters": {"fieldName": "id", "fieldValue": 999},
+    }
+    for under in (running, trail):
+        refused = await api.put(
+            "/V1/categories/{categoryId}/move", categoryId=running, body={"parentId": under}, status=400
+        )
+        assert refused == {"message": "Operation do not allow to move a parent category to any of children category"}
+    root = await api.put("/V1/categories/{categoryId}/move", categoryId=1, body={"parentId": 2}, status=400)
+    assert root["message"].startswith("Operation do not allow")
+    await api.put("/V1/categories/{categoryId}/move", categoryId=running, body={}, status=400)
 
 
 async def test_category_links_are_additive_and_an_empty_list_clears_them(api: Api) -> None:

@@ -1,4 +1,4 @@
-"""Routes: /V1/categories (tree, list, get, create, update, product assignments). ACL Magento_Catalog::categories.
+"""Routes: /V1/categories (tree, list, get, create, update, move, product assignments). ACL Magento_Catalog::categories.
 
 The tree is rooted at the store's root category, at "Root Catalog" (1) through `all`, or at rootCategoryId.
 Creating a category, by anyone, sends `category.created`.
@@ -11,10 +11,18 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.magento import callbacks, search_criteria
-from sandbox.magento.category_save import create_category, update_category
+from sandbox.magento.category_save import create_category, move_category, update_category
 from sandbox.magento.category_view import category_view, tree_view
 from sandbox.magento.errors import bad_request, invalid_field_value, no_such_entity, product_not_found
-from sandbox.magento.routing import RestRoutes, int_param, json_response, read_param, scope_of, state_of
+from sandbox.magento.routing import (
+    RestRoutes,
+    int_param,
+    json_response,
+    read_json,
+    read_param,
+    scope_of,
+    state_of,
+)
 from sandbox.magento.state import Category, MagentoState
 
 RESOURCE = "Magento_Catalog::categories"
@@ -30,6 +38,7 @@ def register(routes: RestRoutes) -> None:
     routes.add("GET", "/categories/list", list_categories, RESOURCE)
     routes.add("GET", "/categories/{categoryId}", get, RESOURCE)
     routes.add("PUT", "/categories/{id}", update, RESOURCE)
+    routes.add("PUT", "/categories/{categoryId}/move", move, RESOURCE)
     routes.add("GET", "/categories/{categoryId}/products", assigned_products, RESOURCE)
     routes.add("POST", "/categories/{categoryId}/products", assign_product, RESOURCE)
     routes.add("PUT", "/categories/{categoryId}/products", assign_product, RESOURCE)
@@ -96,6 +105,18 @@ async def update(request: web.Request) -> web.Response:
     state = state_of(request)
     category = update_category(state, find(state, int_param(request, "id")), data)
     return json_response(category_view(state, category))
+
+
+async def move(request: web.Request) -> web.Response:
+    parent_id = await read_param(request, "parentId", kind=int)
+    after_id = (await read_json(request)).get("afterId")
+    if after_id is not None and not isinstance(after_id, int):
+        raise invalid_field_value("afterId", after_id)
+    state = state_of(request)
+    # The repository loads the category, then the parent: an unknown id of either is the same 404.
+    category = find(state, int_param(request, "categoryId"))
+    move_category(state, category, find(state, parent_id), after_id)
+    return json_response(True)
 
 
 async def assigned_products(request: web.Request) -> web.Response:
