@@ -444,6 +444,8 @@ ID_CALLS: dict[str, tuple[Callable[[MagentoClient, Any], Awaitable[Any]], str, s
                              "attributeCode"),
     "get_category": (lambda c, odd: c.get_category(odd), "GET", V1 + "/categories/{categoryId}", "categoryId"),
     "update_category": (lambda c, odd: c.update_category(odd, {}), "PUT", V1 + "/categories/{id}", "id"),
+    "move_category": (lambda c, odd: c.move_category(odd, 2), "PUT", V1 + "/categories/{categoryId}/move",
+                      "categoryId"),
     "unassign_product category": (lambda c, odd: c.unassign_product(odd, "X"), "DELETE", CATEGORY_LINK,
                                   "categoryId"),
     "unassign_product sku": (lambda c, odd: c.unassign_product(3, odd), "DELETE", CATEGORY_LINK, "sku"),

@@ -277,6 +277,13 @@ class MagentoClient(ApiClient):
         body = {"category": dict(category)}
         return await self._call("PUT", f"categories/{segment(category_id)}", store=GLOBAL_SCOPE, json=body)
 
+    async def move_category(self, category_id: int, parent_id: int, after_id: int | None = None) -> bool:
+        """PUT /V1/categories/{id} ignores parent_id: a new parent is only ever set through this call."""
+        body: dict[str, int] = {"parentId": parent_id}
+        if after_id is not None:
+            body["afterId"] = after_id
+        return bool(await self._call("PUT", f"categories/{segment(category_id)}/move", store=GLOBAL_SCOPE, json=body))
+
     async def unassign_product(self, category_id: int, sku: str) -> bool:
         return bool(await self._call("DELETE", f"categories/{segment(category_id)}/products/{segment(sku)}"))
 
