@@ -352,6 +352,100 @@ async def test_categories_both_ways_without_echo(stack: Stack) -> None:
     assert (await stack.magento("GET", f"categories/{made['id']}"))["name"] == "Clearance Sale"
 
 
+async def resync_categories(stack: Stack) -> None:
+    status, body = await stack.admin("POST", "/admin/resync/categories", json={})
+    assert status == 202, body
+
+    async def done() -> dict[str, Any] | None:
+        _, job = await stack.admin("GET", body["href"])
+        return job if job["status"] in ("done", "failed") else None
+
+    assert (await wait_for(done, within=60))["status"] == "done"
+    await settled(stack)
+
+
+async def test_a_category_moved_in_cloud_retailer_is_moved_in_magento(stack: Stack) -> None:
+    await full_resync(stack)
+    await resync_categories(stack)  # the categories no product needed yet exist too
+    binder = Binder(stack.redis)
+    categories = (await stack.cr("GET", "/categories", params={"limit": "500"}))["items"]
+    departments = [c for c in categories if c["parent_id"] is None]
+
+    async def mg(cr_id: str) -> int:
+        bound = await binder.magento_id("category", cr_id)
+        assert bound is not None, cr_id
+        return int(bound)
+
+    async def links(magento_id: int) -> list[dict[str, Any]]:
+        return await stack.magento("GET", f"categories/{magento_id}/products")
+
+    # a category the resync linked products to, moved to another department
+    category = None
+    for candidate in (c for c in categories if c["parent_id"]):
+        if await binder.magento_id("category", candidate["id"]) and await links(await mg(candidate["id"])):
+            category = candidate
+            break
+    assert category is not None
+    category_mg = await mg(category["id"])
+    root = (await stack.magento("GET", f"categories/{await mg(category['parent_id'])}"))["parent_id"]
+    before = await links(category_mg)
+    target = next(d for d in departments if d["id"] != category["parent_id"])
+    await stack.cr("PUT", f"/categories/{category['id']}", json={"parent_id": target["id"]})
+    await settled(stack)
+    target_mg = await mg(target["id"])  # created on demand if no product made it before
+    moved = await stack.magento("GET", f"categories/{category_mg}")
+    assert (moved["parent_id"], moved["level"]) == (target_mg, 3)
+    assert moved["path"].endswith(f"/{root}/{target_mg}/{category_mg}")
+    assert await links(category_mg) == before
+
+    # Nothing changed since: a resync of every category writes nothing
+    await reset_stats(stack)
+    await resync_categories(stack)
+    assert await writes(stack) == {}
+
+    # a department made a sub-category of another, its subtree with it, and back
+    children = [c for c in categories if c["parent_id"] == target["id"]] + [category]
+    other = next(d for d in departments if d["id"] != target["id"])
+    await stack.cr("PUT", f"/categories/{target['id']}", json={"parent_id": other["id"]})
+    await settled(stack)
+    other_mg = await mg(other["id"])
+    sub = await stack.magento("GET", f"categories/{target_mg}")
+    assert (sub["parent_id"], sub["level"]) == (other_mg, 3)
+    for child in children:
+        if await binder.magento_id("category", child["id"]):
+            assert (await stack.magento("GET", f"categories/{await mg(child['id'])}"))["level"] == 4
+    await stack.cr("PUT", f"/categories/{target['id']}", json={"parent_id": None})
+    await settled(stack)
+    back = await stack.magento("GET", f"categories/{target_mg}")
+    assert (back["parent_id"], back["level"], back["path"]) == (root, 2, f"1/{root}/{target_mg}")
+    assert (await stack.magento("GET", f"categories/{category_mg}"))["path"] == f"1/{root}/{target_mg}/{category_mg}"
+    assert await links(category_mg) == before
+    await reset_stats(stack)
+    await resync_categories(stack)
+    assert await writes(stack) == {}
+
+
+async def test_a_swap_whose_first_move_was_not_delivered_places_the_new_parent_first(stack: Stack) -> None:
+    await full_resync(stack)
+    await resync_categories(stack)
+    binder = Binder(stack.redis)
+    categories = (await stack.cr("GET", "/categories", params={"limit": "500"}))["items"]
+    child = next(c for c in categories if c["parent_id"])
+    dept = child["parent_id"]
+    # Cloud Retailer: the category becomes a department (webhook lost), then its old department goes under it.
+    # Magento still has the category under the department, and refuses a move under a descendant.
+    await stack.cr("PUT", f"/categories/{child['id']}", json={"parent_id": None}, headers=SUPPRESS)
+    await stack.cr("PUT", f"/categories/{dept}", json={"parent_id": child["id"]})
+    await settled(stack)
+    child_mg, dept_mg = [int(await binder.magento_id("category", c) or 0) for c in (child["id"], dept)]
+    child_m = await stack.magento("GET", f"categories/{child_mg}")
+    dept_m = await stack.magento("GET", f"categories/{dept_mg}")
+    assert (child_m["level"], dept_m["parent_id"], dept_m["level"]) == (2, child_mg, 3)
+    await reset_stats(stack)
+    await resync_categories(stack)
+    assert await writes(stack) == {}
+
+
 async def test_url_key_collision_is_recovered(stack: Stack) -> None:
     products = [
         p

@@ -2,6 +2,9 @@
 root category (parents first); a category created in Magento is created in Cloud Retailer
 (categories_from_magento.py); updates flow only from Cloud Retailer.
 
+A category Cloud Retailer hangs under another parent is moved in Magento (PUT /V1/categories/{id} ignores
+parent_id; only the move endpoint changes it), so the tree's shape follows Cloud Retailer too.
+
 Bindings (workers/binder.py, kind "category") link the two ids. They can be rebuilt from the natural key,
 the path of names: before creating anything on either side, the importer looks for a category with the same
 name under the same parent there and links it. That is also what makes the Magento callback for a category
@@ -40,8 +43,13 @@ LOCK_POLL_S = 0.05
 
 
 def update_payload(category: Category) -> dict[str, Any]:
-    # Updates never move a category nor touch its url_key (an admin may have set one for SEO).
+    # Updates never touch the url_key (an admin may have set one for SEO); the parent goes through the move.
     return {"name": category.name, "is_active": category.active, "include_in_menu": True}
+
+
+def synced_state(category: Category, parent_magento_id: int) -> dict[str, Any]:
+    """What no-op detection compares: the fields written and the Magento parent, so a move is never "unchanged"."""
+    return {**update_payload(category), "parent_id": parent_magento_id}
 
 
 async def magento_category_linked(redis: Redis, magento_id: int) -> bool:
@@ -101,7 +109,7 @@ async def _link_or_create_in_magento(ctx: HandlerContext, category: Category, de
         created = await ctx.magento.create_category(category_mapper.magento_category(category, parent_id))
         magento_id = int(created["id"])
     await Binder(ctx.redis).bind(KIND, category.id, magento_id)
-    await Fingerprints(ctx.redis, KIND).remember(category.id, update_payload(category))
+    await Fingerprints(ctx.redis, KIND).remember(category.id, synced_state(category, parent_id))
     if existing is not None:
         # Linked by name: make it carry Cloud Retailer's values now.
         await ctx.magento.update_category(magento_id, update_payload(category))
@@ -116,7 +124,7 @@ async def _magento_child_named(ctx: HandlerContext, parent_id: int, name: str) -
     return None
 
 
-async def sync_from_cr(ctx: HandlerContext, cr_id: str) -> str:
+async def sync_from_cr(ctx: HandlerContext, cr_id: str, depth: int = 0) -> str:
     """category.created / category.updated from Cloud Retailer. Returns what was done (for logs/tests)."""
     # Cloud Retailer confirms the id before anything is read or written under it: an unknown one is skipped
     # rather than dead-lettered (a replay could only meet the same 404).
@@ -130,16 +138,43 @@ async def sync_from_cr(ctx: HandlerContext, cr_id: str) -> str:
     if bound is None:
         await magento_id_for(ctx, cr_id)
         return "created"
-    payload = update_payload(category)
+    # Created on demand when Cloud Retailer moved it under a category Magento does not have yet.
+    parent_id = await _parent_in_magento(ctx, category, depth)
+    synced = synced_state(category, parent_id)
     fingerprints = Fingerprints(ctx.redis, KIND)
-    if await fingerprints.unchanged(cr_id, payload):
+    if await fingerprints.unchanged(cr_id, synced):
         return "unchanged"
     try:
-        await ctx.magento.update_category(int(bound), payload)
+        current = await ctx.magento.get_category(int(bound))
     except NotFound:
         # Deleted by hand in Magento: create it again under its parent.
         await binder.unbind(KIND, cr_id)
         await magento_id_for(ctx, cr_id)
         return "recreated"
-    await fingerprints.remember(cr_id, payload)
-    return "updated"
+    # Moved first: the move is the call Magento may refuse (under a descendant, a url_key taken under the new
+    # parent), and a refusal then leaves the category as it was rather than renamed but still misplaced.
+    moved = await _place(ctx, category, current, parent_id, depth)
+    await ctx.magento.update_category(int(bound), update_payload(category))
+    await fingerprints.remember(cr_id, synced)
+    return "moved" if moved else "updated"
+
+
+async def _place(ctx: HandlerContext, category: Category, current: dict[str, Any], parent_id: int, depth: int) -> bool:
+    """Moves Magento category `current` under `parent_id` when it hangs elsewhere; whether it moved."""
+    magento_id = int(current["id"])
+    if int(current.get("parent_id") or 0) == parent_id:
+        return False
+    if category.parent_id is not None and await _is_below(ctx, parent_id, magento_id):
+        # Cloud Retailer swapped the two (B under A became A under B) and the new parent's own move has not
+        # reached Magento yet: Magento refuses a move under a descendant, so the parent is placed first.
+        if depth >= MAX_DEPTH:
+            raise PermanentError(f"category {category.id} is nested more than {MAX_DEPTH} deep (a parent loop?)")
+        await sync_from_cr(ctx, category.parent_id, depth + 1)
+    # No afterId: last among its new siblings, where Magento puts a new category too.
+    await ctx.magento.move_category(magento_id, parent_id)
+    return True
+
+
+async def _is_below(ctx: HandlerContext, magento_id: int, ancestor_id: int) -> bool:
+    path = str((await ctx.magento.get_category(magento_id)).get("path") or "")
+    return str(ancestor_id) in path.split("/")[:-1]

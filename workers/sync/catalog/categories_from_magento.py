@@ -12,7 +12,7 @@ from workers.clients.errors import Conflict, NotFound
 from workers.errors import PermanentError, Skip
 from workers.registry import HandlerContext
 from workers.sync.catalog import category_mapper
-from workers.sync.catalog.categories import KIND, MAX_DEPTH, cr_category, locked, update_payload
+from workers.sync.catalog.categories import KIND, MAX_DEPTH, cr_category, locked, synced_state
 from workers.sync.catalog.fingerprints import Fingerprints
 from workers.sync.catalog.magento_meta import meta
 
@@ -39,7 +39,7 @@ async def sync_from_magento(ctx: HandlerContext, magento_id: int, depth: int = 0
             return "already linked"
         created_cr = await cr_category(ctx, cr_id)
         # Cloud Retailer's echo (its category.created webhook) must not write Magento again.
-        await Fingerprints(ctx.redis, KIND).remember(cr_id, update_payload(created_cr))
+        await Fingerprints(ctx.redis, KIND).remember(cr_id, synced_state(created_cr, parent_mg))
         return outcome
 
 
