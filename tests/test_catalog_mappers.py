@@ -5,6 +5,8 @@ from __future__ import annotations
 from workers.clients.cloudretailer_models import Category, ImageRef, Product
 from workers.clients.magento_models import MediaEntry
 from workers.sync.catalog import category_mapper, images, product_mapper
+from workers.sync.catalog.categories import synced_state, update_payload
+from workers.sync.catalog.fingerprints import fingerprint
 
 
 def _product(**overrides) -> Product:
@@ -100,3 +102,10 @@ def test_image_plan_drops_a_duplicate_upload() -> None:
         _entry(5, f"/c/r/cr_{SHA_A[:16]}_1.png"),
     ]
     assert images.plan(product, entries).delete == [5]
+
+
+def test_a_new_parent_is_a_change_though_the_update_never_sends_one() -> None:
+    cr = Category(id="C-3", name="Running", parent_id="D-2")
+    assert "parent_id" not in update_payload(cr)  # Magento ignores it there; only the move changes a parent
+    assert fingerprint(synced_state(cr, 5)) == fingerprint(synced_state(cr, 5))
+    assert fingerprint(synced_state(cr, 5)) != fingerprint(synced_state(cr, 6))
