@@ -456,6 +456,7 @@ ID_CALLS: dict[str, tuple[Callable[[MagentoClient, Any], Awaitable[Any]], str, s
     "get_customer": (lambda c, odd: c.get_customer(odd), "GET", V1 + "/customers/{customerId}", "customerId"),
     "update_customer": (lambda c, odd: c.update_customer(odd, CUSTOMER), "PUT", V1 + "/customers/{customerId}",
                         "customerId"),
+    "get_customer_group": (lambda c, odd: c.get_customer_group(odd), "GET", V1 + "/customerGroups/{id}", "id"),
     "get_order": (lambda c, odd: c.get_order(odd), "GET", V1 + "/orders/{id}", "id"),
     "get_shipment": (lambda c, odd: c.get_shipment(odd), "GET", V1 + "/shipment/{id}", "id"),
     "store_configs store": (lambda c, odd: c.store_configs(store=odd), "GET", V1 + "/store/storeConfigs",

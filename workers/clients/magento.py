@@ -27,12 +27,15 @@ from workers.clients.http import ApiClient, HttpApi, RetryPolicy
 from workers.clients.magento_models import (
     Category,
     Customer,
+    CustomerGroup,
     MediaEntry,
     Order,
     Page,
+    PriceUpdateResult,
     Product,
     SourceItem,
     StockItem,
+    TierPrice,
 )
 from workers.clients.magento_time import magento_time, parse_time
 from workers.clients.paths import segment
@@ -327,6 +330,9 @@ class MagentoClient(ApiClient):
         body = {"customer": dict(customer)}
         return Customer.model_validate(await self._call("PUT", f"customers/{segment(customer_id)}", json=body))
 
+    async def get_customer_group(self, group_id: int) -> CustomerGroup:
+        return CustomerGroup.model_validate(await self._call("GET", f"customerGroups/{segment(group_id)}"))
+
     # --- orders ---------------------------------------------------------------------------------------
     async def get_order(self, order_id: int) -> Order:
         return Order.model_validate(await self._call("GET", f"orders/{segment(order_id)}"))
@@ -345,3 +351,26 @@ class MagentoClient(ApiClient):
         criteria = SearchCriteria(page_size=SHIPMENTS_PAGE_SIZE).where("order_id", sorted(set(order_ids)), "in")
         criteria.order_by("entity_id")
         return [shipment async for shipment in self.iter_search("shipments", criteria)]
+
+    # --- tier prices ----------------------------------------------------------------------------------
+    async def tier_prices(self, skus: Sequence[str]) -> list[TierPrice]:
+        """Every tier price of these products, all websites and groups (a 404 when one SKU is unknown)."""
+        answer = await self._call("POST", "products/tier-prices-information", json={"skus": list(skus)})
+        return [TierPrice.model_validate(row) for row in answer]
+
+    async def save_tier_prices(self, prices: Sequence[TierPrice]) -> list[PriceUpdateResult]:
+        """Adds or updates by (sku, website, group, quantity): safe to re-send. Magento leaves out and reports
+        each item it refuses ([] when it took them all); with input limiting on, at most 20 items a call."""
+        body = {"prices": [_tier_body(p) for p in prices]}
+        answer = await self._call("POST", "products/tier-prices", json=body, idempotent=True)
+        return [PriceUpdateResult.model_validate(row) for row in answer]
+
+    async def delete_tier_prices(self, prices: Sequence[TierPrice]) -> list[PriceUpdateResult]:
+        """Magento removes a row only when its price matches too: send the rows as read, not as wanted."""
+        body = {"prices": [_tier_body(p) for p in prices]}
+        answer = await self._call("POST", "products/tier-prices-delete", json=body, idempotent=True)
+        return [PriceUpdateResult.model_validate(row) for row in answer]
+
+
+def _tier_body(price: TierPrice) -> dict[str, Any]:
+    return price.model_dump(include={"price", "price_type", "website_id", "sku", "customer_group", "quantity"})
