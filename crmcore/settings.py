@@ -79,6 +79,9 @@ def parse_price_level_groups(value: object) -> object:
             raise ValueError(f"the customer group of level {level.upper()} must be an integer id") from None
         if group_id < 0:
             raise ValueError(f"the customer group of level {level.upper()} must be an id >= 0")
+        if group_id in out.values():
+            # Two levels for one group would overwrite each other's price on every sync.
+            raise ValueError(f"customer group {group_id} is mapped to two price levels")
         out[level.upper()] = group_id
     return out
 

@@ -406,8 +406,9 @@ def test_price_level_groups_map_levels_to_customer_group_ids(monkeypatch: pytest
         ("A:two", "integer"),
         ("A:-1", ">= 0"),
         ("A:2,a:3", "mapped twice"),
+        ("A:2,B:2", "two price levels"),
     ],
-    ids=["unknown-level", "no-colon", "group-not-int", "group-negative", "level-twice"],
+    ids=["unknown-level", "no-colon", "group-not-int", "group-negative", "level-twice", "group-twice"],
 )
 def test_bad_price_level_groups_are_refused_at_start(monkeypatch: pytest.MonkeyPatch, value: str, needle: str) -> None:
     message = _config_error(monkeypatch, "CRMAGENTO_PRICE_LEVEL_GROUPS", value)
