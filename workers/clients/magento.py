@@ -1,6 +1,6 @@
 """MagentoClient: the adapter for Magento 2's REST API (2.3 and newer).
 
-What it copes with (docs/magento-api-notes.md items 1, 2, 5, 6, 7 and 8): OAuth 1.0a signing (integration
+What it copes with (docs/magento-api-notes.md items 1, 2, 5, 6, 7, 8 and 14): OAuth 1.0a signing (integration
 tokens are refused as plain Bearer from 2.4.4 unless the store enables it), store scope in the URL (`all` for
 global catalog values), error bodies with `%1` / `%name` placeholders, searchCriteria paging that returns the
 last page again past the end (so iteration stops on `total_count`, and searches that must miss nothing read
