@@ -60,15 +60,21 @@ class TierPrice(_Record):
 
 
 class PriceUpdateResult(_Record):
-    """An item the price storage API refused; `parameters` fill the message's `%name` placeholders in order."""
+    """An item the price storage API refused. `parameters` fill the message's `%name` placeholders: as a list
+    they come in the order Magento built them, each name where it last appears (the "Row ID: SKU = %SKU,
+    Website ID: %websiteId, ..." suffix ends every message), which is how this reads them."""
 
     message: str
-    parameters: list[str] = Field(default_factory=list)
+    parameters: list[Any] | dict[str, Any] = Field(default_factory=list)
 
     def text(self) -> str:
-        names = re.findall(r"%([A-Za-z]+)", self.message)
-        values = dict(zip(dict.fromkeys(names), self.parameters, strict=False))
-        return re.sub(r"%([A-Za-z]+)", lambda m: str(values.get(m.group(1), m.group(0))), self.message)
+        if isinstance(self.parameters, dict):
+            values = {str(k): v for k, v in self.parameters.items()}
+        else:
+            names = re.findall(r"%([A-Za-z]\w*)", self.message)
+            ordered = list(dict.fromkeys(reversed(names)))[::-1]
+            values = dict(zip(ordered, self.parameters, strict=False))
+        return re.sub(r"%([A-Za-z]\w*)", lambda m: str(values.get(m.group(1), m.group(0))), self.message)
 
 
 class CustomerGroup(_Record):
