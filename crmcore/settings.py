@@ -56,6 +56,34 @@ def decode_webhook_secret(secret: str) -> bytes:
 
 CsvSecrets = Annotated[list[SecretStr], NoDecode]
 CsvStrings = Annotated[list[str], NoDecode]
+PRICE_LEVELS = ("A", "B", "C")
+LevelGroups = Annotated[dict[str, int], NoDecode]
+
+
+def parse_price_level_groups(value: object) -> object:
+    """`A:2,B:3` -> {"A": 2, "B": 3}. Strict, because a typo here would put a price on the wrong customers."""
+    if not isinstance(value, str):
+        return value
+    out: dict[str, int] = {}
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        level, sep, group = (x.strip() for x in part.partition(":"))
+        if not sep or level.upper() not in PRICE_LEVELS:
+            raise ValueError("each entry must be LEVEL:GROUP_ID with LEVEL one of A, B, C (e.g. A:2,B:3)")
+        if level.upper() in out:
+            raise ValueError(f"price level {level.upper()} is mapped twice")
+        try:
+            group_id = int(group)
+        except ValueError:
+            raise ValueError(f"the customer group of level {level.upper()} must be an integer id") from None
+        if group_id < 0:
+            raise ValueError(f"the customer group of level {level.upper()} must be an id >= 0")
+        if group_id in out.values():
+            # Two levels for one group would overwrite each other's price on every sync.
+            raise ValueError(f"customer group {group_id} is mapped to two price levels")
+        out[level.upper()] = group_id
+    return out
 
 
 def token_bits(token: str) -> float:
@@ -245,6 +273,11 @@ class Settings(BaseSettings):
     web_orders_tender: str = Field(
         default="Web Orders", min_length=1, description="Cloud Retailer tender type imported orders are paid with."
     )
+    price_level_groups: LevelGroups = Field(
+        default_factory=dict,
+        description="Cloud Retailer price levels written as Magento customer-group prices, LEVEL:GROUP_ID (e.g. "
+        "A:2,B:3); unset: off.",
+    )
     order_poll_interval_minutes: int = Field(
         default=5, ge=1, le=1440, description="How often Magento is polled for completed orders (the fallback)."
     )
@@ -279,6 +312,19 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("price_level_groups", mode="before")
+    @classmethod
+    def _level_groups(cls, value: object) -> object:
+        return parse_price_level_groups(value)
+
+    @field_validator("price_level_groups")
+    @classmethod
+    def _level_names(cls, value: dict[str, int]) -> dict[str, int]:
+        # A dict given as an override skips the parser: hold it to the same rules.
+        if any(level not in PRICE_LEVELS for level in value) or any(g < 0 for g in value.values()):
+            raise ValueError("levels are A, B or C and customer group ids are integers >= 0")
+        return value
 
     @field_validator("redis_sentinels")
     @classmethod

@@ -245,6 +245,18 @@ def _product(i: int, rng: _random.Random) -> ProductSpec:
     )
 
 
+PRICE_LEVELS = ("A", "B", "C")
+
+
+def price_levels(spec: ProductSpec) -> dict[str, float]:
+    """The price levels product `spec` has: every third product has level A, every sixth B as well, every
+    twelfth all three, each a fixed cut of its (seed-dependent) regular price. Derived rather than drawn, so
+    the generator's stream, and with it every other value a seed gives, stays what the tests pin."""
+    i = int(spec.id.removeprefix("P-"))
+    cuts = (("A", 3, 0.9), ("B", 6, 0.8), ("C", 12, 0.7))
+    return {level: round(spec.price * cut, 2) for level, every, cut in cuts if i % every == 0}
+
+
 def _byte(bits: Callable[[int], int]) -> int:
     """randrange(256): 256.bit_length() is 9 bits, drawn again while >= 256."""
     while (r := bits(9)) >= 256:

@@ -25,7 +25,7 @@ from tests.test_client_parts import ODD_IDS
 from workers.clients.errors import ApiError, NotFound, PermanentApiError, TransientApiError, Unauthorized
 from workers.clients.http import RetryPolicy
 from workers.clients.magento import MagentoClient
-from workers.clients.magento_models import SourceItem
+from workers.clients.magento_models import PriceUpdateResult, SourceItem
 from workers.clients.search_criteria import SearchCriteria
 
 # No Redis is touched by these tests; Settings only needs a well-formed URL.
@@ -458,6 +458,7 @@ ID_CALLS: dict[str, tuple[Callable[[MagentoClient, Any], Awaitable[Any]], str, s
     "get_customer": (lambda c, odd: c.get_customer(odd), "GET", V1 + "/customers/{customerId}", "customerId"),
     "update_customer": (lambda c, odd: c.update_customer(odd, CUSTOMER), "PUT", V1 + "/customers/{customerId}",
                         "customerId"),
+    "get_customer_group": (lambda c, odd: c.get_customer_group(odd), "GET", V1 + "/customerGroups/{id}", "id"),
     "get_order": (lambda c, odd: c.get_order(odd), "GET", V1 + "/orders/{id}", "id"),
     "get_shipment": (lambda c, odd: c.get_shipment(odd), "GET", V1 + "/shipment/{id}", "id"),
     "store_configs store": (lambda c, odd: c.store_configs(store=odd), "GET", V1 + "/store/storeConfigs",
@@ -484,3 +485,21 @@ async def test_every_id_reaches_its_own_route_as_one_segment(
         # the path as sent: the id as one encoded segment in its place, every other part as the route has it
         expected = route.format_map({**request.match, param: encoded})
         assert request.path == expected, (name, odd)
+
+
+def test_a_refused_price_reads_with_its_placeholders_filled_in_order() -> None:
+    refused = PriceUpdateResult(
+        message="No such entity with Customer Group = %customerGroup. Row ID: SKU = %SKU, Website ID: %websiteId, "
+        "Customer Group: %customerGroup, Quantity: %qty.",
+        parameters=["CR-1", "0", "Nobody", "1"],
+    )
+    assert refused.text() == (
+        "No such entity with Customer Group = Nobody. Row ID: SKU = CR-1, Website ID: 0, Customer Group: Nobody, "
+        "Quantity: 1."
+    )
+    price = PriceUpdateResult(
+        message="Invalid attribute Price = %price. Row ID: SKU = %SKU, Website ID: %websiteId, Customer Group: "
+        "%customerGroup, Quantity: %qty.",
+        parameters=["-1", "CR-1", "0", "Wholesale", "1"],
+    )
+    assert price.text().startswith("Invalid attribute Price = -1. Row ID: SKU = CR-1, Website ID: 0, Customer Group: W")

@@ -293,9 +293,10 @@ async def test_updated_since_and_bad_paging_parameters(cr: Api) -> None:
 async def test_product_shape_lookup_and_partial_update(cr: Api, hooks: Receiver) -> None:
     product = (await cr.get("/products/P-1")).body
     assert set(product) == {
-        "id", "sku", "name", "description_html", "price", "weight", "web_active", "department_id",
+        "id", "sku", "name", "description_html", "price", "price_levels", "weight", "web_active", "department_id",
         "category_ids", "attribute_sets", "attributes", "images", "updated_at", "deleted",
     }  # fmt: skip
+    assert product["price_levels"] == {"A": None, "B": None, "C": None}
     assert sum(1 for s in product["attribute_sets"] if s["primary"]) == 1
     by_sku = await cr.get("/products", params={"sku": product["sku"]})
     assert by_sku.body == {"items": [product], "next_cursor": None}
@@ -334,6 +335,9 @@ async def test_product_shape_lookup_and_partial_update(cr: Api, hooks: Receiver)
     [
         ({"price": "12.50"}, "price"),
         ({"price": -1}, "price"),
+        ({"price_levels": {"A": -0.01}}, "price_levels.A"),
+        ({"price_levels": {"B": "5"}}, "price_levels.B"),
+        ({"price_levels": {"D": 5}}, "price_levels.D"),
         ({"web_active": 1}, "web_active"),
         ({"name": None}, "name"),
         ({"name": ""}, "name"),
@@ -363,6 +367,22 @@ async def test_product_update_validation_names_the_field(cr: Api, body: dict[str
     assert answer.error["code"] == "validation_failed" and answer.error["field"] == field_name
     assert field_name.split("[")[0].split(".")[0] in answer.error["message"]
     assert (await cr.get("/products/P-1")).body == before, "a refused write changes nothing"
+
+
+async def test_price_levels_merge_by_level_and_null_clears(cr: Api) -> None:
+    seeded = (await cr.get("/products/P-12")).body
+    assert all(seeded["price_levels"][level] is not None for level in "ABC"), "every twelfth has all three"
+    assert (await cr.get("/products/P-3")).body["price_levels"]["A"] is not None
+    set_a = await cr.put("/products/P-1", {"price_levels": {"A": 9.5, "B": 8}})
+    assert set_a.body["price_levels"] == {"A": 9.5, "B": 8, "C": None}
+    cleared = await cr.put("/products/P-1", {"price_levels": {"A": None, "C": 7}})
+    assert cleared.body["price_levels"] == {"A": None, "B": 8, "C": 7}, "a level not sent is kept"
+    assert (await cr.put("/products/P-1", {"price_levels": None})).body["price_levels"] == {
+        "A": None, "B": None, "C": None
+    }  # fmt: skip
+    new = {"sku": "LVL-1", "name": "Levels", "price": 10, "price_levels": {"A": 9}}
+    created = await cr.post("/products", new)
+    assert created.status == 201 and created.body["price_levels"] == {"A": 9, "B": None, "C": None}
 
 
 async def test_product_bad_bodies_and_unknown_ids(cr: Api) -> None:

@@ -409,6 +409,26 @@ async def test_every_route_answers_in_the_2_4_9_shapes(start: Start, auth: str) 
         is True
     )
 
+    wholesale = {"price": 9.5, "price_type": "fixed", "website_id": 0, "sku": "CR-900001", "quantity": 1}
+    assert (
+        await api.post("/V1/products/tier-prices", body={"prices": [{**wholesale, "customer_group": "Wholesale"}]})
+        == []
+    )
+    refused = await api.post("/V1/products/tier-prices", body={"prices": [{**wholesale, "customer_group": "Nobody"}]})
+    assert refused == [
+        {
+            "message": "No such entity with Customer Group = %customerGroup. Row ID: SKU = %SKU, Website ID: "
+            "%websiteId, Customer Group: %customerGroup, Quantity: %qty.",
+            "parameters": ["CR-900001", "0", "Nobody", "1"],
+        }
+    ]
+    info = await api.post("/V1/products/tier-prices-information", body={"skus": ["CR-900001"]})
+    assert info == [{**wholesale, "customer_group": "Wholesale"}]
+    gone = {"prices": [{**wholesale, "customer_group": "wholesale"}]}  # codes match whatever their case
+    assert await api.post("/V1/products/tier-prices-delete", body=gone) == []
+    assert await api.post("/V1/products/tier-prices-information", body={"skus": ["CR-900001"]}) == []
+    assert (await api.get("/V1/customerGroups/{id}", id=2))["code"] == "Wholesale"
+
     await api.get("/V1/inventory/sources")
     items = {"sourceItems": [{"sku": "CR-900001", "source_code": "default", "quantity": 4, "status": 1}]}
     assert await api.post("/V1/inventory/source-items", body=items) == []
@@ -1320,3 +1340,25 @@ async def test_a_100k_seed_loads_and_pages(start: Start) -> None:
         "/V1/inventory/source-items", params=sc(("sku", ",".join(catalog.sku(i) for i in range(1, 501)), "in"))
     )
     assert by_sku["total_count"] == 500
+
+
+async def test_tier_prices_refuse_as_magento_does(api: Api) -> None:
+    await api.post("/V1/products", store="all", body=simple("TIER-1"))
+    row = {"price": 8.0, "price_type": "fixed", "website_id": 0, "sku": "TIER-1", "customer_group": "Retailer"}
+    bad_qty = await api.post("/V1/products/tier-prices", body={"prices": [{**row, "quantity": 0}]})
+    assert [r["message"].split(".")[0] for r in bad_qty] == ["Invalid attribute Quantity = %qty"]
+    assert await api.post("/V1/products/tier-prices", body={"prices": [{**row, "quantity": 1}]}) == []
+    # One price for all websites and one for website 1, same group and quantity: Magento keeps the first.
+    clash = await api.post("/V1/products/tier-prices", body={"prices": [{**row, "website_id": 1, "quantity": 1}]})
+    assert clash[0]["message"].startswith("We found a duplicate website")
+    # A delete names the row's price too: another price removes nothing.
+    other = {"prices": [{**row, "price": 7.0, "quantity": 1}]}
+    assert await api.post("/V1/products/tier-prices-delete", body=other) == []
+    info = await api.post("/V1/products/tier-prices-information", body={"skus": ["TIER-1"]})
+    assert [(r["customer_group"], r["price"]) for r in info] == [("Retailer", 8.0)]
+    missing = await api.post("/V1/products/tier-prices-information", body={"skus": ["TIER-1", "NOPE"]}, status=404)
+    assert missing == {"message": "Requested products don't exist: %sku", "parameters": {"sku": "NOPE"}}
+    assert (await api.get("/V1/customerGroups/{id}", id=99, status=404))["parameters"] == {
+        "fieldName": "id",
+        "fieldValue": 99,
+    }

@@ -387,3 +387,30 @@ def test_an_event_record_lives_for_the_longer_window() -> None:
     longer_dedupe = Settings(_env_file=None, dedupe_ttl_seconds=9000, event_log_ttl_seconds=3600)  # type: ignore[call-arg]
     longer_log = Settings(_env_file=None, dedupe_ttl_seconds=3600, event_log_ttl_seconds=9000)  # type: ignore[call-arg]
     assert longer_dedupe.event_record_ttl_seconds == longer_log.event_record_ttl_seconds == 9000
+
+
+def test_price_level_groups_map_levels_to_customer_group_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().price_level_groups == {}
+    monkeypatch.setenv("CRMAGENTO_PRICE_LEVEL_GROUPS", "")
+    assert load_settings().price_level_groups == {}
+    monkeypatch.setenv("CRMAGENTO_PRICE_LEVEL_GROUPS", " A:2, b:3 ,C:4")
+    assert load_settings().price_level_groups == {"A": 2, "B": 3, "C": 4}
+    assert load_settings(price_level_groups="A:5").price_level_groups == {"A": 5}
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("D:2", "A, B, C"),
+        ("A2", "LEVEL:GROUP_ID"),
+        ("A:two", "integer"),
+        ("A:-1", ">= 0"),
+        ("A:2,a:3", "mapped twice"),
+        ("A:2,B:2", "two price levels"),
+    ],
+    ids=["unknown-level", "no-colon", "group-not-int", "group-negative", "level-twice", "group-twice"],
+)
+def test_bad_price_level_groups_are_refused_at_start(monkeypatch: pytest.MonkeyPatch, value: str, needle: str) -> None:
+    message = _config_error(monkeypatch, "CRMAGENTO_PRICE_LEVEL_GROUPS", value)
+    assert message.startswith("CRMAGENTO_PRICE_LEVEL_GROUPS: "), message
+    assert needle in message

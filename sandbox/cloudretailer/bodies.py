@@ -42,10 +42,19 @@ class ImageIn(Strict):
     primary: bool | None = None
 
 
+class PriceLevelsIn(Strict):
+    """A level sent as null is cleared; a level not sent is left as it is."""
+
+    A: Money | None = None
+    B: Money | None = None
+    C: Money | None = None
+
+
 class ProductUpdate(Strict):
     name: Text | None = None
     description_html: Annotated[str, StringConstraints(max_length=65_535)] | None = None
     price: Money | None = None
+    price_levels: PriceLevelsIn | None = None
     weight: Money | None = None
     web_active: bool | None = None
     department_id: Ref | None = None
@@ -61,7 +70,7 @@ class ProductCreate(ProductUpdate):
     price: Money
 
 
-PRODUCT_NULLABLE = frozenset({"weight", "department_id", "description_html"})
+PRODUCT_NULLABLE = frozenset({"weight", "department_id", "description_html", "price_levels"})
 
 
 # --- customers --------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from sandbox import catalog
-from sandbox.cloudretailer.bodies import PRODUCT_NULLABLE, ProductCreate, ProductUpdate, read_body
+from sandbox.cloudretailer.bodies import PRODUCT_NULLABLE, PriceLevelsIn, ProductCreate, ProductUpdate, read_body
 from sandbox.cloudretailer.errors import ApiError
 from sandbox.cloudretailer.images import apply_images, fingerprint
 from sandbox.cloudretailer.keys import BASE, emit, state
@@ -81,6 +81,7 @@ async def create(request: web.Request) -> web.Response:
         attribute_sets=[s.model_dump() for s in body.attribute_sets or []] or [{"name": "Default", "primary": True}],
         attributes={},
         images=[],
+        price_levels=_levels({}, body.price_levels),
     )
     _check_links(st, product, body.model_fields_set)
     _set_attributes(product, body.attributes or {})
@@ -110,6 +111,8 @@ async def update(request: web.Request) -> web.Response:
         if name in sent:
             setattr(draft, name, getattr(body, name))
     draft.description_html = draft.description_html or ""
+    if "price_levels" in sent:
+        draft.price_levels = _levels(draft.price_levels, body.price_levels)
     if "category_ids" in sent:
         draft.category_ids = list(body.category_ids or [])
     if "attribute_sets" in sent:
@@ -149,13 +152,27 @@ def _copy(p: Product) -> Product:
     return Product(
         p.id, p.sku, p.name, p.description_html, p.price, p.weight, p.web_active, p.department_id,
         list(p.category_ids), [dict(s) for s in p.attribute_sets], dict(p.attributes), list(p.images),
-        p.updated_at, p.deleted,
+        p.updated_at, p.deleted, dict(p.price_levels),
     )  # fmt: skip
 
 
 def _commit(target: Product, draft: Product) -> None:
-    for name in (*SCALAR_FIELDS, "category_ids", "attribute_sets", "attributes", "images"):
+    for name in (*SCALAR_FIELDS, "price_levels", "category_ids", "attribute_sets", "attributes", "images"):
         setattr(target, name, getattr(draft, name))
+
+
+def _levels(current: dict[str, float], sent: PriceLevelsIn | None) -> dict[str, float]:
+    """`price_levels: null` clears every level; otherwise the levels named are set (or cleared by null)."""
+    if sent is None:
+        return {}
+    levels = dict(current)
+    for level in sent.model_fields_set:
+        value = getattr(sent, level)
+        if value is None:
+            levels.pop(level, None)
+        else:
+            levels[level] = value
+    return levels
 
 
 def _check_links(st: State, p: Product, sent: set[str]) -> None:

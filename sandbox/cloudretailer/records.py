@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.catalog import png_bytes
+from sandbox.catalog import PRICE_LEVELS, png_bytes
 from sandbox.cloudretailer.paging import Key, iso
 
 PNG = "image/png"
@@ -58,6 +58,8 @@ class Product:
     images: list[Image]
     updated_at: int = 0
     deleted: bool = False
+    # Only the levels that are set: a level not set is answered as null.
+    price_levels: dict[str, float] = field(default_factory=dict)
 
     @property
     def key(self) -> Key:
@@ -70,6 +72,7 @@ class Product:
             "name": self.name,
             "description_html": self.description_html,
             "price": self.price,
+            "price_levels": {level: self.price_levels.get(level) for level in PRICE_LEVELS},
             "weight": self.weight,
             "web_active": self.web_active,
             "department_id": self.department_id,

@@ -205,6 +205,7 @@ def _product(spec: catalog.ProductSpec) -> Product:
         attribute_sets=spec.attribute_sets,
         attributes=spec.attributes,
         images=[Image(i.id, i.position, i.primary, color=i.color) for i in spec.images],
+        price_levels=catalog.price_levels(spec),
     )
 
 

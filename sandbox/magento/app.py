@@ -22,6 +22,7 @@ from sandbox.magento import (
     sandbox_routes,
     shipments,
     store,
+    tier_prices,
 )
 from sandbox.magento.auth import Authenticator, auth_middleware
 from sandbox.magento.config import MagentoSandboxConfig
@@ -61,6 +62,7 @@ def create_app(config: MagentoSandboxConfig) -> web.Application:
     store.register(routes)
     attributes.register(routes)
     products.register(routes)
+    tier_prices.register(routes)
     media.register(routes)
     inventory.register_legacy(routes)
     products.register_by_sku(routes)
@@ -68,6 +70,7 @@ def create_app(config: MagentoSandboxConfig) -> web.Application:
     if config.msi:
         inventory.register_msi(routes)
     customers.register(routes)
+    tier_prices.register_groups(routes)
     countries.register(routes)
     orders.register(routes)
     shipments.register(routes)

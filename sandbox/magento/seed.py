@@ -24,7 +24,8 @@ from sandbox.magento.state import (
 )
 
 DEFAULT_ATTRIBUTE_SET_ID = 4  # "Default" in every Magento install
-CUSTOMER_GROUPS = [(0, "NOT LOGGED IN"), (1, "General"), (2, "Wholesale"), (3, "Retailer")]
+# Magento's four, and a fifth made by hand, so three price levels have three groups of their own.
+CUSTOMER_GROUPS = [(0, "NOT LOGGED IN"), (1, "General"), (2, "Wholesale"), (3, "Retailer"), (4, "VIP")]
 
 
 def build_state(config: MagentoSandboxConfig) -> MagentoState:

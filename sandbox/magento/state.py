@@ -201,6 +201,8 @@ class MagentoState:
         # url_key -> the lower-cased SKU (or SKUs) using it in some scope; see url_keys.py
         self.url_keys: dict[str, str | set[str]] = {}
         self.media_files: set[str] = set()
+        # lower SKU -> (website id, customer group id or None for all groups, qty) -> tier price
+        self.tier_prices: dict[str, dict[tuple[int, int | None, float], Any]] = {}
 
         self.categories: dict[int, Category] = {}
         self.category_products: dict[int, dict[str, int]] = {}  # category id -> {lower SKU: position}
@@ -258,6 +260,7 @@ class MagentoState:
         for items in self.source_items.values():
             items.pop(key, None)
         self.stock_flags.pop(key, None)
+        self.tier_prices.pop(key, None)
         for entry in product.media or []:
             self.media_files.discard(entry.file)
 

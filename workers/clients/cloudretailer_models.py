@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Record(BaseModel):
@@ -31,12 +31,25 @@ class AttributeSetRef(_Record):
     primary: bool = False
 
 
+class PriceLevels(_Record):
+    """Cloud Retailer's price levels; a level absent or null is not set."""
+
+    A: float | None = None
+    B: float | None = None
+    C: float | None = None
+
+    def get(self, level: str) -> float | None:
+        value = getattr(self, level, None)
+        return float(value) if value is not None else None
+
+
 class Product(_Record):
     id: str
     sku: str
     name: str
     description_html: str | None = None
     price: float
+    price_levels: PriceLevels = Field(default_factory=PriceLevels)
     weight: float | None = None
     web_active: bool = False
     department_id: str | None = None
@@ -46,6 +59,11 @@ class Product(_Record):
     images: list[ImageRef] = Field(default_factory=list)
     updated_at: str | None = None
     deleted: bool = False
+
+    @field_validator("price_levels", mode="before")
+    @classmethod
+    def _null_levels(cls, value: object) -> object:
+        return {} if value is None else value
 
     @property
     def primary_attribute_set(self) -> str | None:

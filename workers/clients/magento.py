@@ -1,6 +1,6 @@
 """MagentoClient: the adapter for Magento 2's REST API (2.3 and newer).
 
-What it copes with (docs/magento-api-notes.md items 1, 2, 5, 6, 7 and 8): OAuth 1.0a signing (integration
+What it copes with (docs/magento-api-notes.md items 1, 2, 5, 6, 7, 8 and 14): OAuth 1.0a signing (integration
 tokens are refused as plain Bearer from 2.4.4 unless the store enables it), store scope in the URL (`all` for
 global catalog values), error bodies with `%1` / `%name` placeholders, searchCriteria paging that returns the
 last page again past the end (so iteration stops on `total_count`, and searches that must miss nothing read
@@ -27,12 +27,15 @@ from workers.clients.http import ApiClient, HttpApi, RetryPolicy
 from workers.clients.magento_models import (
     Category,
     Customer,
+    CustomerGroup,
     MediaEntry,
     Order,
     Page,
+    PriceUpdateResult,
     Product,
     SourceItem,
     StockItem,
+    TierPrice,
 )
 from workers.clients.magento_time import magento_time, parse_time
 from workers.clients.paths import segment
@@ -334,6 +337,9 @@ class MagentoClient(ApiClient):
         body = {"customer": dict(customer)}
         return Customer.model_validate(await self._call("PUT", f"customers/{segment(customer_id)}", json=body))
 
+    async def get_customer_group(self, group_id: int) -> CustomerGroup:
+        return CustomerGroup.model_validate(await self._call("GET", f"customerGroups/{segment(group_id)}"))
+
     # --- orders ---------------------------------------------------------------------------------------
     async def get_order(self, order_id: int) -> Order:
         return Order.model_validate(await self._call("GET", f"orders/{segment(order_id)}"))
@@ -352,3 +358,26 @@ class MagentoClient(ApiClient):
         criteria = SearchCriteria(page_size=SHIPMENTS_PAGE_SIZE).where("order_id", sorted(set(order_ids)), "in")
         criteria.order_by("entity_id")
         return [shipment async for shipment in self.iter_search("shipments", criteria)]
+
+    # --- tier prices ----------------------------------------------------------------------------------
+    async def tier_prices(self, skus: Sequence[str]) -> list[TierPrice]:
+        """Every tier price of these products, all websites and groups (a 404 when one SKU is unknown)."""
+        answer = await self._call("POST", "products/tier-prices-information", json={"skus": list(skus)})
+        return [TierPrice.model_validate(row) for row in answer]
+
+    async def save_tier_prices(self, prices: Sequence[TierPrice]) -> list[PriceUpdateResult]:
+        """Adds or updates by (sku, website, group, quantity): safe to re-send. Magento leaves out and reports
+        each item it refuses ([] when it took them all); with input limiting on, at most 20 items a call."""
+        body = {"prices": [_tier_body(p) for p in prices]}
+        answer = await self._call("POST", "products/tier-prices", json=body, idempotent=True)
+        return [PriceUpdateResult.model_validate(row) for row in answer]
+
+    async def delete_tier_prices(self, prices: Sequence[TierPrice]) -> list[PriceUpdateResult]:
+        """Magento removes a row only when its price matches too: send the rows as read, not as wanted."""
+        body = {"prices": [_tier_body(p) for p in prices]}
+        answer = await self._call("POST", "products/tier-prices-delete", json=body, idempotent=True)
+        return [PriceUpdateResult.model_validate(row) for row in answer]
+
+
+def _tier_body(price: TierPrice) -> dict[str, Any]:
+    return price.model_dump(include={"price", "price_type", "website_id", "sku", "customer_group", "quantity"})

@@ -3,6 +3,7 @@ Magento adds fields by version and extension, and a save must not drop what it d
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -45,6 +46,41 @@ class Product(_Record):
 
     def attribute(self, code: str) -> Any:
         return next((a.value for a in self.custom_attributes if a.attribute_code == code), None)
+
+
+class TierPrice(_Record):
+    """A row of the price storage API (`/V1/products/tier-prices*`). The group is named by its code, not id."""
+
+    price: float
+    price_type: str = "fixed"
+    website_id: int
+    sku: str
+    customer_group: str
+    quantity: float
+
+
+class PriceUpdateResult(_Record):
+    """An item the price storage API refused. `parameters` fill the message's `%name` placeholders: as a list
+    they come in the order Magento built them, each name where it last appears (the "Row ID: SKU = %SKU,
+    Website ID: %websiteId, ..." suffix ends every message), which is how this reads them."""
+
+    message: str
+    parameters: list[Any] | dict[str, Any] = Field(default_factory=list)
+
+    def text(self) -> str:
+        if isinstance(self.parameters, dict):
+            values = {str(k): v for k, v in self.parameters.items()}
+        else:
+            names = re.findall(r"%([A-Za-z]\w*)", self.message)
+            ordered = list(dict.fromkeys(reversed(names)))[::-1]
+            values = dict(zip(ordered, self.parameters, strict=False))
+        return re.sub(r"%([A-Za-z]\w*)", lambda m: str(values.get(m.group(1), m.group(0))), self.message)
+
+
+class CustomerGroup(_Record):
+    id: int
+    code: str
+    tax_class_id: int | None = None
 
 
 class SourceItem(_Record):

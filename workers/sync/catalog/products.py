@@ -16,7 +16,7 @@ from workers.clients.errors import NotFound, PermanentApiError
 from workers.errors import PermanentError, Skip
 from workers.registry import HandlerContext
 from workers.sync import inventory
-from workers.sync.catalog import categories, product_mapper
+from workers.sync.catalog import categories, group_prices, product_mapper
 from workers.sync.catalog.fingerprints import AppliedVersions, Fingerprints
 from workers.sync.catalog.images import sync_images
 from workers.sync.catalog.magento_meta import attribute, meta, option_id
@@ -67,6 +67,7 @@ async def sync_product(ctx: HandlerContext, product_id: str) -> str:
         "payload": payload,
         "categories": category_ids,
         "images": sorted((i.sha256, i.position, i.primary) for i in product.images),
+        **group_prices.fingerprint_state(product, ctx.settings.price_level_groups),
     }
     fingerprints = Fingerprints(ctx.redis, KIND)
     applied = AppliedVersions(ctx.redis, KIND)
@@ -77,6 +78,7 @@ async def sync_product(ctx: HandlerContext, product_id: str) -> str:
     first_write = not await fingerprints.known(product.sku)
     saved = await _save(ctx, product, payload, category_ids)
     await _unlink_old_categories(ctx, product.sku, saved, category_ids)
+    group_rows = await group_prices.sync_group_prices(ctx, product)
     images = await sync_images(ctx, product)
     await Binder(ctx.redis).bind(KIND, product.id, product.sku)
     await fingerprints.remember(product.sku, state)
@@ -85,7 +87,14 @@ async def sync_product(ctx: HandlerContext, product_id: str) -> str:
         # A product new to Magento has no stock there yet: push its on-hand now instead of leaving it for the
         # next reconciliation (harmless when it already has the right quantity: nothing is written then).
         await inventory.feed_stock(ctx, [product.sku])
-    log.info("product_synced", sku=product.sku, status=payload["status"], categories=len(category_ids), **images)
+    log.info(
+        "product_synced",
+        sku=product.sku,
+        status=payload["status"],
+        categories=len(category_ids),
+        group_prices=group_rows,
+        **images,
+    )
     return "written"
 
 
