@@ -350,6 +350,30 @@ return out
 )
 
 
+# A job arq leased but nobody claimed: the worker died between taking it off the queue and CLAIM, so it is in no
+# worker's `worker_jobs` and no takeover sees it; arq would hand it out again only when its lease runs out.
+# If it is still the entity's job and still unclaimed (queued, or retrying after a backoff), a new job is minted
+# and the leased one is dropped (if its worker was only slow, its claim now finds another job and stops).
+# ARGV: entity, job_id, now_ms, queue, expire_ms.  Returns 1 when a new job was minted, else 0.
+ORPHAN_LUA = (
+    LUA_SCHEDULE
+    + """
+local entity, job, now_ms, queue, expire_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local ek = ENTITY .. entity
+local state = redis.call('HGET', ek, 'state')
+if redis.call('HGET', ek, 'job') ~= job or (state ~= 'queued' and state ~= 'retrying') then return 0 end
+redis.call('DEL', JOB_PREFIX .. job, '%(in_progress)s' .. job, '%(retry)s' .. job)
+redis.call('ZREM', queue, job)
+local attempts = redis.call('HGET', ek, 'attempts')
+while redis.call('LMOVE', ek .. ':inflight', ek .. ':pending', 'RIGHT', 'LEFT') do end
+mint_job(ek, entity, queue, now_ms, expire_ms)
+redis.call('HSET', ek, 'attempts', attempts or 0)
+return 1
+"""
+    % {"in_progress": in_progress_key_prefix, "retry": retry_key_prefix}
+)
+
+
 def accept_statuses(result: list[bytes | str]) -> list[str]:
     """The accept script's answer, in the batch's order: `queued`, `duplicate` or `refused` per event. Only
     `queued` events were written; a caller answers `refused` as a conflict, never as "retry later": a retry
@@ -372,6 +396,7 @@ class EntityQueue:
         self._park = redis.register_script(PARK_LUA)
         self._unpark = redis.register_script(UNPARK_LUA)
         self._takeover = redis.register_script(TAKEOVER_LUA)
+        self._orphan = redis.register_script(ORPHAN_LUA)
 
     async def accept(
         self,
@@ -443,6 +468,25 @@ class EntityQueue:
         result = await self._unpark(args=[now_ms, self.queue_name, JOB_EXPIRE_MS, parked_key, *entities])
         flat = [r.decode() if isinstance(r, bytes) else r for r in result]
         return dict(zip(flat[::2], flat[1::2], strict=True))
+
+    async def leased_unclaimed(self) -> dict[str, str]:
+        """job id -> entity of every entity job arq has leased while its entity still waits for a claim."""
+        found: dict[str, str] = {}
+        prefix = in_progress_key_prefix + keys.PREFIX
+        async for raw in self.redis.scan_iter(match=f"{prefix}*", count=1000):
+            job = (raw.decode() if isinstance(raw, bytes) else raw).removeprefix(in_progress_key_prefix)
+            entity = keys.job_entity(job)
+            if entity is None:
+                continue
+            ek = keys.entity(entity)
+            current, state = await self.redis.hmget(ek, "job", "state")
+            if current is not None and current.decode() == job and state in (b"queued", b"retrying"):
+                found[job] = entity
+        return found
+
+    async def requeue_orphan(self, entity: str, job_id: str, *, now_ms: int) -> bool:
+        """A new job for an entity whose leased job was never claimed (see ORPHAN_LUA)."""
+        return bool(await self._orphan(args=[entity, job_id, now_ms, self.queue_name, JOB_EXPIRE_MS]))
 
     async def takeover(self, worker_id: str, *, now_ms: int) -> list[str]:
         """Give every entity the worker was running a new job; returns those entities."""

@@ -126,6 +126,14 @@ def job_id(name: str, n: int) -> str:
     return f"{PREFIX}{name}:{n}"
 
 
+def job_entity(job: str) -> str | None:
+    """The entity of an entity job's arq id (`job_id`), or None for any other id."""
+    if not job.startswith(PREFIX):
+        return None
+    name, sep, n = job[len(PREFIX) :].rpartition(":")
+    return name if sep and n.isdigit() else None
+
+
 # --- what happened to an entity (crmcore/timeline.py) ---------------------------------------------------------
 def timeline(name: str) -> str:
     """list: the entity's newest status changes, JSON entries, newest first (trimmed, expiring)."""

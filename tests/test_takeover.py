@@ -12,12 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
+from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
 from crmcore import keys
+from crmcore.entityqueue import EntityQueue
 from tests.conftest import make_settings, post_event, wait_for
 from tests.support.signing import envelope, new_id
 from tests.support.stack import full_stack
+from workers.availability.takeover import Takeover
 from workers.clients.magento import MagentoClient
 from workers.errors import StaleJob
 from workers.fence import CURRENT_FENCE, Fence
@@ -142,3 +145,29 @@ async def _is(redis: Redis, msg_id: str, status: bytes) -> bool:
 
 def test_settings_default_takeover_is_fifteen_seconds() -> None:
     assert make_settings("redis://127.0.0.1:6379/0").worker_takeover_seconds == 15
+
+
+async def test_a_job_leased_by_a_worker_that_died_before_claiming_it_runs_again(gateway, redis, redis_url) -> None:
+    """arq marked the job in progress, then its worker died before the claim recorded it anywhere: no takeover
+    knows it. Seen unclaimed twice, the takeover time apart, it gets a new job; arq's own lease (70 s) never
+    has to run out."""
+    settings = make_settings(redis_url, worker_takeover_seconds=2, job_timeout_seconds=30)
+    await post_event(gateway, "cloudretailer", envelope("product.updated", {"product_id": "P-orphan", "sku": "S-O"}))
+    entity = "cloudretailer:product:P-orphan"
+    leased = (await redis.hget(keys.entity(entity), "job")).decode()
+    await redis.psetex(f"{in_progress_key_prefix}{leased}", 70_000, b"1")  # what arq writes when it takes the job
+    await redis.zadd(keys.WORKERS, {"dead-worker": time.time() - 5})  # its heartbeat stopped a moment ago
+
+    queue = EntityQueue(redis, settings.queue_name)
+    takeover = Takeover(redis, settings, queue, "live-worker")
+    takeover.connected_since -= 60
+    assert await takeover.run() == 0  # first sighting: a live worker may be about to claim it
+    await asyncio.sleep(2.1)
+    assert await takeover.run() == 1
+    fresh = (await redis.hget(keys.entity(entity), "job")).decode()
+    assert fresh != leased and await redis.zscore(settings.queue_name, fresh) is not None
+    assert await redis.zscore(settings.queue_name, leased) is None
+    assert not await redis.exists(f"{in_progress_key_prefix}{leased}")
+    assert await redis.lrange(keys.pending(entity), 0, -1)  # the event is still waiting for the new job
+    # A claimed job is never touched: the leased-and-running case is the takeover's.
+    assert await queue.leased_unclaimed() == {}

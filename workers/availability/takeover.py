@@ -29,6 +29,7 @@ class Takeover:
         self.redis, self.settings, self.queue, self.worker_id = redis, settings, queue, worker_id
         self.connected_since = time.monotonic()
         self.taken = 0  # entities taken over by this worker, for tests and logs
+        self._unclaimed: dict[str, float] = {}  # leased job -> when first seen unclaimed (monotonic)
 
     def connection_lost(self) -> None:
         self.connected_since = time.monotonic()
@@ -54,5 +55,28 @@ class Takeover:
                     entities=len(entities),
                     silent_seconds=round(now - last_beat, 1),
                 )
+        self.taken += moved
+        # Only a worker that died lately can have left an unclaimed lease arq has not given back yet: the sweep
+        # scans the keyspace, so it runs only then.
+        lease_s = 2 * self.settings.job_timeout_seconds + 10
+        if any(raw_id.decode() != self.worker_id and last_beat >= now - wait - lease_s for raw_id, last_beat in silent):
+            moved += await self.requeue_orphans()
+        return moved
+
+    async def requeue_orphans(self) -> int:
+        """Jobs leased but never claimed: a worker claims a job within milliseconds of leasing it, so one seen
+        unclaimed twice, the takeover time apart, was leased by a worker that died in between."""
+        wait = self.settings.worker_takeover_seconds
+        now = time.monotonic()
+        leased = await self.queue.leased_unclaimed()
+        self._unclaimed = {job: self._unclaimed.get(job, now) for job in leased}
+        moved = 0
+        for job, entity in leased.items():
+            if now - self._unclaimed[job] >= wait and await self.queue.requeue_orphan(
+                entity, job, now_ms=int(time.time() * 1000)
+            ):
+                moved += 1
+                del self._unclaimed[job]
+                log.warning("unclaimed_job_requeued", entity=entity, job=job)
         self.taken += moved
         return moved
