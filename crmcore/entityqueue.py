@@ -186,6 +186,10 @@ local ek = '%(entity)s' .. ARGV[1]
 if redis.call('HGET', ek, 'job') ~= ARGV[2] then return {-1} end
 redis.call('HSET', ek, 'state', 'running')
 if ARGV[3] ~= '' then
+  -- arq hands a dead worker's job to another once its lease runs out: the dead one must no longer name the
+  -- entity, or a takeover of it would mint a second job while this one runs.
+  local previous = redis.call('HGET', ek, 'worker')
+  if previous and previous ~= ARGV[3] then redis.call('HDEL', '%(worker)s' .. previous .. ':jobs', ARGV[1]) end
   redis.call('HSET', ek, 'worker', ARGV[3])
   redis.call('HSET', '%(worker)s' .. ARGV[3] .. ':jobs', ARGV[1], ARGV[2])
 end

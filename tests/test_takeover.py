@@ -171,3 +171,18 @@ async def test_a_job_leased_by_a_worker_that_died_before_claiming_it_runs_again(
     assert await redis.lrange(keys.pending(entity), 0, -1)  # the event is still waiting for the new job
     # A claimed job is never touched: the leased-and-running case is the takeover's.
     assert await queue.leased_unclaimed() == {}
+
+
+async def test_a_dead_workers_job_rerun_by_arq_is_not_taken_over_as_well(gateway, redis, redis_url) -> None:
+    """arq re-ran the dead worker's job on a live worker once its lease ran out; a takeover of the dead worker
+    afterwards must not mint a second job for the entity while the live one runs it."""
+    settings = make_settings(redis_url)
+    await post_event(gateway, "cloudretailer", envelope("product.updated", {"product_id": "P-rerun", "sku": "S-R"}))
+    entity = "cloudretailer:product:P-rerun"
+    job = (await redis.hget(keys.entity(entity), "job")).decode()
+    queue = EntityQueue(redis, settings.queue_name)
+    assert await queue.claim(entity, job, "dead-worker") is not None
+    assert await queue.claim(entity, job, "live-worker") is not None  # the same job, again, after the lease
+    assert not await redis.hexists(keys.worker_jobs("dead-worker"), entity)
+    assert await queue.takeover("dead-worker", now_ms=int(time.time() * 1000)) == []
+    assert (await redis.hget(keys.entity(entity), "job")).decode() == job
