@@ -21,6 +21,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from workers.sync.orders.mapper import top_rows
+
 LEGACY = "legacy"
 DEFAULT_SOURCE = "default"  # the source MSI deducts from when a shipment names none
 RELEASED_STATES = frozenset({"canceled", "closed"})
@@ -39,9 +41,9 @@ def _qty(row: Mapping[str, Any], field: str) -> float:
 
 
 def _top_rows(order: Mapping[str, Any]) -> dict[int, Mapping[str, Any]]:
-    # A configurable line is two rows; the parent row carries the quantities and the chosen child's SKU
-    # (the stock that moves is that simple product's).
-    return {int(r["item_id"]): r for r in order.get("items") or [] if r.get("parent_item_id") is None}
+    # The rows the sale's lines come from (mapper.top_rows): a configurable parent row carries the quantities and
+    # the chosen child's SKU, which is the stock that moves.
+    return {int(r["item_id"]): r for r in top_rows(order)}
 
 
 def order_units(order: Mapping[str, Any], shipments: Iterable[Mapping[str, Any]]) -> Units:
