@@ -61,6 +61,9 @@ class CloudRetailerEventType(StrEnum):
     CATEGORY_UPDATED = "category.updated"
     CUSTOMER_CREATED = "customer.created"
     CUSTOMER_UPDATED = "customer.updated"
+    STYLE_CREATED = "style.created"
+    STYLE_UPDATED = "style.updated"
+    STYLE_DELETED = "style.deleted"
 
 
 class MagentoEventType(StrEnum):
@@ -108,6 +111,15 @@ class ProductEvent(EventData):
     KEY = ("product_id",)
     product_id: CrId
     sku: Sku
+
+
+class StyleEvent(EventData):
+    """A style (the parent of variants) changed: created, its fields or its set of variants, or deleted."""
+
+    KIND = "style"
+    KEY = ("style_id",)
+    style_id: CrId
+    code: Sku | None = None
 
 
 class InventoryEvent(EventData):
@@ -160,6 +172,9 @@ CATALOGUE: dict[Source, dict[str, type[EventData]]] = {
         CloudRetailerEventType.CATEGORY_UPDATED: CategoryEvent,
         CloudRetailerEventType.CUSTOMER_CREATED: CustomerEvent,
         CloudRetailerEventType.CUSTOMER_UPDATED: CustomerEvent,
+        CloudRetailerEventType.STYLE_CREATED: StyleEvent,
+        CloudRetailerEventType.STYLE_UPDATED: StyleEvent,
+        CloudRetailerEventType.STYLE_DELETED: StyleEvent,
     },
     Source.MAGENTO: {
         MagentoEventType.ORDER_COMPLETED: MagentoOrderEvent,

@@ -10,7 +10,7 @@ import binascii
 import math
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -58,6 +58,7 @@ CsvSecrets = Annotated[list[SecretStr], NoDecode]
 CsvStrings = Annotated[list[str], NoDecode]
 PRICE_LEVELS = ("A", "B", "C")
 LevelGroups = Annotated[dict[str, int], NoDecode]
+StockLinks = Annotated[list["StockLink"], NoDecode]
 
 
 def parse_price_level_groups(value: object) -> object:
@@ -83,6 +84,29 @@ def parse_price_level_groups(value: object) -> object:
             # Two levels for one group would overwrite each other's price on every sync.
             raise ValueError(f"customer group {group_id} is mapped to two price levels")
         out[level.upper()] = group_id
+    return out
+
+
+class StockLink(NamedTuple):
+    """One Cloud Retailer location whose on-hand feeds one Magento inventory source."""
+
+    location_id: str
+    source_code: str
+
+
+def parse_stock_links(value: object) -> object:
+    """`W-1:default,S-1:main_street` -> [StockLink("W-1", "default"), ...], in the order given (the first is
+    the default link: orders with no source information are booked at its location)."""
+    if not isinstance(value, str):
+        return value
+    out: list[StockLink] = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        location, sep, source = (x.strip() for x in part.partition(":"))
+        if not sep or not location or not source:
+            raise ValueError("each entry must be LOCATION_ID:SOURCE_CODE (e.g. W-1:default,S-1:main_street)")
+        out.append(StockLink(location, source))
     return out
 
 
@@ -267,6 +291,11 @@ class Settings(BaseSettings):
     cr_url: str | None = Field(default=None, description="Cloud Retailer API base URL (ending in /api/v1).")
     cr_api_key: SecretStr | None = Field(default=None, description="Cloud Retailer API key (Bearer).")
     cr_store_id: str | None = Field(default=None, description="Cloud Retailer store linked to Magento.")
+    stock_links: StockLinks = Field(
+        default_factory=list,
+        description="Cloud Retailer locations feeding Magento sources, LOCATION_ID:SOURCE_CODE, comma-separated "
+        "(e.g. W-1:default,S-1:main_street; the first is the default); unset: CR_STORE_ID to MAGENTO_SOURCE_CODE.",
+    )
     cr_concurrency: int = Field(default=8, ge=1, description="Requests in flight to Cloud Retailer at once.")
 
     # --- orders (Magento -> Cloud Retailer sales) ---------------------------------------------------------
@@ -312,6 +341,22 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("stock_links", mode="before")
+    @classmethod
+    def _stock_links(cls, value: object) -> object:
+        return parse_stock_links(value)
+
+    @field_validator("stock_links")
+    @classmethod
+    def _stock_links_once(cls, value: list[StockLink]) -> list[StockLink]:
+        sources = [link.source_code for link in value]
+        if dup := next((s for s in sources if sources.count(s) > 1), None):
+            raise ValueError(f"source {dup!r} is linked twice (each Magento source takes one location's stock)")
+        locations = [link.location_id for link in value]
+        if dup := next((x for x in locations if locations.count(x) > 1), None):
+            raise ValueError(f"location {dup!r} is linked twice")
+        return value
 
     @field_validator("price_level_groups", mode="before")
     @classmethod
@@ -374,6 +419,22 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _default_link(self) -> Settings:
+        # The first link is the default: the single-link settings name it, so code that knows only the one
+        # linked store (the order's default location, the web store's sales) keeps reading them.
+        if not self.stock_links:
+            return self
+        first = self.stock_links[0]
+        if self.cr_store_id is not None and self.cr_store_id != first.location_id:
+            raise ValueError(
+                f"{env_name('cr_store_id')} must be the location of the first entry of {env_name('stock_links')} "
+                "(the default link) or be unset"
+            )
+        self.cr_store_id = first.location_id
+        self.magento_source_code = first.source_code
+        return self
+
+    @model_validator(mode="after")
     def _sentinel_consistency(self) -> Settings:
         # Errors raised here carry no field location, so each message names its variables itself.
         sentinels, master, url = env_name("redis_sentinels"), env_name("redis_sentinel_master"), env_name("redis_url")
@@ -400,6 +461,19 @@ class Settings(BaseSettings):
         """An event's record is also its dedupe marker (crmcore/entityqueue.py), so it lives as long as the
         longer of the two windows."""
         return max(self.dedupe_ttl_seconds, self.event_log_ttl_seconds)
+
+    @property
+    def links(self) -> list[StockLink]:
+        """The stock links in force: CRMAGENTO_STOCK_LINKS, or the single link of CR_STORE_ID to
+        MAGENTO_SOURCE_CODE (empty only while the store is not configured)."""
+        if self.stock_links:
+            return list(self.stock_links)
+        return [StockLink(self.cr_store_id, self.magento_source_code)] if self.cr_store_id else []
+
+    @property
+    def default_link(self) -> StockLink | None:
+        """Where an order with no source information is booked (the first link)."""
+        return self.links[0] if self.links else None
 
     @property
     def redis_configured(self) -> bool:
