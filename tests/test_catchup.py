@@ -29,6 +29,7 @@ SETTLED = ("done", "skipped", "dead")
 STREAMS = {
     "cloudretailer:categories",
     "cloudretailer:products",
+    "cloudretailer:styles",
     "cloudretailer:customers",
     "magento:categories",
     "magento:customers",

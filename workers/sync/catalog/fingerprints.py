@@ -32,6 +32,9 @@ class Fingerprints:
     async def remember(self, record_key: str, payload: Any) -> None:
         await self.redis.hset(self.key, record_key, fingerprint(payload))
 
+    async def forget(self, record_key: str) -> None:
+        await self.redis.hdel(self.key, record_key)
+
 
 class AppliedVersions:
     """The Cloud Retailer version (`updated_at`) each record was last brought to Magento at. The catch-up

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from workers.clients.cloudretailer_models import ImageRef, Product
+from workers.clients.cloudretailer_models import ImageRef
 from workers.clients.magento_models import MediaEntry
 from workers.registry import HandlerContext
 
@@ -30,6 +32,13 @@ def our_key(entry: MediaEntry) -> str | None:
     return match.group(1) if match else None
 
 
+class WithImages(Protocol):
+    """A product or a style: a Magento SKU whose gallery shows Cloud Retailer's images."""
+
+    @property
+    def images(self) -> Sequence[ImageRef]: ...
+
+
 @dataclass
 class ImagePlan:
     upload: list[ImageRef]
@@ -37,7 +46,7 @@ class ImagePlan:
     set_roles: list[tuple[int, list[str]]]
 
 
-def plan(product: Product, entries: list[MediaEntry]) -> ImagePlan:
+def plan(product: WithImages, entries: list[MediaEntry]) -> ImagePlan:
     """Pure: what to change so Magento shows Cloud Retailer's images, leaving hand-added ones alone."""
     wanted = {content_key(i.sha256): i for i in product.images}
     primary = next((content_key(i.sha256) for i in product.images if i.primary), None)
@@ -69,19 +78,27 @@ def _mime(data: bytes) -> tuple[str, str]:
     return "image/jpeg", "jpg"
 
 
-async def sync_images(ctx: HandlerContext, product: Product) -> dict[str, int]:
-    entries = await ctx.magento.list_media(product.sku)
-    todo = plan(product, entries)
-    primary = next((content_key(i.sha256) for i in product.images if i.primary), None)
+async def sync_images(
+    ctx: HandlerContext,
+    sku: str,
+    label: str,
+    record: WithImages,
+    fetch: Callable[[str], Awaitable[bytes]],
+) -> dict[str, int]:
+    """Bring the gallery of Magento product `sku` in line with `record`'s images; `fetch(image_id)` reads an
+    image's bytes from Cloud Retailer (products and styles serve them from their own routes)."""
+    entries = await ctx.magento.list_media(sku)
+    todo = plan(record, entries)
+    primary = next((content_key(i.sha256) for i in record.images if i.primary), None)
     for entry_id in todo.delete:
-        await ctx.magento.delete_media(product.sku, entry_id)
+        await ctx.magento.delete_media(sku, entry_id)
     for image in todo.upload:
-        data = await ctx.cr.image_bytes(product.id, image.id)
+        data = await fetch(image.id)
         mime, ext = _mime(data)
         key = content_key(image.sha256)
         entry = {
             "media_type": "image",
-            "label": product.name,
+            "label": label,
             "position": image.position,
             "disabled": False,
             "types": ROLES if key == primary else [],
@@ -91,7 +108,7 @@ async def sync_images(ctx: HandlerContext, product: Product) -> dict[str, int]:
                 "name": f"cr_{key}.{ext}",
             },
         }
-        await ctx.magento.add_media(product.sku, entry)
+        await ctx.magento.add_media(sku, entry)
     for entry_id, roles in todo.set_roles:
-        await ctx.magento.set_media_roles(product.sku, entry_id, roles)
+        await ctx.magento.set_media_roles(sku, entry_id, roles)
     return {"uploaded": len(todo.upload), "deleted": len(todo.delete), "roles": len(todo.set_roles)}

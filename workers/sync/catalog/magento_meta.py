@@ -24,6 +24,11 @@ class AttributeInfo:
     frontend_input: str
     # label (case-folded) -> option id, for select / multiselect / boolean attributes
     options: dict[str, str] = field(default_factory=dict)
+    # What a configurable product's axis needs (Magento's `canUseAttribute`).
+    attribute_id: int | None = None
+    scope: str | None = None
+    is_user_defined: bool = False
+    label: str | None = None
 
     @property
     def is_select(self) -> bool:
@@ -79,7 +84,16 @@ async def _load_attribute(client: MagentoClient, code: str) -> AttributeInfo | N
         raw = await client.attribute(code)
     except NotFound:
         return None
-    return AttributeInfo(code, str(raw.get("frontend_input") or "text"), _options(raw.get("options") or []))
+    attribute_id = raw.get("attribute_id")
+    return AttributeInfo(
+        code,
+        str(raw.get("frontend_input") or "text"),
+        _options(raw.get("options") or []),
+        attribute_id=int(attribute_id) if attribute_id not in (None, "") else None,
+        scope=str(raw["scope"]) if raw.get("scope") is not None else None,
+        is_user_defined=bool(raw.get("is_user_defined")),
+        label=str(raw["default_frontend_label"]) if raw.get("default_frontend_label") else None,
+    )
 
 
 def _options(raw: list[dict[str, Any]]) -> dict[str, str]:

@@ -12,7 +12,7 @@ from typing import Any
 from workers.clients.cloudretailer_models import Product
 
 STATUS_ENABLED, STATUS_DISABLED = 1, 2
-VISIBILITY_CATALOG_SEARCH = 4
+VISIBILITY_NOT_VISIBLE, VISIBILITY_CATALOG_SEARCH = 1, 4
 # Cloud Retailer fields the mapper sends itself; an attribute of the same code is not sent twice.
 OWN_CODES = frozenset({"name", "price", "weight", "status", "description", "url_key", "sku", "visibility"})
 
@@ -46,6 +46,7 @@ def product_payload(
     website_id: int,
     attributes: Mapping[str, Any],
     url_key_attempt: int = 0,
+    visibility: int = VISIBILITY_CATALOG_SEARCH,
 ) -> dict[str, Any]:
     """`attributes`: shared attribute values already in Magento's form (option ids for selects), only for
     codes Magento has. Category links are not part of the payload: Magento only adds them (see importer)."""
@@ -59,7 +60,7 @@ def product_payload(
         "name": product.name,
         "price": product.price,
         "status": status(product),
-        "visibility": VISIBILITY_CATALOG_SEARCH,
+        "visibility": visibility,
         "type_id": "simple",
         "attribute_set_id": attribute_set_id,
         "extension_attributes": {"website_ids": [website_id]},

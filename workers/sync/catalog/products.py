@@ -3,29 +3,29 @@ Retailer's current record, whatever event announced the change (created, updated
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import structlog
 from redis.asyncio import Redis
 
 from crmcore import keys, timeline
-from crmcore.events import ProductEvent, Source
+from crmcore.events import CloudRetailerEventType, ProductEvent, Source, StyleEvent
 from workers.binder import Binder
 from workers.clients.cloudretailer_models import Product
-from workers.clients.errors import NotFound, PermanentApiError
+from workers.clients.errors import NotFound
 from workers.errors import PermanentError, Skip
+from workers.feed import feed
 from workers.registry import HandlerContext
 from workers.sync import inventory
-from workers.sync.catalog import categories, group_prices, product_mapper
+from workers.sync.catalog import group_prices, product_mapper, writes
 from workers.sync.catalog.fingerprints import AppliedVersions, Fingerprints
 from workers.sync.catalog.images import sync_images
-from workers.sync.catalog.magento_meta import attribute, meta, option_id
+from workers.sync.catalog.magento_meta import meta
 
 log = structlog.get_logger(__name__)
 
 KIND = "product"
-URL_KEY_ATTEMPTS = 4
-URL_KEY_TAKEN = ("url key", "url_key", "would generate a url that already exists")
+STYLE_UPDATED = CloudRetailerEventType.STYLE_UPDATED
 DEFAULT_SET = "Default"
 
 
@@ -34,9 +34,12 @@ async def applied_versions(redis: Redis, product_ids: list[str]) -> list[str | N
     return await AppliedVersions(redis, KIND).many(product_ids)
 
 
-async def sync_product(ctx: HandlerContext, product_id: str) -> str:
+async def sync_product(ctx: HandlerContext, product_id: str, *, feed_style: bool = True) -> str:
     """Bring the Magento side of Cloud Retailer product `product_id` in line with its current record. The id is
-    all an event is trusted with: its SKU is never used, since anyone able to send one could name any SKU."""
+    all an event is trusted with: its SKU is never used, since anyone able to send one could name any SKU.
+
+    `feed_style`: a variant new to Magento queues its style's sync, which links it (off when that very sync
+    is writing the variant)."""
     try:
         product = await ctx.cr.get_product(product_id)
     except NotFound:
@@ -58,10 +61,15 @@ async def sync_product(ctx: HandlerContext, product_id: str) -> str:
             f"attribute set {set_name!r} (primary set of {product.sku}) does not exist in Magento; create it there "
             "or change the product's primary attribute set, then replay"
         )
-    attributes = await _shared_attributes(ctx, product)
-    category_ids = sorted({await categories.magento_id_for(ctx, c) for c in _category_refs(product)})
+    visibility = await _visibility(ctx, product)
+    attributes = await writes.shared_attributes(ctx, product.attributes)
+    category_ids = await writes.magento_categories(ctx, product)
     payload = product_mapper.product_payload(
-        product, attribute_set_id=set_id, website_id=ctx.settings.magento_website_id, attributes=attributes
+        product,
+        attribute_set_id=set_id,
+        website_id=ctx.settings.magento_website_id,
+        attributes=attributes,
+        visibility=visibility,
     )
     state = {
         "payload": payload,
@@ -76,10 +84,10 @@ async def sync_product(ctx: HandlerContext, product_id: str) -> str:
         return "unchanged"
 
     first_write = not await fingerprints.known(product.sku)
-    saved = await _save(ctx, product, payload, category_ids)
-    await _unlink_old_categories(ctx, product.sku, saved, category_ids)
+    saved = await writes.save(ctx, product.name, payload, category_ids)
+    await writes.unlink_old_categories(ctx, product.sku, saved, category_ids)
     group_rows = await group_prices.sync_group_prices(ctx, product)
-    images = await sync_images(ctx, product)
+    images = await sync_images(ctx, product.sku, product.name, product, _image_reader(ctx, product.id))
     await Binder(ctx.redis).bind(KIND, product.id, product.sku)
     await fingerprints.remember(product.sku, state)
     await applied.record(product.id, product.updated_at)
@@ -87,6 +95,11 @@ async def sync_product(ctx: HandlerContext, product_id: str) -> str:
         # A product new to Magento has no stock there yet: push its on-hand now instead of leaving it for the
         # next reconciliation (harmless when it already has the right quantity: nothing is written then).
         await inventory.feed_stock(ctx, [product.sku])
+        if product.style_id and feed_style:
+            # The style's own event may have run before this variant existed in Magento (or this variant was
+            # just fixed after failing): its style links it now.
+            event = StyleEvent(style_id=product.style_id)
+            await feed(ctx.redis, ctx.settings, f"style:{ctx.job_id}", [(Source.CLOUDRETAILER, STYLE_UPDATED, event)])
     log.info(
         "product_synced",
         sku=product.sku,
@@ -98,69 +111,29 @@ async def sync_product(ctx: HandlerContext, product_id: str) -> str:
     return "written"
 
 
-def _category_refs(product: Product) -> list[str]:
-    refs = list(product.category_ids)
-    # A product in a category sits in its department too (Magento shows the department's products).
-    if product.department_id and product.department_id not in refs:
-        refs.insert(0, product.department_id)
-    return refs
+async def _visibility(ctx: HandlerContext, product: Product) -> int:
+    """A variant is bought through its style's configurable product, so it is not shown on its own. Its style
+    is read to be sure it still stands: a variant of a deleted style would be sold under no parent."""
+    if not product.style_id:
+        return product_mapper.VISIBILITY_CATALOG_SEARCH
+    try:
+        style = await ctx.cr.get_style(product.style_id)
+    except NotFound:
+        style = None
+    if style is None or style.deleted:
+        raise PermanentError(
+            f"variant {product.sku} belongs to style {product.style_id}, which "
+            f"{'is deleted' if style is not None else 'does not exist'} in Cloud Retailer; move the variant to "
+            "another style or detach it (style_id null), then replay"
+        )
+    return product_mapper.VISIBILITY_NOT_VISIBLE
 
 
-async def _shared_attributes(ctx: HandlerContext, product: Product) -> dict[str, Any]:
-    """Attributes both systems have, in Magento's form. One only Cloud Retailer has is not sent (Magento would
-    refuse it); one only Magento has is never touched, because it is never in this dict."""
-    out: dict[str, Any] = {}
-    for code, value in sorted(product.attributes.items()):
-        if code in product_mapper.OWN_CODES or value is None:
-            continue
-        info = await attribute(ctx, code)
-        if info is None:
-            continue
-        if info.frontend_input == "multiselect":
-            labels = value if isinstance(value, list) else [v for v in str(value).split(",") if v.strip()]
-            out[code] = ",".join([await option_id(ctx, info, str(label)) for label in labels])
-        elif info.frontend_input == "boolean":
-            out[code] = "1" if str(value).strip().lower() in ("1", "true", "yes") else "0"
-        elif info.is_select:
-            out[code] = await option_id(ctx, info, str(value))
-        else:
-            out[code] = value
-    return out
+def _image_reader(ctx: HandlerContext, product_id: str) -> Callable[[str], Awaitable[bytes]]:
+    async def read(image_id: str) -> bytes:
+        return await ctx.cr.image_bytes(product_id, image_id)
 
-
-async def _save(ctx: HandlerContext, product: Product, payload: dict[str, Any], category_ids: list[int]) -> Any:
-    body = dict(payload)
-    # category_links only adds (and [] would clear everything): send the wanted ones, unlink the rest below.
-    body["extension_attributes"] = {
-        **payload["extension_attributes"],
-        "category_links": [{"position": 0, "category_id": str(c)} for c in category_ids],
-    }
-    for attempt in range(URL_KEY_ATTEMPTS):
-        if attempt:
-            body["custom_attributes"] = [
-                {"attribute_code": "url_key", "value": product_mapper.url_key(product.name, product.sku, attempt)}
-                if a["attribute_code"] == "url_key"
-                else a
-                for a in body["custom_attributes"]
-            ]
-        try:
-            return await ctx.magento.save_product(body)
-        except PermanentApiError as exc:
-            if exc.status == 400 and any(t in str(exc).lower() for t in URL_KEY_TAKEN):
-                log.info("url_key_taken", sku=product.sku, attempt=attempt)
-                continue
-            raise
-    raise PermanentError(f"no free url_key for {product.sku} after {URL_KEY_ATTEMPTS} tries")
-
-
-async def _unlink_old_categories(ctx: HandlerContext, sku: str, saved: Any, wanted: list[int]) -> None:
-    links = (saved.extension_attributes or {}).get("category_links") or []
-    binder = Binder(ctx.redis)
-    for link in links:
-        category_id = int(link["category_id"])
-        # Only categories that come from Cloud Retailer: a link an admin made to a Magento-only category stays.
-        if category_id not in wanted and await binder.cr_id(categories.KIND, category_id) is not None:
-            await ctx.magento.unassign_product(category_id, sku)
+    return read
 
 
 async def _bound_sku(ctx: HandlerContext, product_id: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from crmcore.events import CategoryEvent, CloudRetailerEventType, ProductEvent, Source
+from crmcore.events import CategoryEvent, CloudRetailerEventType, ProductEvent, Source, StyleEvent
 from crmcore.jobrecords import feed_origin
 from workers.clients.errors import NotFound
 from workers.feed import Feeder
@@ -46,6 +46,9 @@ async def resync_products(ctx: HandlerContext, params: dict[str, Any], progress:
             return
         async for product in ctx.cr.products():
             yield CR, CloudRetailerEventType.PRODUCT_UPDATED, ProductEvent(product_id=product.id, sku=product.sku)
+        # Styles after their variants: a style's job then finds its children made (it makes them otherwise).
+        async for style in ctx.cr.styles():
+            yield CR, CloudRetailerEventType.STYLE_UPDATED, StyleEvent(style_id=style.id, code=style.code)
 
     result = await _feed_chunks(ctx, progress, changes())
     result["not_in_cloud_retailer"] = missing

@@ -1,7 +1,8 @@
-"""Where a catch-up looks for changes: five listings, each read from a time on, oldest first.
+"""Where a catch-up looks for changes: six listings, each read from a time on, oldest first.
 
     cloudretailer:categories  GET /categories?updated_since=   -> category.updated (Cloud Retailer)
     cloudretailer:products    GET /products?updated_since=     -> product.updated / product.deleted
+    cloudretailer:styles      GET /styles?updated_since=       -> style.updated / style.deleted
     cloudretailer:customers   GET /customers?updated_since=    -> customer.updated (Cloud Retailer)
     magento:categories        categories/list, created_at >=   -> category.created (Magento)
     magento:customers         customers/search, created_at >=  -> customer.created (Magento)
@@ -34,8 +35,9 @@ from crmcore.events import (
     MagentoEventType,
     ProductEvent,
     Source,
+    StyleEvent,
 )
-from workers.clients.cloudretailer_models import Product
+from workers.clients.cloudretailer_models import Product, Style
 from workers.clients.magento import Listing
 from workers.clients.magento_time import magento_time, parse_time
 from workers.clients.search_criteria import Filter
@@ -108,6 +110,22 @@ def _cr_product(p: Product, *, in_step: bool) -> Found:
     return Found(f"{p.id}@{p.updated_at}", p.updated_at or "", None if in_step else (CR, kind, event))
 
 
+async def _cr_styles(ctx: HandlerContext, since: str) -> AsyncIterator[list[Found]]:
+    # After products: a style's sync links variants, which it writes itself when their own job has not yet.
+    async for chunk in _chunks(ctx.cr.styles(updated_since=since)):
+        versions = await catalog.applied_style_versions(ctx.redis, [s.id for s in chunk])
+        yield [
+            _cr_style(s, in_step=not s.deleted and v is not None and v == s.updated_at)
+            for s, v in zip(chunk, versions, strict=True)
+        ]
+
+
+def _cr_style(s: Style, *, in_step: bool) -> Found:
+    kind = CloudRetailerEventType.STYLE_DELETED if s.deleted else CloudRetailerEventType.STYLE_UPDATED
+    event = StyleEvent(style_id=s.id, code=s.code)
+    return Found(f"{s.id}@{s.updated_at}", s.updated_at or "", None if in_step else (CR, kind, event))
+
+
 async def _cr_customers(ctx: HandlerContext, since: str) -> AsyncIterator[list[Found]]:
     # `updated`, not `created`: a created signal for a linked customer is skipped as the echo of a creation,
     # and a change found here may be either.
@@ -161,6 +179,7 @@ STREAMS: tuple[Stream, ...] = (
     # Categories before products and customers: a product's job then finds its categories made.
     Stream("cloudretailer:categories", CLOUDRETAILER, _cr_categories),
     Stream("cloudretailer:products", CLOUDRETAILER, _cr_products),
+    Stream("cloudretailer:styles", CLOUDRETAILER, _cr_styles),
     Stream("cloudretailer:customers", CLOUDRETAILER, _cr_customers),
     Stream(
         "magento:categories",
