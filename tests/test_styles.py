@@ -217,3 +217,68 @@ async def test_a_variant_whose_style_is_deleted_is_a_dead_letter_and_the_parent_
 
     letters = await wait_for(dead, within=20)
     assert style["id"] in str(letters[0]["error"])
+
+
+async def test_an_order_for_a_configurable_product_becomes_a_sale_of_the_variant(redis_url: str) -> None:
+    """The whole path: style synced, an order for one of its children, invoiced and shipped, imported as a
+    sale line with the variant's code, and the variant's stock lowered on both sides."""
+    async with full_stack(redis_url, products=40, cr_config={"styles": True}) as stack:
+        await stack.start_worker()
+        await full_resync(stack)
+        style = clothing(await cr_styles(stack))[0]
+        chosen = next(v for v in [await variant(stack, i) for i in style["variant_ids"]] if v["web_active"])
+        await stack.cr("PUT", f"/inventory/W-1/{chosen['sku']}", json={"on_hand": 30})
+
+        async def stocked() -> bool:
+            items = await stack.magento(
+                "GET",
+                "inventory/source-items",
+                params={
+                    "searchCriteria[filterGroups][0][filters][0][field]": "sku",
+                    "searchCriteria[filterGroups][0][filters][0][value]": chosen["sku"],
+                },
+            )
+            return any(i["quantity"] == 30 for i in items["items"])
+
+        await wait_for(stocked, within=20)
+        order = await place_order(stack, chosen["sku"], quantity=2, price=chosen["price"])
+        rows = order["items"]
+        parent_row = next(r for r in rows if r["product_type"] == "configurable")
+        assert parent_row["sku"] == chosen["sku"]
+        assert any(r.get("parent_item_id") == parent_row["item_id"] for r in rows)
+        await stack.magento("POST", f"order/{order['entity_id']}/invoice", store="default", json={"capture": True})
+        await stack.magento("POST", f"order/{order['entity_id']}/ship", store="default", json={})
+
+        async def sale() -> dict[str, Any] | None:
+            found = await stack.cr("GET", "/sales", params={"external_ref": f"magento:{order['increment_id']}"})
+            return found["items"][0] if found["items"] else None
+
+        imported = await wait_for(sale, within=20)
+        assert [(line["sku"], line["quantity"]) for line in imported["lines"]] == [(chosen["sku"], 2)]
+        assert (await stack.cr("GET", f"/inventory/W-1/{chosen['sku']}"))["on_hand"] == 28
+
+        async def lowered() -> bool:
+            items = await stack.magento(
+                "GET",
+                "inventory/source-items",
+                params={
+                    "searchCriteria[filterGroups][0][filters][0][field]": "sku",
+                    "searchCriteria[filterGroups][0][filters][0][value]": chosen["sku"],
+                },
+            )
+            return any(i["quantity"] == 28 for i in items["items"])
+
+        await wait_for(lowered, within=20)
+
+
+async def place_order(stack: Stack, sku: str, *, quantity: int, price: float) -> dict[str, Any]:
+    item = {"sku": sku, "qty_ordered": quantity, "price": price}
+    entity = {
+        "customer_email": "style.buyer@example.com",
+        "customer_firstname": "Style",
+        "customer_lastname": "Buyer",
+        "shipping_amount": 5,
+        "items": [item],
+    }
+    created = await stack.magento("POST", "orders", store="default", json={"entity": entity})
+    return await stack.magento("GET", f"orders/{created['entity_id']}", store="default")
