@@ -33,6 +33,7 @@ DOMAINS = ("products", "stock", "categories", "customers", "orders")
 # An entity name's kind (crmcore/events.py `EventData.KIND`) -> its domain; the accept script counts all as one.
 KIND_DOMAIN = {
     "product": "products",
+    "style": "products",  # a style is the parent of products: the catalog's freshness is one figure
     "inventory": "stock",
     "category": "categories",
     "customer": "customers",
