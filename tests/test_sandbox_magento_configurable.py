@@ -388,11 +388,16 @@ async def test_an_order_for_a_variant_is_two_rows_and_the_mapper_counts_it_once(
     made, variant, order = await _ordered_variant(api)
     read = await api.get("/V1/orders/{id}", id=order["entity_id"])
     _check_rows(read, made, variant)
-    # MSI: the reservation is on the variant's SKU; the parent's SKU is the same string, its product holds none
-    assert api.state.reserved_qty("TEE-BLACK-S") == -2
+    # MSI: one reservation, on the variant's SKU (both rows carry it; only the child row moves stock)
+    assert api.state.reserved_qty("TEE-BLACK-S") == -2 and api.state.reserved_qty("TEE") == 0
+    assert len(api.state.reservations) == 1
     assert (
         await api.get("/V1/inventory/get-product-salable-quantity/{sku}/{stockId}", sku="TEE-BLACK-S", stockId=1) == 8
     )
+
+    await api.post("/V1/order/{orderId}/ship", orderId=order["entity_id"], body={})
+    source_items = await api.get("/V1/inventory/source-items", params=sc(("sku", "TEE-BLACK-S")))
+    assert [i["quantity"] for i in source_items["items"]] == [8]  # the shipment left the variant's source item
 
     sale = map_order(read, store_id="W-1", tender="Web Orders", customer_id=None)
     assert [(line.sku, line.quantity, line.unit_price, line.discount, line.tax) for line in sale.lines] == [
