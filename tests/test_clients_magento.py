@@ -25,7 +25,7 @@ from tests.test_client_parts import ODD_IDS
 from workers.clients.errors import ApiError, NotFound, PermanentApiError, TransientApiError, Unauthorized
 from workers.clients.http import RetryPolicy
 from workers.clients.magento import MagentoClient
-from workers.clients.magento_models import PriceUpdateResult, SourceItem
+from workers.clients.magento_models import ConfigurableOption, PriceUpdateResult, SourceItem
 from workers.clients.search_criteria import SearchCriteria
 
 # No Redis is touched by these tests; Settings only needs a well-formed URL.
@@ -503,3 +503,60 @@ def test_a_refused_price_reads_with_its_placeholders_filled_in_order() -> None:
         parameters=["-1", "CR-1", "0", "Wholesale", "1"],
     )
     assert price.text().startswith("Invalid attribute Price = -1. Row ID: SKU = CR-1, Website ID: 0, Customer Group: W")
+
+
+# --- configurable products ------------------------------------------------------------------------------------
+
+
+async def test_configurable_products_through_the_client(start: Start, connect: Connect) -> None:
+    sandbox = await start()
+    client = connect(sandbox)
+    axes = [await client.attribute(code) for code in ("color", "size", "material")]
+    assert [a["frontend_input"] for a in axes] == ["select", "select", "select"]
+    axes = [(a["scope"], a["is_user_defined"]) for a in axes]
+    assert axes == [("global", True), ("global", True), ("store", True)]  # material cannot be an axis
+    colors = {o["label"]: int(o["value"]) for o in (await client.attribute("color"))["options"] if o["value"]}
+    sizes = {o["label"]: int(o["value"]) for o in (await client.attribute("size"))["options"] if o["value"]}
+
+    parent = "TEE/1 #x"  # a SKU with URL characters travels as one segment
+    await client.save_product({"sku": parent, "name": "Tee", "attribute_set_id": 4, "type_id": "configurable"})
+    wanted = ConfigurableOption(attribute_id=int((await client.attribute("color"))["attribute_id"]), label="Color",
+                                values=[colors["Black"], colors["White"]])  # fmt: skip
+    color_id = await client.add_configurable_option(parent, wanted)
+    size_attribute = int((await client.attribute("size"))["attribute_id"])
+    size_option = ConfigurableOption(attribute_id=size_attribute, label="Size", position=1, values=[sizes["S"]])
+    size_id = await client.add_configurable_option(parent, size_option)
+    assert await client.add_configurable_option(parent, wanted) == color_id  # re-sent: the same option
+
+    for sku, c, s in (("TEE-1-BS", "Black", "S"), ("TEE-1-WS", "White", "S")):
+        custom = [
+            {"attribute_code": "color", "value": str(colors[c])},
+            {"attribute_code": "size", "value": str(sizes[s])},
+        ]
+        await client.save_product(simple(sku, visibility=1, custom_attributes=custom))
+        assert await client.link_child(parent, sku) is True
+    with pytest.raises(PermanentApiError) as attached:
+        await client.link_child(parent, "TEE-1-BS")
+    assert attached.value.status == 400 and attached.value.message == "The product is already attached."
+
+    options = await client.configurable_options(parent)
+    assert [(o.id, o.label, o.position, o.values) for o in options] == [
+        (color_id, "Color", 0, [colors["Black"], colors["White"]]),
+        (size_id, "Size", 1, [sizes["S"]]),
+    ]
+    assert [p.sku for p in await client.configurable_children(parent)] == ["TEE-1-BS", "TEE-1-WS"]
+    renamed = options[1].model_copy(update={"label": "Tee size"})
+    assert await client.update_configurable_option(parent, renamed) == size_id
+    assert (await client.configurable_options(parent))[1].label == "Tee size"
+
+    assert await client.unlink_child(parent, "TEE-1-WS") is True
+    with pytest.raises(NotFound):
+        await client.unlink_child(parent, "TEE-1-WS")
+    assert [p.sku for p in await client.configurable_children(parent)] == ["TEE-1-BS"]
+    assert await client.delete_configurable_option(parent, size_id) is True
+    assert [o.id for o in await client.configurable_options(parent)] == [color_id]
+    assert await client.configurable_children(parent) == []  # deleting an option unlinks every child
+    assert await client.configurable_children("TEE-1-BS") == []  # a simple product has none
+    with pytest.raises(PermanentApiError) as simple_only:
+        await client.configurable_options("TEE-1-BS")
+    assert simple_only.value.message == 'This is implemented for the "TEE-1-BS" configurable product only.'

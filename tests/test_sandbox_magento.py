@@ -481,6 +481,23 @@ async def test_every_route_answers_in_the_2_4_9_shapes(start: Start, auth: str) 
     assert await api.post("/V1/orders/{id}/cancel", id=second["entity_id"]) is True
     assert await api.get(salable, sku="CR-900001", stockId=1) == 7
 
+    # a configurable product: an option on color, a child, and back (rules: test_sandbox_magento_configurable)
+    parent = {"sku": "CR-TEE", "name": "Tee", "attribute_set_id": 4, "type_id": "configurable"}
+    await api.post("/V1/products", store="all", body={"product": parent})
+    values = [{"value_index": int(option_id)}]
+    color = {"attribute_id": str(api.state.attributes["color"].id), "label": "Color", "values": values}
+    configurable = "/V1/configurable-products/{sku}"
+    color_id = await api.post(configurable + "/options", sku="CR-TEE", body={"option": color})
+    assert await api.post(configurable + "/child", sku="CR-TEE", body={"childSku": "CR-900001"}) is True
+    assert [p["sku"] for p in await api.get(configurable + "/children", sku="CR-TEE")] == ["CR-900001"]
+    options = await api.get(configurable + "/options/all", sku="CR-TEE")
+    assert options == [await api.get(configurable + "/options/{id}", sku="CR-TEE", id=color_id)]
+    assert options[0]["values"] == [{"value_index": int(option_id)}]
+    body = {"option": {"label": "Colour"}}
+    assert await api.put(configurable + "/options/{id}", sku="CR-TEE", id=color_id, body=body) == color_id
+    assert await api.delete(configurable + "/children/{childSku}", sku="CR-TEE", childSku="CR-900001") is True
+    assert await api.delete(configurable + "/options/{id}", sku="CR-TEE", id=color_id) is True
+
     assert await api.delete("/V1/products/{sku}", store="all", sku="CR-900001") is True
     await api.get("/V1/products/{sku}", sku="CR-900001", status=404)
     assert (await api.get("/V1/inventory/source-items", params=sc(("sku", "CR-900001"))))["total_count"] == 0

@@ -13,6 +13,7 @@ from sandbox.faults import Faults
 from sandbox.magento import (
     attributes,
     categories,
+    configurable,
     countries,
     customers,
     inventory,
@@ -66,6 +67,7 @@ def create_app(config: MagentoSandboxConfig) -> web.Application:
     media.register(routes)
     inventory.register_legacy(routes)
     products.register_by_sku(routes)
+    configurable.register(routes)
     categories.register(routes)
     if config.msi:
         inventory.register_msi(routes)

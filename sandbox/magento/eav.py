@@ -41,9 +41,10 @@ SOURCE_OPTIONS: dict[str, list[tuple[int, str]]] = {
 }
 MEDIA_ROLES = ("image", "small_image", "thumbnail")
 FIRST_USER_ATTRIBUTE_ID = 150
-# Where a text attribute of the seeded catalog lives: brand is global (one value everywhere), the
-# Magento-only badge text is translatable.
-USER_SCOPES = {"brand": "global", "badge_text": "store"}
+# Where a user attribute of the seeded catalog lives when not global. Color and size are global selects, so
+# they can be the axes of configurable products (docs/magento-api-notes.md item 16); material is a select kept
+# per store view (it cannot be an axis), brand a global text, the Magento-only badge text translatable.
+USER_SCOPES = {"material": "store", "badge_text": "store"}
 
 
 def seed_attributes(state: MagentoState) -> None:
@@ -57,9 +58,9 @@ def seed_attributes(state: MagentoState) -> None:
     next_id = FIRST_USER_ATTRIBUTE_ID
     for code, labels in catalog.SHARED_ATTRIBUTES.items():
         if labels is None:
-            attribute = Attribute(next_id, code, code.title(), "text", "varchar", USER_SCOPES.get(code, "store"), True)
+            attribute = Attribute(next_id, code, code.title(), "text", "varchar", USER_SCOPES.get(code, "global"), True)
         else:
-            attribute = Attribute(next_id, code, code.title(), "select", "int", "global", True)
+            attribute = Attribute(next_id, code, code.title(), "select", "int", USER_SCOPES.get(code, "global"), True)
             attribute.options = [
                 AttributeOption(state.option_ids.next("eav_attribute_option"), label, n)
                 for n, label in enumerate(labels)

@@ -7,7 +7,9 @@ store's sequence, row totals, order totals (sent totals are kept), state new/pen
 
 A configurable line becomes two rows exactly as checkout makes them (magento/magento2#21231): the parent row
 (product_type configurable, sku = the chosen child's SKU) carries price, totals, tax and discount; the child
-row (product_type simple, parent_item_id = the parent's item_id, price 0) names the variant.
+row (product_type simple, parent_item_id = the parent's item_id, price 0) names the variant. An item sent by
+the SKU of a configurable's child, with no product_type, is such a line (the parent row names the configurable
+product); stock moves stay on the child row's SKU (stock_moves.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from sandbox.magento.errors import MagentoError, invalid_field_value, no_such_entity, required_field
 from sandbox.magento.routing import Scope
-from sandbox.magento.state import DEFAULT_STOCK_ID, MagentoState
+from sandbox.magento.state import DEFAULT_STOCK_ID, MagentoState, Product
 
 VIRTUAL_TYPES = frozenset({"virtual", "downloadable"})
 ORDER_ADDRESS_FIELDS = ("firstname", "lastname", "company", "street", "city", "postcode", "country_id", "telephone",
@@ -51,7 +53,9 @@ def _row(state: MagentoState, order_id: int, raw: dict[str, Any], store_id: int,
     price = _number(raw, "price")
     tax = _number(raw, "tax_amount")
     discount = abs(_number(raw, "discount_amount"))  # positive on item rows, negative on the order
-    product_type = str(raw.get("product_type") or (product.type_id if product else "simple"))
+    # the parent row of a configurable line names the configurable product; its child row names the variant
+    named = _configurable_parent(state, product, raw) or product
+    product_type = str(raw.get("product_type") or (named.type_id if named else "simple"))
     row_total = round(price * qty, 4)
     row: dict[str, Any] = {
         "item_id": state.ids.next("sales_order_item"),
@@ -60,7 +64,7 @@ def _row(state: MagentoState, order_id: int, raw: dict[str, Any], store_id: int,
         "created_at": now,
         "updated_at": now,
         "sku": sku,
-        "name": str(raw.get("name") or (product.values.get("name") if product else None) or sku),
+        "name": str(raw.get("name") or (named.values.get("name") if named else None) or sku),
         "product_type": product_type,
         "is_virtual": int(product_type in VIRTUAL_TYPES),
         "qty_ordered": qty,
@@ -95,13 +99,22 @@ def _row(state: MagentoState, order_id: int, raw: dict[str, Any], store_id: int,
         "free_shipping": 0,
         "is_qty_decimal": 0,
     }
-    product_id = raw.get("product_id") or (product.id if product else None)
+    product_id = raw.get("product_id") or (named.id if named else None)
     if product_id is not None:
         row["product_id"] = int(product_id)
     if product is not None and product.values.get("weight") is not None:
         row["weight"] = float(product.values["weight"])
         row["row_weight"] = round(float(product.values["weight"]) * qty, 4)
     return row
+
+
+def _configurable_parent(state: MagentoState, product: Product | None, raw: dict[str, Any]) -> Product | None:
+    """The configurable product a variant is bought through: an item sent by a child's SKU alone (no
+    product_type) is the line checkout makes when a shopper picks that variant on its parent's page."""
+    if product is None or raw.get("product_type") is not None:
+        return None
+    parents = state.configurable.parents_of(product.id)
+    return state.products_by_id.get(parents[0]) if parents else None
 
 
 def _child_row(state: MagentoState, parent: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:

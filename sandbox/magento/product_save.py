@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sandbox.magento import eav, images, url_keys
+from sandbox.magento import configurable_save, eav, images, url_keys
 from sandbox.magento.errors import MagentoError, invalid_field_value, required_field
 from sandbox.magento.routing import Scope
 from sandbox.magento.state import MagentoState, MediaEntry, Product
@@ -108,6 +108,7 @@ def save_product(state: MagentoState, scope: Scope, data: dict[str, Any], path_s
     new_links = _category_links(state, sku, links) if links is not None else None
     _media(state, product, data.get("media_gallery_entries"))
     url_keys.check(state, product)
+    configurable = configurable_save.plan(state, product.type_id, extension)
 
     # --- everything is valid: store it ---------------------------------------------------------------------
     if existing is not None:
@@ -128,6 +129,8 @@ def save_product(state: MagentoState, scope: Scope, data: dict[str, Any], path_s
             state.set_category_link(product, category_id, position)
     if extension.get("stock_item") is not None:
         apply_stock_item(state, product, extension["stock_item"])
+    if configurable is not None:
+        configurable.apply(state, product)
     state.touched("products")
     return product
 

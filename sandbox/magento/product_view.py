@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox.magento.configurable_rules import extension_view
 from sandbox.magento.eav import MEDIA_ROLES
 from sandbox.magento.state import MagentoState, MediaEntry, Product
 from sandbox.magento.stock import stock_item_view
@@ -60,6 +61,7 @@ def product_view(state: MagentoState, product: Product, store_id: int, *, detail
         ]
     if detail:
         extension["stock_item"] = stock_item_view(state, product)
+        extension.update(extension_view(state, product))  # lists skip the load plugin that adds them
     out["extension_attributes"] = extension
     out["product_links"] = []
     out["options"] = []

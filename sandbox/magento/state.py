@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sandbox.magento.config import MagentoSandboxConfig, StoreView, Website
+from sandbox.magento.configurable_state import ConfigurableStore
 from sandbox.magento.search_criteria import ResultCache
 
 ADMIN_STORE_ID = 0
@@ -203,6 +204,7 @@ class MagentoState:
         self.media_files: set[str] = set()
         # lower SKU -> (website id, customer group id or None for all groups, qty) -> tier price
         self.tier_prices: dict[str, dict[tuple[int, int | None, float], Any]] = {}
+        self.configurable = ConfigurableStore()
 
         self.categories: dict[int, Category] = {}
         self.category_products: dict[int, dict[str, int]] = {}  # category id -> {lower SKU: position}
@@ -263,6 +265,7 @@ class MagentoState:
         self.tier_prices.pop(key, None)
         for entry in product.media or []:
             self.media_files.discard(entry.file)
+        self.configurable.drop_product(product.id)
 
     def set_category_link(self, product: Product, category_id: int, position: int) -> None:
         if product.category_links is None:

@@ -26,6 +26,7 @@ from crmcore.settings import Settings, env_name
 from workers.clients.http import ApiClient, HttpApi, RetryPolicy
 from workers.clients.magento_models import (
     Category,
+    ConfigurableOption,
     Customer,
     CustomerGroup,
     MediaEntry,
@@ -234,6 +235,46 @@ class MagentoClient(ApiClient):
     async def list_products(self, criteria: SearchCriteria, *, page: int = 1) -> Page:
         return await self.search("products", criteria, page=page)
 
+    # --- configurable products ------------------------------------------------------------------------
+    async def configurable_options(self, sku: str) -> list[ConfigurableOption]:
+        """400 when the product is not configurable; each option's values are those its children use."""
+        answer = await self._call("GET", f"configurable-products/{segment(sku)}/options/all")
+        return [ConfigurableOption.model_validate(o) for o in answer]
+
+    async def add_configurable_option(self, sku: str, option: ConfigurableOption) -> int:
+        """The option id. A simple or virtual product becomes configurable; a second option for the same
+        attribute updates the first (same id), so re-sending after a lost answer is safe."""
+        body = {"option": option.model_copy(update={"id": None}).body()}
+        path = f"configurable-products/{segment(sku)}/options"
+        return int(await self._call("POST", path, store=GLOBAL_SCOPE, json=body, idempotent=True))
+
+    async def update_configurable_option(self, sku: str, option: ConfigurableOption) -> int:
+        """Label and position of `option.id` (Magento keeps no values: they follow the children)."""
+        if option.id is None:
+            raise ValueError("update_configurable_option needs the option's id")
+        path = f"configurable-products/{segment(sku)}/options/{segment(option.id)}"
+        return int(await self._call("PUT", path, store=GLOBAL_SCOPE, json={"option": option.body()}))
+
+    async def delete_configurable_option(self, sku: str, option_id: int) -> bool:
+        """Magento unlinks every child of the product along with the option."""
+        path = f"configurable-products/{segment(sku)}/options/{segment(option_id)}"
+        return bool(await self._call("DELETE", path, store=GLOBAL_SCOPE))
+
+    async def configurable_children(self, sku: str) -> list[Product]:
+        """The linked children; `[]` for a product that is not configurable."""
+        answer = await self._call("GET", f"configurable-products/{segment(sku)}/children")
+        return [Product.model_validate(p) for p in answer]
+
+    async def link_child(self, sku: str, child_sku: str) -> bool:
+        """One child per call. A child already linked is a 400 ("The product is already attached.")."""
+        path = f"configurable-products/{segment(sku)}/child"
+        return bool(await self._call("POST", path, store=GLOBAL_SCOPE, json={"childSku": child_sku}))
+
+    async def unlink_child(self, sku: str, child_sku: str) -> bool:
+        """404 when `child_sku` is not a child of `sku`."""
+        path = f"configurable-products/{segment(sku)}/children/{segment(child_sku)}"
+        return bool(await self._call("DELETE", path, store=GLOBAL_SCOPE))
+
     # --- media ----------------------------------------------------------------------------------------
     async def list_media(self, sku: str) -> list[MediaEntry]:
         return [MediaEntry.model_validate(m) for m in await self._call("GET", f"products/{segment(sku)}/media")]
@@ -257,6 +298,8 @@ class MagentoClient(ApiClient):
         return [s async for s in self.iter_search("products/attribute-sets/sets/list", criteria)]
 
     async def attribute(self, code: str) -> dict[str, Any]:
+        """Magento's attribute as it answers it: `scope` (global, website, store), `is_user_defined` and
+        `frontend_input` among the rest, which say whether it can be a configurable product's axis."""
         return await self._call("GET", f"products/attributes/{segment(code)}")
 
     async def add_attribute_option(self, code: str, label: str) -> str:

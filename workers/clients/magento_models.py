@@ -48,6 +48,38 @@ class Product(_Record):
         return next((a.value for a in self.custom_attributes if a.attribute_code == code), None)
 
 
+class ConfigurableOption(_Record):
+    """A configurable product's option (its axis): the attribute and the option ids (`value_index`) it takes.
+    Magento answers `values` as `[{"value_index": n}]` and derives them from the linked children, so an option
+    without children reads back with no values (docs/magento-api-notes.md item 16)."""
+
+    id: int | None = None
+    attribute_id: int
+    label: str | None = None
+    position: int = 0
+    values: list[int] = Field(default_factory=list)
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _value_indexes(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        return [v.get("value_index") if isinstance(v, dict) else v for v in value]
+
+    def body(self) -> dict[str, Any]:
+        """The `option` Magento takes: attribute_id as the string its schema declares, values as objects."""
+        out: dict[str, Any] = {
+            "attribute_id": str(self.attribute_id),
+            "position": self.position,
+            "values": [{"value_index": v} for v in self.values],
+        }
+        if self.label is not None:
+            out["label"] = self.label
+        if self.id is not None:
+            out["id"] = self.id
+        return out
+
+
 class TierPrice(_Record):
     """A row of the price storage API (`/V1/products/tier-prices*`). The group is named by its code, not id."""
 
