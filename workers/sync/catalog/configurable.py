@@ -74,4 +74,6 @@ async def _apply_options(ctx: HandlerContext, sku: str, options: Sequence[Wanted
 
 
 def _differs(current: ConfigurableOption, wanted: WantedOption) -> bool:
-    return sorted(current.values) != sorted(wanted.values) or current.position != wanted.position
+    # Not the values: Magento does not keep an option's values, it answers those its linked children use, so
+    # they differ from the wanted ones whenever a child is about to be linked or was just unlinked.
+    return current.position != wanted.position
