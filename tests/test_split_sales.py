@@ -168,6 +168,14 @@ async def test_an_order_shipped_wholly_from_main_street_is_one_sale_at_S1_loweri
         assert await source_qty(stack, "main_street", SKU_A) == 8
         detail = await stack.magento("GET", f"shipment/{shipment_id}")
         assert detail["extension_attributes"] == {"source_code": "main_street"}
+        assert (detail["order_id"], detail["store_id"]) == (order["entity_id"], order["store_id"])
+        assert [(i["order_item_id"], i["qty"]) for i in detail["items"]] == [(_rows(order)[SKU_A], 2)]
+        criteria = {
+            "searchCriteria[filterGroups][0][filters][0][field]": "store_id",
+            "searchCriteria[filterGroups][0][filters][0][value]": str(order["store_id"]),
+        }
+        (listed,) = (await stack.magento("GET", "shipments", params=criteria))["items"]
+        assert listed["entity_id"] == shipment_id and "extension_attributes" not in listed  # the list may omit it
         marker = await markers.get(stack.redis, order["increment_id"])
         assert marker is not None and marker.state == "imported"
         assert (marker.sale_id, marker.parts) == (recorded["id"], {"S-1": recorded["id"]})
