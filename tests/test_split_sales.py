@@ -30,6 +30,8 @@ from tests.test_orders import (
     settled,
 )
 from workers.clients.errors import TransientApiError
+from workers.registry import HandlerContext
+from workers.services import Services
 from workers.sync.orders import importer, markers
 
 SKU_A, SKU_B, SKU_C = catalog.product(1).sku, catalog.product(2).sku, catalog.product(3).sku
@@ -321,3 +323,26 @@ async def test_a_source_no_link_names_is_booked_at_W1_and_the_timeline_says_so(r
         (done,) = [e for e in match["timeline"] if e["what"] == "done"]
         assert "source 'pop_up' is not linked: its units booked at W-1" in done["detail"]
         assert event["status"] == "done"
+
+
+async def test_an_order_booked_as_one_sale_before_its_shops_were_linked_is_never_booked_again(redis_url):
+    """Imported with the single old link, then re-checked (marker lost) once S-1 is linked: the whole-order
+    sale is found first and no part is created."""
+    async with split_stack(redis_url) as stack:
+        order = await split_order(stack)
+        inc = order["increment_id"]
+        one_link = stack.settings.model_copy(update={"stock_links": []})
+        services = Services.from_settings(one_link)
+        try:
+            ctx = HandlerContext(redis=stack.redis, settings=one_link, job_id="before", attempt=1, services=services)
+            sale_id, created = await importer.import_order(ctx, order["entity_id"], inc)
+        finally:
+            await services.close()
+        (whole,) = await booked(stack, f"magento:{inc}")
+        assert (sale_id, created, whole["store_id"]) == (whole["id"], True, "W-1")
+
+        await stack.redis.delete(markers.marker_key(inc))
+        async with handler_ctx(stack, "after") as ctx:
+            assert await importer.import_order(ctx, order["entity_id"], inc) == (whole["id"], False)
+        assert await sales_of(stack, inc) == [whole]
+        assert await cr_calls(stack, "POST /api/v1/sales") == 1

@@ -115,8 +115,10 @@ async def plan_of(ctx: HandlerContext, pending: Pending) -> split.Plan:
     the_plan = split.plan(pending.order, shipped, links, _store_id(ctx))
     for source in the_plan.unlinked:
         # Booked at the default location rather than refused: the sale is real wherever it shipped from.
-        log.warning("order_source_not_linked", increment_id=pending.increment_id, source_code=source,
-                    booked_at=_store_id(ctx))  # fmt: skip
+        log.warning(
+            "order_source_not_linked", increment_id=pending.increment_id, source_code=source, booked_at=_store_id(ctx)
+        )
+        # The job's timeline entry lists what it wrote; this line sits with them, where an operator reads it.
         timeline.wrote("Gateway", "NOTE", f"source {source!r} is not linked: its units booked at {_store_id(ctx)}")
     return the_plan
 
@@ -152,8 +154,8 @@ async def record_sales(ctx: HandlerContext, pending: Pending) -> list[Booked]:
     if not missing:
         return [found[ref] for ref in wanted]
     customer_id = await customer_for(ctx, pending.order)
-    whole = map_order(pending.order, store_id=_store_id(ctx), tender=ctx.settings.web_orders_tender,
-                      customer_id=customer_id)  # fmt: skip
+    tender = ctx.settings.web_orders_tender
+    whole = map_order(pending.order, store_id=_store_id(ctx), tender=tender, customer_id=customer_id)
     booked = []
     for sale in split.split_sale(whole, pending.order, the_plan):
         booked.append(found.get(sale.external_ref) or await _create(ctx, pending, sale))
