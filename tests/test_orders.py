@@ -242,7 +242,7 @@ async def test_a_crash_after_the_sale_is_created_does_not_create_a_second_one(re
             order_id = int(events[-1].data["order_id"])
             pending = await importer.check(ctx, order_id)
             await markers.importing(ctx.redis, pending.increment_id, order_id, ctx.job_id)
-            await importer.record_sale(ctx, pending)
+            await importer.record_sales(ctx, pending)
             raise RuntimeError("worker died between 'sale created' and 'marker written'")
         await importer.on_order_completed(ctx, events)
 

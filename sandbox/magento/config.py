@@ -86,7 +86,7 @@ class MagentoSandboxConfig(BaseModel):
     seed: int = 1
     products: int = Field(default=0, ge=0, description="pre-existing products from sandbox.catalog.product(i)")
     customers: int = Field(default=0, ge=0, description="pre-existing customers from sandbox.catalog.customer(i)")
-    source_codes: list[str] = Field(default_factory=lambda: ["default"], min_length=1)
+    source_codes: list[str] = Field(default_factory=lambda: ["default", "main_street"], min_length=1)
     seed_source_code: str = Field(default="default", description="source holding the seeded products' on-hand")
     msi: bool = Field(default=True, description="false: /V1/inventory/* answers 404 like a store without MSI")
     faults: list[FaultRule] = Field(default_factory=list)

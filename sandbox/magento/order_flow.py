@@ -173,6 +173,7 @@ def ship(state: MagentoState, order: dict[str, Any], data: dict[str, Any]) -> tu
     state.shipments[shipment_id] = {
         "entity_id": shipment_id,
         "order_id": order["entity_id"],
+        "store_id": order.get("store_id"),
         "increment_id": f"{shipment_id:09d}",
         "total_qty": sum(line["qty"] for line in lines),
         "items": lines,

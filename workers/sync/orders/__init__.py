@@ -1,12 +1,13 @@
-"""Orders: each completed Magento order becomes exactly one executed Cloud Retailer sale.
+"""Orders: each completed Magento order becomes one executed Cloud Retailer sale per location that shipped it.
 
 - `order.completed` callback -> importer.on_order_completed (fetch, check complete, match the customer, map,
-  record the sale once);
+  record one sale per shipping location, each once);
 - a periodic job polls Magento for complete orders the callbacks missed (poll.py, report "order-poll");
 - admin job `resync-orders` (`POST /admin/resync/orders`) re-checks given orders or a time range (resync.py).
 - the ledger of held units: what Magento took out of its own stock count for orders that are not sales yet,
   which the stock sync subtracts from Cloud Retailer's on-hand (held.py, ledger.py, refresh.py).
-Modules: mapper (order -> sale, pure), customer (the buyer, through the customers domain), markers (what was
+Modules: mapper (order -> sale, pure), split (that sale -> one per shipping location, pure), shipments
+(reading shipments with their sources), customer (the buyer, through the customers domain), markers (what was
 imported), search (finding complete orders in Magento), importer (the handler), feeding (queueing the orders
 not imported yet), poll (the periodic job), resync (the admin job), held (what one order holds, pure), ledger
 (the held units in Redis), refresh (keeping the ledger in step with Magento).

@@ -1,9 +1,11 @@
-"""order.completed: a completed Magento order becomes exactly one executed Cloud Retailer sale.
+"""order.completed: a completed Magento order becomes one executed Cloud Retailer sale per location that
+shipped part of it (split.py; one sale, `magento:{increment_id}`, for an order shipped from one place).
 
-Exactly once, in three layers:
-1. the marker (markers.py): an order marked imported is skipped without another call;
-2. Cloud Retailer itself: before creating, `GET /sales?external_ref=magento:{increment_id}` (a job that died
-   between "sale created" and "marker written" finds its sale and only writes the marker);
+Exactly once per part, in three layers:
+1. the marker (markers.py): an order marked imported is skipped without another call; it is written only
+   once every part exists, with every part's sale id;
+2. Cloud Retailer itself: before creating, each part is looked up by its external_ref (a job that died
+   between two parts, or between the last part and the marker, finds what it made and creates only the rest);
 3. the 409 Cloud Retailer answers to a second sale with the same external_ref (two importers that both
    looked before either created): the client hands back the existing sale.
 The callback, the poller and an admin resync all feed the same entity queue (`magento:order:{entity_id}`),
@@ -20,10 +22,11 @@ import structlog
 
 from crmcore import keys, timeline
 from crmcore.events import AcceptedEvent, MagentoOrderEvent, Source
+from workers.clients.cloudretailer_models import Sale
 from workers.clients.errors import NotFound, PermanentApiError, remote_condition
 from workers.errors import PermanentError, Skip
 from workers.registry import HandlerContext
-from workers.sync.orders import markers
+from workers.sync.orders import markers, shipments, split
 from workers.sync.orders.customer import customer_for
 from workers.sync.orders.ledger import Ledger
 from workers.sync.orders.mapper import external_ref, map_order
@@ -95,16 +98,76 @@ async def check(ctx: HandlerContext, entity_id: int, increment_id: str | None = 
     return Pending(entity_id, number, order)
 
 
-async def record_sale(ctx: HandlerContext, pending: Pending) -> tuple[str, bool]:
-    """Create the sale (customer matched or created first). Returns (sale id, created now)."""
-    store_id = _store_id(ctx)
+@dataclass(frozen=True)
+class Booked:
+    """One part of an order as Cloud Retailer holds it."""
+
+    location_id: str
+    external_ref: str
+    sale_id: str
+    created: bool
+
+
+async def plan_of(ctx: HandlerContext, pending: Pending) -> split.Plan:
+    """Which location books which units. With a single link there is nothing to choose: no shipment is read."""
+    links = ctx.settings.links
+    shipped = await shipments.of_order(ctx, pending.order) if len(links) > 1 else []
+    the_plan = split.plan(pending.order, shipped, links, _store_id(ctx))
+    for source in the_plan.unlinked:
+        # Booked at the default location rather than refused: the sale is real wherever it shipped from.
+        log.warning(
+            "order_source_not_linked", increment_id=pending.increment_id, source_code=source, booked_at=_store_id(ctx)
+        )
+        # The job's timeline entry lists what it wrote; this line sits with them, where an operator reads it.
+        timeline.wrote("Gateway", "NOTE", f"source {source!r} is not linked: its units booked at {_store_id(ctx)}")
+    return the_plan
+
+
+async def _found(ctx: HandlerContext, pending: Pending, the_plan: split.Plan) -> dict[str, Booked]:
+    """external_ref -> the part Cloud Retailer already holds. The whole-order ref is looked up first, whatever
+    the plan: an order booked as one sale (before its source was linked, say) stays one sale; and with several
+    links every location's part ref, so that links changed between two imports never book an order twice."""
+    refs = {pending.external_ref: _store_id(ctx)}
+    if len(ctx.settings.links) > 1:
+        locations = [*(p.location_id for p in the_plan.parts), *(link.location_id for link in ctx.settings.links)]
+        refs |= {split.part_ref(pending.increment_id, loc): loc for loc in dict.fromkeys(locations)}
+    found: dict[str, Booked] = {}
+    for ref, location in refs.items():
+        sale = await ctx.cr.sale_by_external_ref(ref)
+        if sale is not None and sale.id is not None:
+            found[ref] = Booked(sale.store_id or location, ref, str(sale.id), False)
+            if ref == pending.external_ref:
+                break
+    return found
+
+
+async def record_sales(ctx: HandlerContext, pending: Pending) -> list[Booked]:
+    """Every part of the order as a Cloud Retailer sale: each looked up by its external_ref, the missing ones
+    created (customer matched or created first). Safe to run again at any point."""
+    the_plan = await plan_of(ctx, pending)
+    found = await _found(ctx, pending, the_plan)
+    wanted = split.refs(pending.increment_id, the_plan)
+    if pending.external_ref in found or (found and not set(wanted) & set(found)):
+        # booked before under other links: what is there is the import, nothing more is created
+        return list(found.values())
+    missing = [ref for ref in wanted if ref not in found]
+    if not missing:
+        return [found[ref] for ref in wanted]
     customer_id = await customer_for(ctx, pending.order)
-    sale = map_order(pending.order, store_id=store_id, tender=ctx.settings.web_orders_tender, customer_id=customer_id)
+    tender = ctx.settings.web_orders_tender
+    whole = map_order(pending.order, store_id=_store_id(ctx), tender=tender, customer_id=customer_id)
+    booked = []
+    for sale in split.split_sale(whole, pending.order, the_plan):
+        booked.append(found.get(sale.external_ref) or await _create(ctx, pending, sale))
+    return booked
+
+
+async def _create(ctx: HandlerContext, pending: Pending, sale: Sale) -> Booked:
     try:
         recorded, created = await ctx.cr.create_sale(sale)
     except PermanentApiError as exc:
         raise PermanentError(_refusal(pending, sale.lines, exc)) from exc
-    return str(recorded.id), created
+    return Booked(sale.store_id, sale.external_ref, str(recorded.id), created)
 
 
 def _refusal(pending: Pending, lines: list[Any], exc: PermanentApiError) -> str:
@@ -119,18 +182,18 @@ def _refusal(pending: Pending, lines: list[Any], exc: PermanentApiError) -> str:
 
 
 async def import_pending(ctx: HandlerContext, pending: Pending) -> tuple[str, bool]:
-    """Returns (sale id, created now). Safe to run again at any point."""
+    """Returns (sale ids, comma-separated, and whether any was created now). Safe to run again at any point."""
     await markers.importing(ctx.redis, pending.increment_id, pending.entity_id, ctx.job_id)
-    existing = await ctx.cr.sale_by_external_ref(pending.external_ref)
-    if existing is not None and existing.id is not None:
-        sale_id, created = existing.id, False
-    else:
-        sale_id, created = await record_sale(ctx, pending)
-    await markers.imported(ctx.redis, pending.increment_id, pending.entity_id, sale_id)
+    booked = await record_sales(ctx, pending)
+    # Only once every part exists: a job that died between two parts left "importing", and its retry finds the
+    # parts made by their external_refs and creates only the rest.
+    sale_ids = ",".join(b.sale_id for b in booked)
+    parts = {b.location_id: b.sale_id for b in booked}
+    await markers.imported(ctx.redis, pending.increment_id, pending.entity_id, sale_ids, parts)
     # Only now: until the sale is recorded its units must stay held, or a stock write in between would hand
     # them back to Magento. A stop between the two writes is healed by the next refresh's sweep.
     await Ledger(ctx.redis).release(pending.entity_id, pending.increment_id)
-    return sale_id, created
+    return sale_ids, any(b.created for b in booked)
 
 
 async def import_order(ctx: HandlerContext, entity_id: int, increment_id: str | None = None) -> tuple[str, bool]:

@@ -1,8 +1,10 @@
 """What the gateway remembers about each order it saw: `keys.order_marker(increment_id)`, a hash with `state`
-(importing -> imported, or failed), the sale id, the Magento entity id and when.
+(importing -> imported, or failed), the sale id (the sale ids, comma-separated, of an order booked at several
+locations, and `parts`: location id -> sale id as JSON), the Magento entity id and when.
 
 The marker is a cache, never the authority: Cloud Retailer's sale with `external_ref` = `magento:{increment_id}`
-is. An import checks Cloud Retailer before creating (a crash between "sale created" and "imported written"
+is (one per location that shipped, `magento:{increment_id}:{location_id}`, when the order was split). An
+import checks Cloud Retailer before creating (a crash between "sale created" and "imported written"
 leaves `importing` behind, or nothing at all if Redis lost it), and Cloud Retailer refuses a second sale with
 the same external_ref (409) as the last guard. Markers expire after MARKER_TTL_S so they do not grow
 forever; an order older than that is still recognised, through that lookup.
@@ -11,9 +13,11 @@ forever; an order older than that is still recognised, through that lookup.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 from crmcore import keys
@@ -40,6 +44,7 @@ class Marker:
     entity_id: int | None = None
     reason: str | None = None
     at_ms: int | None = None
+    parts: dict[str, str] = field(default_factory=dict)  # location id -> sale id
 
     @classmethod
     def decode(cls, raw: dict[Any, Any]) -> Marker | None:
@@ -52,6 +57,7 @@ class Marker:
             entity_id=int(h["entity_id"]) if h.get("entity_id") else None,
             reason=h.get("reason") or None,
             at_ms=int(h["at_ms"]) if h.get("at_ms") else None,
+            parts=orjson.loads(h["parts"]) if h.get("parts") else {},
         )
 
 
@@ -82,8 +88,15 @@ async def importing(redis: Redis, increment_id: str, entity_id: int, job_id: str
     await _write(redis, increment_id, {"state": IMPORTING, "entity_id": entity_id, "job_id": job_id}, ("reason",))
 
 
-async def imported(redis: Redis, increment_id: str, entity_id: int, sale_id: str) -> None:
-    await _write(redis, increment_id, {"state": IMPORTED, "entity_id": entity_id, "sale_id": sale_id}, ("reason",))
+async def imported(
+    redis: Redis, increment_id: str, entity_id: int, sale_id: str, parts: Mapping[str, str] | None = None
+) -> None:
+    """Written once every part's sale exists: `sale_id` names them all (comma-separated), `parts` is location
+    id -> sale id, in booking order."""
+    fields: dict[str, str | int] = {"state": IMPORTED, "entity_id": entity_id, "sale_id": sale_id}
+    if parts:
+        fields["parts"] = orjson.dumps(dict(parts)).decode()
+    await _write(redis, increment_id, fields, ("reason",))
 
 
 async def failed(redis: Redis, increment_id: str, entity_id: int, reason: str) -> None:

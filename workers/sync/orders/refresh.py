@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict, defaultdict
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
 
@@ -35,6 +32,7 @@ from workers.registry import HandlerContext
 from workers.sync.orders.held import has_shipped, order_units
 from workers.sync.orders.ledger import Ledger
 from workers.sync.orders.search import earlier, linked_store_ids
+from workers.sync.orders.shipments import ShipmentDetails
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +42,6 @@ EPOCH = "1970-01-01 00:00:00"
 PAGE_SIZE = 100
 # A refresh that began this recently is fresh enough for a caller that arrives while it runs.
 FRESH_S = 0.25
-SHIPMENT_CACHE_MAX = 10_000
 
 # Keeps the cursor moving forward only: two workers refreshing at once never take it back.
 ADVANCE_LUA = """
@@ -52,27 +49,6 @@ local current = redis.call('GET', KEYS[1])
 if (not current) or current < ARGV[1] then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1
 """
-
-
-class ShipmentDetails:
-    """shipment id -> the shipment with its source. A shipment never changes once made, so each is read once per
-    worker; the list endpoint may leave `extension_attributes` (the source) out, the single GET does not."""
-
-    def __init__(self) -> None:
-        self._known: OrderedDict[int, dict[str, Any]] = OrderedDict()
-
-    async def of_orders(self, ctx: HandlerContext, order_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
-        by_order: defaultdict[int, list[dict[str, Any]]] = defaultdict(list)
-        for listed in await ctx.magento.shipments_of(order_ids):
-            shipment_id = int(listed["entity_id"])
-            detail = self._known.get(shipment_id)
-            if detail is None:
-                detail = listed if listed.get("extension_attributes") else await ctx.magento.get_shipment(shipment_id)
-                self._known[shipment_id] = detail
-                while len(self._known) > SHIPMENT_CACHE_MAX:
-                    self._known.popitem(last=False)
-            by_order[int(listed["order_id"])].append(detail)
-        return by_order
 
 
 _REFRESHER = "orders:held-refresher"
