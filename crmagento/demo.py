@@ -30,7 +30,7 @@ from crmagento.demo_support import Demo
 from crmagento.runtime import bound_port, gateway_running, stop_on_signals
 from crmagento.sandboxes import Sandboxes, configs_from_settings, sandboxes_running
 from crmcore.logs import configure_logging
-from crmcore.settings import Settings
+from crmcore.settings import Settings, StockLink
 from gateway.embedded_redis import EmbeddedRedis
 from sandbox.catalog import LINKED_STORE_ID
 from workers.worker import run_worker
@@ -66,6 +66,8 @@ def demo_settings(settings: Settings, redis_url: str) -> Settings:
             "magento_source_code": "default",
             "cr_api_key": SecretStr(secrets.token_urlsafe(24)),
             "cr_store_id": LINKED_STORE_ID,
+            # Two shops: the web store's stock on Magento's default source, the Main Street shop's on its own.
+            "stock_links": [StockLink(LINKED_STORE_ID, "default"), StockLink("S-1", "main_street")],
             # Each step triggers what it shows; a catch-up run falling due mid-demo (minutes 0 and 30) would heal
             # the lost webhook of step 6 before the reconciliation gets to.
             "catchup_interval_minutes": 1440,

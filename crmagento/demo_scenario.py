@@ -406,3 +406,7 @@ async def shipped_not_invoiced(demo: Demo) -> tuple[str, bool]:
         f"{sku}: Magento {new - shipped:g} while {shipped:g} shipped units were not a sale, then {on_hand:g} = on-hand",
         the_sale_lowered_on_hand=on_hand == new - shipped,
     )
+
+
+# The later steps live in their own module; importing it registers them after the ones above.
+from crmagento import demo_styles_shops  # noqa: E402, F401
