@@ -64,7 +64,7 @@ async def stack() -> AsyncIterator[AsyncExitStack]:
 @pytest.fixture
 def start(stack: AsyncExitStack) -> Start:
     async def run(app_hook: Callable[[web.Application], None] | None = None, **config: Any) -> Sandbox:
-        values: dict[str, Any] = {"api_key": SecretStr(API_KEY), "products": 20, "customers": 5}
+        values: dict[str, Any] = {"api_key": SecretStr(API_KEY), "products": 20, "customers": 5, "styles": False}
         values.update(config)
         cfg = CloudRetailerSandboxConfig(**values)
         app = create_app(cfg)

@@ -144,7 +144,13 @@ async def receiver() -> AsyncIterator[tuple[Receiver, TestServer]]:
 
 
 async def start(receiver_server: TestServer | None, **overrides: Any) -> tuple[TestServer, web.Application]:
-    values: dict[str, Any] = {"api_key": API_KEY, "products": 30, "customers": 10, "webhook_attempts": 2}
+    values: dict[str, Any] = {
+        "api_key": API_KEY,
+        "products": 30,
+        "customers": 10,
+        "webhook_attempts": 2,
+        "styles": False,
+    }
     if receiver_server is not None:
         values["gateway_webhook_url"] = str(receiver_server.make_url("/webhooks/cloudretailer"))
         values["webhook_secret"] = CR_SECRET
