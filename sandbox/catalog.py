@@ -180,23 +180,36 @@ def iter_products(n: int, seed: int = 1, *, styles: bool = False) -> Iterator[Pr
 
     With `styles`, wearables come as variants of their style (see `style_place`): the same draws, then the
     colour, size and name overridden, so every other value is what the plain catalog has."""
+    return _iter_products(n, seed, {} if styles else None)
+
+
+def _iter_products(n: int, seed: int, made: dict[int, StyleSpec] | None) -> Iterator[ProductSpec]:
+    """`made` (None: plain) collects the styles, each made from its first variant, which always comes first."""
     # One generator re-seeded per product: the same stream as a fresh one, without the allocation.
     rng = _random.Random(seed)
-    made: dict[int, StyleSpec] = {}  # a style is made from its first variant, which always comes first
     for i in range(1, n + 1):
         rng.seed(_product_seed(i, seed))
         spec = _product(i, rng)
-        if styles and (place := style_place(i)) is not None:
+        if made is not None and (place := style_place(i)) is not None:
             number, position = place
             if position == 0:
                 made[number] = _style(number, spec, seed)
-            _as_variant(spec, made.get(number) or style(number, seed), position)
+            _as_variant(spec, made[number], position)
         yield spec
 
 
 def products(n: int, seed: int = 1, *, styles: bool = False) -> list[ProductSpec]:
     with gc_paused():
         return list(iter_products(n, seed, styles=styles))
+
+
+def styled_catalog(n: int, seed: int = 1) -> tuple[list[ProductSpec], list[StyleSpec]]:
+    """`products(n, seed, styles=True)` and `styles(n, seed)` in one pass (each style from its first variant
+    as generated, instead of generating that product a second time)."""
+    made: dict[int, StyleSpec] = {}
+    with gc_paused():
+        specs = list(_iter_products(n, seed, made))
+    return specs, [made[number] for number in sorted(made)]
 
 
 # --- styles: wearables grouped into parents of variants ----------------------------------------------------

@@ -106,6 +106,7 @@ def test_the_styled_catalog_of_a_seed_never_changes() -> None:
     assert (variant.name, variant.attributes["size"]) == (f"{catalog.style(1).name} White M", "M")
     assert dataclasses.replace(variant, name=plain.name, attributes=plain.attributes) == plain
     assert catalog.style_count(100_000) == len(catalog.styles(100_000)) == 10_000
+    assert catalog.styled_catalog(300, 2) == (catalog.products(300, 2, styles=True), catalog.styles(300, 2))
 
 
 def test_generating_100k_products_takes_about_a_second() -> None:

@@ -145,10 +145,11 @@ class State:
             self.stock[store_id] = Table(self.clock)
             self.totals[store_id] = SalesTotals(store_id)
         self._seed_reference_data()
-        specs = catalog.products(n_products, seed, styles=styles)
+        specs, style_specs = (
+            catalog.styled_catalog(n_products, seed) if styles else (catalog.products(n_products, seed), [])
+        )
         self._counters["P-"] = n_products
-        if styles:
-            self._seed_styles(seed, n_products)
+        self._seed_styles(style_specs)
         self.products.seed(_product(spec, styles) for spec in specs)
         self.product_by_sku = {p.sku: p.id for p in self.products.rows.values()}
         for product in self.products.rows.values():
@@ -163,8 +164,7 @@ class State:
         )
         self.customer_by_email = {c.email.casefold(): c.id for c in self.customers.rows.values()}
 
-    def _seed_styles(self, seed: int, n_products: int) -> None:
-        specs = catalog.styles(n_products, seed)
+    def _seed_styles(self, specs: list[catalog.StyleSpec]) -> None:
         self._counters["ST-"] = len(specs)
         self.styles.seed(_style(spec) for spec in specs)
         self.style_by_code = {s.code: s.id for s in self.styles.rows.values()}
