@@ -191,7 +191,7 @@ async def test_a_deleted_style_takes_no_new_variants_and_no_changes(cr: Api) -> 
     edit = await cr.put("/styles/ST-2", {"name": "Too late"})
     assert edit.status == 409 and edit.error["code"] == "deleted"
     # Its variants keep their style_id and can still be changed (a consumer must refuse them, not we).
-    variant = await cr.put("/products/P-2", {"price": 3.5})
+    variant = await cr.put("/products/P-2", {"price": 3.5, "style_id": "ST-2"})  # sent back unchanged
     assert variant.status == 200 and variant.body["style_id"] == "ST-2"
 
 

@@ -143,7 +143,8 @@ async def update(request: web.Request) -> web.Response:
     check_links(st, draft, sent)
     if body.attributes is not None:
         set_attributes(draft, body.attributes)
-    check_variant(st, draft, sent)
+    # Sending a variant's style_id back unchanged is not setting it (its style may have been deleted since).
+    check_variant(st, draft, sent if draft.style_id != product.style_id else sent - {"style_id"})
     images_changed = False
     if body.images is not None:
         draft.images = apply_images(st, product.images, body.images)
