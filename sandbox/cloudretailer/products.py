@@ -106,6 +106,7 @@ async def create(request: web.Request) -> web.Response:
     if body.images:
         product.images = apply_images(st, [], body.images)
     product.id = st.next_id("P-")
+    # Style membership is kept by product id, which exists only now: join through set_style like a move.
     style_id, product.style_id = product.style_id, None
     st.set_style(product, style_id)
     st.products.insert(product)
