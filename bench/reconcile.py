@@ -72,7 +72,10 @@ def serve_sandboxes(skus: int, seed: int) -> None:
         started = time.perf_counter()
         magento = create_magento(MagentoSandboxConfig(products=skus, seed=seed))
         seeded_magento = time.perf_counter() - started
-        cr = create_cr(CloudRetailerSandboxConfig(api_key=SecretStr(CR_API_KEY), products=skus, customers=0, seed=seed))
+        cr_config = CloudRetailerSandboxConfig(
+            api_key=SecretStr(CR_API_KEY), products=skus, customers=0, seed=seed, styles=False
+        )
+        cr = create_cr(cr_config)
         seeded_cr = time.perf_counter() - started - seeded_magento
         import gc
 

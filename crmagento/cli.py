@@ -166,6 +166,12 @@ def sandbox(
     msi: Annotated[
         bool, typer.Option("--msi/--no-msi", help="--no-msi: a Magento without MSI (legacy stock items only).")
     ] = True,
+    styles: Annotated[
+        bool,
+        typer.Option(
+            "--styles/--no-styles", help="--no-styles: apparel and footwear as plain products, not style variants."
+        ),
+    ] = True,
 ) -> None:
     """The sandbox Magento and Cloud Retailer servers, seeded, using the gateway's CRMAGENTO_ credentials."""
     from crmagento.sandboxes import (
@@ -189,6 +195,8 @@ def sandbox(
         )
         if not msi:
             configs = replace(configs, magento=configs.magento.model_copy(update={"msi": False}))
+        if not styles:
+            configs = replace(configs, cloudretailer=configs.cloudretailer.model_copy(update={"styles": False}))
         asyncio.run(
             run_until_stopped(
                 configs, host=host, magento_port=magento_port, cloudretailer_port=cr_port, echo=typer.echo

@@ -158,28 +158,164 @@ _COLORS = SHARED_ATTRIBUTES["color"] or []
 _SIZES = SHARED_ATTRIBUTES["size"] or []
 _MATERIALS = SHARED_ATTRIBUTES["material"] or []
 _STORE_IDS = [str(store["id"]) for store in STORES]
+# Wearable leaves by their first product (leaf L's first is product L, leaf 0's is product len(_LEAF_INFO)):
+# styles are numbered in that order within each group.
+_WEARABLE_FIRST = sorted((n or len(_LEAF_INFO)) for n, leaf in enumerate(_LEAF_INFO) if leaf.wearable)
+_WEARABLE_RANK = {first % len(_LEAF_INFO): rank for rank, first in enumerate(_WEARABLE_FIRST)}
 
 
 def _product_seed(i: int, seed: int) -> int:
     return seed * 1_000_003 + i
 
 
-def product(i: int, seed: int = 1) -> ProductSpec:
-    return _product(i, _random.Random(_product_seed(i, seed)))
+def product(i: int, seed: int = 1, *, styles: bool = False) -> ProductSpec:
+    spec = _product(i, _random.Random(_product_seed(i, seed)))
+    if styles and (place := style_place(i)) is not None:
+        _as_variant(spec, style(place[0], seed), place[1])
+    return spec
 
 
-def iter_products(n: int, seed: int = 1) -> Iterator[ProductSpec]:
-    """Products 1..n one at a time (a seeder converting each one need not hold all the specs at once)."""
+def iter_products(n: int, seed: int = 1, *, styles: bool = False) -> Iterator[ProductSpec]:
+    """Products 1..n one at a time (a seeder converting each one need not hold all the specs at once).
+
+    With `styles`, wearables come as variants of their style (see `style_place`): the same draws, then the
+    colour, size and name overridden, so every other value is what the plain catalog has."""
+    return _iter_products(n, seed, {} if styles else None)
+
+
+def _iter_products(n: int, seed: int, made: dict[int, StyleSpec] | None) -> Iterator[ProductSpec]:
+    """`made` (None: plain) collects the styles, each made from its first variant, which always comes first."""
     # One generator re-seeded per product: the same stream as a fresh one, without the allocation.
     rng = _random.Random(seed)
     for i in range(1, n + 1):
         rng.seed(_product_seed(i, seed))
-        yield _product(i, rng)
+        spec = _product(i, rng)
+        if made is not None and (place := style_place(i)) is not None:
+            number, position = place
+            if position == 0:
+                made[number] = _style(number, spec, seed)
+            _as_variant(spec, made[number], position)
+        yield spec
 
 
-def products(n: int, seed: int = 1) -> list[ProductSpec]:
+def products(n: int, seed: int = 1, *, styles: bool = False) -> list[ProductSpec]:
     with gc_paused():
-        return list(iter_products(n, seed))
+        return list(iter_products(n, seed, styles=styles))
+
+
+def styled_catalog(n: int, seed: int = 1) -> tuple[list[ProductSpec], list[StyleSpec]]:
+    """`products(n, seed, styles=True)` and `styles(n, seed)` in one pass (each style from its first variant
+    as generated, instead of generating that product a second time)."""
+    made: dict[int, StyleSpec] = {}
+    with gc_paused():
+        specs = list(_iter_products(n, seed, made))
+    return specs, [made[number] for number in sorted(made)]
+
+
+# --- styles: wearables grouped into parents of variants ----------------------------------------------------
+STYLE_SIZE = 5  # variants per style (the last style of a leaf may have fewer when the catalog ends)
+STYLE_AXES = ["color", "size"]
+_STYLE_SIZES = ["S", "M", "L"]
+
+
+@dataclass(slots=True)
+class StyleSpec:
+    id: str
+    code: str
+    name: str
+    description_html: str
+    department_id: str
+    category_ids: list[str]
+    attribute_sets: list[dict[str, object]]
+    axes: list[str]
+    attributes: dict[str, str]
+    images: list[ImageSpec]
+    first_product: int  # the index of its first variant; the others follow every len(_LEAF_INFO) products
+
+
+def style_place(i: int) -> tuple[int, int] | None:
+    """(style number, position among its variants) of product i, or None for a product of a plain department.
+
+    Product i and i + len(_LEAF_INFO) share a leaf; the k-th product of a wearable leaf is in group
+    k // STYLE_SIZE of that leaf. Styles are numbered by their first product, so the styles of a catalog of
+    any size are ST-1..ST-m and product i's style is the same whatever the catalog size."""
+    leaves = len(_LEAF_INFO)
+    rank = _WEARABLE_RANK.get(i % leaves)
+    if rank is None:
+        return None
+    k = (i - 1) // leaves
+    return (k // STYLE_SIZE) * len(_WEARABLE_RANK) + rank + 1, k % STYLE_SIZE
+
+
+def style_count(n_products: int) -> int:
+    """How many styles a catalog of n products has (a style exists once its first variant does)."""
+    count = 0
+    while (first := style_first_product(count + 1)) is not None and first <= n_products:
+        count += 1
+    return count
+
+
+def style_first_product(number: int) -> int | None:
+    if not _WEARABLE_FIRST:
+        return None
+    group, rank = divmod(number - 1, len(_WEARABLE_FIRST))
+    return group * STYLE_SIZE * len(_LEAF_INFO) + _WEARABLE_FIRST[rank]
+
+
+def style(number: int, seed: int = 1) -> StyleSpec:
+    first = style_first_product(number)
+    assert first is not None, "the catalog has no wearable leaf"
+    return _style(number, _product(first, _random.Random(_product_seed(first, seed))), seed)
+
+
+def styles(n_products: int, seed: int = 1) -> list[StyleSpec]:
+    """The styles of a catalog of n products, ST-1 first."""
+    return [style(number, seed) for number in range(1, style_count(n_products) + 1)]
+
+
+def _style(number: int, first: ProductSpec, seed: int) -> StyleSpec:
+    """Style `number`, derived from its first variant as the plain catalog draws it (never from the stream,
+    which stays exactly what the plain catalog uses)."""
+    name = first.name.rsplit(" ", 1)[0]  # "Urban Tee 51" -> "Urban Tee"
+    leaf = _LEAF_INFO[int(first.id.removeprefix("P-")) % len(_LEAF_INFO)]
+    attrs = {"brand": first.attributes["brand"], "material": first.attributes["material"]}
+    return StyleSpec(
+        id=f"ST-{number}",
+        code=style_code(number),
+        name=name,
+        description_html=f"<p>{name}: our {leaf.range_name} style.</p><ul><li>{attrs['material']}</li></ul>",
+        department_id=first.department_id,
+        category_ids=list(first.category_ids),
+        attribute_sets=[dict(s) for s in first.attribute_sets],
+        axes=list(STYLE_AXES),
+        attributes=attrs,
+        images=[ImageSpec(f"SIMG-{number}-0", 0, True, _style_color(number, seed))],
+        first_product=int(first.id.removeprefix("P-")),
+    )
+
+
+def style_code(number: int) -> str:
+    return f"STY-{number:06d}"
+
+
+def style_colors(number: int) -> tuple[str, str]:
+    """The two colours of a style's variants; consecutive styles differ."""
+    return _COLORS[number % len(_COLORS)], _COLORS[(number + 1) % len(_COLORS)]
+
+
+def _as_variant(spec: ProductSpec, parent: StyleSpec, position: int) -> None:
+    """Overrides only what makes product `spec` variant `position` of `parent`: (colour 0, S), (0, M),
+    (0, L), (1, S), (1, M); each combination once per style."""
+    color = style_colors(int(parent.id.removeprefix("ST-")))[position // len(_STYLE_SIZES)]
+    size = _STYLE_SIZES[position % len(_STYLE_SIZES)]
+    spec.attributes["color"], spec.attributes["size"] = color, size
+    spec.name = f"{parent.name} {color} {size}"
+
+
+def _style_color(number: int, seed: int) -> tuple[int, int, int]:
+    # A hash rather than a draw: the product stream must stay untouched.
+    h = zlib.crc32(f"style:{seed}:{number}".encode())
+    return (h >> 16) & 0xFF, (h >> 8) & 0xFF, h & 0xFF
 
 
 def _product(i: int, rng: _random.Random) -> ProductSpec:

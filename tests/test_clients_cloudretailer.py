@@ -64,7 +64,7 @@ async def stack() -> AsyncIterator[AsyncExitStack]:
 @pytest.fixture
 def start(stack: AsyncExitStack) -> Start:
     async def run(app_hook: Callable[[web.Application], None] | None = None, **config: Any) -> Sandbox:
-        values: dict[str, Any] = {"api_key": SecretStr(API_KEY), "products": 20, "customers": 5}
+        values: dict[str, Any] = {"api_key": SecretStr(API_KEY), "products": 20, "customers": 5, "styles": False}
         values.update(config)
         cfg = CloudRetailerSandboxConfig(**values)
         app = create_app(cfg)
@@ -315,6 +315,41 @@ async def test_image_bytes_match_their_hash(start: Start, connect: Connect) -> N
     assert await client.product_by_sku("NOPE") is None
 
 
+async def test_styles_their_variants_and_images(start: Start, connect: Connect) -> None:
+    sandbox = await start(products=60, styles=True)
+    client = connect(sandbox)
+    styles = [s async for s in client.styles()]
+    assert [s.id for s in styles] == [f"ST-{n}" for n in range(1, 11)]
+    style = await client.get_style("ST-1")
+    assert style == styles[0] and style.code == "STY-000001" and style.axes == ["color", "size"]
+    assert style.primary_attribute_set == "Clothing"
+    variants = await client.variants("ST-1")
+    assert [v.id for v in variants] == style.variant_ids == ["P-1", "P-11", "P-21", "P-31", "P-41"]
+    assert {v.style_id for v in variants} == {"ST-1"}
+    assert len({(v.attributes["color"], v.attributes["size"]) for v in variants}) == 5
+    assert (await client.get_product("P-5")).style_id is None
+    image = style.images[0]
+    assert hashlib.sha256(await client.style_image_bytes("ST-1", image.id)).hexdigest() == image.sha256
+    with pytest.raises(NotFound):
+        await client.get_style("ST-999")
+    # Changes show up through updated_since; a deleted variant is still listed by variants().
+    latest = max(s.updated_at or "" for s in styles)
+    await client.update_product("P-1", {"attributes": {"size": "XL"}})  # an axis value: touches ST-1
+    assert [s.id async for s in client.styles(updated_since=latest)] == ["ST-10", "ST-1"]
+    await client.update_product("P-11", {"style_id": None})
+    assert (await client.get_style("ST-1")).variant_ids == ["P-1", "P-21", "P-31", "P-41"]
+    await sandbox_delete(sandbox, "/api/v1/products/P-41")
+    assert [(v.id, v.deleted) for v in await client.variants("ST-1")][-1] == ("P-41", True)
+    assert (await client.get_style("ST-1")).variant_ids == ["P-1", "P-21", "P-31"]
+
+
+async def sandbox_delete(sandbox: Sandbox, path: str) -> None:
+    """The client has no delete (the workers never delete in Cloud Retailer): the test does it directly."""
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    async with sandbox.session.delete(sandbox.url + path, headers=headers) as resp:
+        assert resp.status == 200
+
+
 # --- concurrency ---------------------------------------------------------------------------------------------
 
 
@@ -346,6 +381,7 @@ async def test_no_more_requests_in_flight_than_the_concurrency_limit(start: Star
 
 API = "/api/v1"
 IMAGE, LEVEL = API + "/products/{product_id}/images/{image_id}", API + "/inventory/{store_id}/{sku}"
+STYLE_IMAGE = API + "/styles/{style_id}/images/{image_id}"
 # Every method that puts an id into a path, with `odd` in one id's place: the route and parameter that id must
 # arrive in.
 ID_CALLS: dict[str, tuple[Callable[[CloudRetailerClient, Any], Awaitable[Any]], str, str, str]] = {
@@ -361,6 +397,9 @@ ID_CALLS: dict[str, tuple[Callable[[CloudRetailerClient, Any], Awaitable[Any]], 
     "set_on_hand store": (lambda c, odd: c.set_on_hand("S", 1, odd), "PUT", LEVEL, "store_id"),
     "get_category": (lambda c, odd: c.get_category(odd), "GET", API + "/categories/{category_id}", "category_id"),
     "get_customer": (lambda c, odd: c.get_customer(odd), "GET", API + "/customers/{customer_id}", "customer_id"),
+    "get_style": (lambda c, odd: c.get_style(odd), "GET", API + "/styles/{style_id}", "style_id"),
+    "style_image_bytes style": (lambda c, odd: c.style_image_bytes(odd, "I"), "GET", STYLE_IMAGE, "style_id"),
+    "style_image_bytes image": (lambda c, odd: c.style_image_bytes("ST-1", odd), "GET", STYLE_IMAGE, "image_id"),
 }  # fmt: skip
 
 

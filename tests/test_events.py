@@ -105,6 +105,7 @@ SAMPLES = {
     "category": {"category_id": 4},
     "customer": {"customer_id": 9},
     "order": {"order_id": 5, "increment_id": "0005"},
+    "style": {"style_id": "ST-1", "code": "STY-000001"},
 }
 
 

@@ -75,6 +75,40 @@ def test_the_catalog_of_a_seed_never_changes() -> None:
     assert catalog.product(5, 2) != catalog.product(5, 3)
 
 
+PINNED_STYLED_PRODUCTS = {  # seed 1 with styles: wearables are variants (P-5 and P-12345 are plain: unchanged)
+    1: "403ffdf3418fdd58",
+    2: "02b94637f2885594",
+    5: "31510391d3707a9a",
+    10: "014f43a0f1bc202e",
+    11: "876cde7379a3a49e",
+    41: "d68d7d45003ef4ed",
+    51: "a9eb10a0fff81505",
+    12345: PINNED_PRODUCTS[12345],
+    100_000: "f6bc1a3c0b8dfaa0",
+}
+PINNED_STYLES = {1: "4254db9fcdc3370a", 5: "abea381e0256a9b2", 6: "f27c3169af3f5210", 10_000: "f1ce81dadcd09ca3"}
+
+
+def test_the_styled_catalog_of_a_seed_never_changes() -> None:
+    styled = {i: digest(catalog.product(i, 1, styles=True)) for i in PINNED_STYLED_PRODUCTS}
+    assert styled == PINNED_STYLED_PRODUCTS
+    assert digest(catalog.product(5, 1)) == PINNED_STYLED_PRODUCTS[5], "a plain department is the same either way"
+    assert {n: digest(catalog.style(n, 1)) for n in PINNED_STYLES} == PINNED_STYLES
+    whole = hashlib.sha256()
+    for spec in catalog.products(5000, 1, styles=True):
+        whole.update(orjson.dumps(dataclasses.asdict(spec)))
+    for style in catalog.styles(5000, 1):
+        whole.update(orjson.dumps(dataclasses.asdict(style)))
+    assert whole.hexdigest()[:16] == "ca7b15f604742268"
+    assert list(catalog.iter_products(60, 7, styles=True)) == [catalog.product(i, 7, styles=True) for i in range(1, 61)]
+    # A variant differs from its plain self only in name, colour and size.
+    plain, variant = catalog.product(11, 1), catalog.product(11, 1, styles=True)
+    assert (variant.name, variant.attributes["size"]) == (f"{catalog.style(1).name} White M", "M")
+    assert dataclasses.replace(variant, name=plain.name, attributes=plain.attributes) == plain
+    assert catalog.style_count(100_000) == len(catalog.styles(100_000)) == 10_000
+    assert catalog.styled_catalog(300, 2) == (catalog.products(300, 2, styles=True), catalog.styles(300, 2))
+
+
 def test_generating_100k_products_takes_about_a_second() -> None:
     started = time.perf_counter()
     specs = catalog.products(100_000, 1)
@@ -265,7 +299,8 @@ async def test_no_msi_serves_a_magento_with_legacy_stock_only(
 async def test_the_same_seed_gives_the_same_catalog_in_both_sandboxes(
     start_sandbox: Callable[..., Sandbox], http: aiohttp.ClientSession
 ) -> None:
-    args = ("--products", "40", "--customers", "5", "--seed", "5", "--magento-products", "10")
+    # Magento's pre-loaded products come from the plain catalog: compare against Cloud Retailer's plain one.
+    args = ("--products", "40", "--customers", "5", "--seed", "5", "--magento-products", "10", "--no-styles")
     first, second = start_sandbox(*args), start_sandbox(*args)
     await first.ready()
     await second.ready()
@@ -287,6 +322,8 @@ async def test_the_same_seed_gives_the_same_catalog_in_both_sandboxes(
 
     one, two = await snapshot(first), await snapshot(second)
     assert one == two
+    status, styles = await call(http, "GET", f"{first.cr}/styles", headers=key)
+    assert (status, styles["items"]) == (200, []), "--no-styles: plain products only"
     cr_products, magento_products = one[0]["items"], one[4]
     assert [p["name"] for p in cr_products] == [catalog.product(i, 5).name for i in range(1, 41)]
     assert [p["price"] for p in cr_products] == [catalog.product(i, 5).price for i in range(1, 41)]
@@ -373,6 +410,12 @@ async def test_writes_send_signed_webhooks_and_callbacks_to_the_gateway_url(
     data = await receiver.wait("cloudretailer", "product.updated")
     assert data["product_id"] == "P-2"
     assert [e for e in receiver.events if e[2].get("product_id") == "P-1"] == []
+    # Styles are on by default: wearables are variants, and a style write is announced like the others.
+    status, styles = await call(http, "GET", f"{sandbox.cr}/styles", headers=key)
+    assert status == 200 and [s["id"] for s in styles["items"]] == ["ST-1", "ST-2", "ST-3", "ST-4"]
+    status, _ = await call(http, "PUT", f"{sandbox.cr}/styles/ST-1", json={"name": "Renamed"}, headers=key)
+    assert status == 200
+    assert await receiver.wait("cloudretailer", "style.updated") == {"style_id": "ST-1", "code": "STY-000001"}
 
     token = bearer(MagentoSandboxConfig().access_token.get_secret_value())
     customer = {"customer": {"email": "ada@example.com", "firstname": "Ada", "lastname": "Lovelace"}}

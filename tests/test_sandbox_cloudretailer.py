@@ -144,7 +144,13 @@ async def receiver() -> AsyncIterator[tuple[Receiver, TestServer]]:
 
 
 async def start(receiver_server: TestServer | None, **overrides: Any) -> tuple[TestServer, web.Application]:
-    values: dict[str, Any] = {"api_key": API_KEY, "products": 30, "customers": 10, "webhook_attempts": 2}
+    values: dict[str, Any] = {
+        "api_key": API_KEY,
+        "products": 30,
+        "customers": 10,
+        "webhook_attempts": 2,
+        "styles": False,
+    }
     if receiver_server is not None:
         values["gateway_webhook_url"] = str(receiver_server.make_url("/webhooks/cloudretailer"))
         values["webhook_secret"] = CR_SECRET
@@ -294,8 +300,9 @@ async def test_product_shape_lookup_and_partial_update(cr: Api, hooks: Receiver)
     product = (await cr.get("/products/P-1")).body
     assert set(product) == {
         "id", "sku", "name", "description_html", "price", "price_levels", "weight", "web_active", "department_id",
-        "category_ids", "attribute_sets", "attributes", "images", "updated_at", "deleted",
+        "category_ids", "attribute_sets", "attributes", "images", "style_id", "updated_at", "deleted",
     }  # fmt: skip
+    assert product["style_id"] is None  # a plain catalog (styles=False)
     assert product["price_levels"] == {"A": None, "B": None, "C": None}
     assert sum(1 for s in product["attribute_sets"] if s["primary"]) == 1
     by_sku = await cr.get("/products", params={"sku": product["sku"]})
@@ -805,6 +812,9 @@ async def test_every_event_type_is_sent_signed_and_valid(cr: Api, hooks: Receive
     await cr.put("/categories/C-1", {"name": "Tees"})
     await cr.post("/customers", {"email": "evt@example.com", "first_name": "E", "last_name": "V"})
     await cr.put("/customers/CU-2", {"first_name": "Changed"})
+    await cr.post("/styles", {"code": "STY-EVT", "name": "Evented style", "axes": ["color"]})
+    await cr.put("/styles/ST-1", {"name": "Renamed style"})
+    await cr.call("DELETE", "/styles/ST-1")
     expected = set(CATALOGUE[Source.CLOUDRETAILER])
     await wait_for(lambda: {e["type"] for e in hooks.events} >= expected)
     await settle(cr)

@@ -44,7 +44,9 @@ def _magento(faults: list[FaultRule]) -> web.Application:
 
 
 def _cloudretailer(faults: list[FaultRule]) -> web.Application:
-    config = CloudRetailerSandboxConfig(api_key=CR_KEY, products=3, customers=1, faults=faults, fault_seed=7)
+    config = CloudRetailerSandboxConfig(
+        api_key=CR_KEY, products=3, customers=1, faults=faults, fault_seed=7, styles=False
+    )
     return create_cloudretailer(config)
 
 

@@ -11,7 +11,17 @@ import hmac
 import orjson
 from aiohttp import web
 
-from sandbox.cloudretailer import attribute_sets, categories, customers, images, inventory, products, sales, stores
+from sandbox.cloudretailer import (
+    attribute_sets,
+    categories,
+    customers,
+    images,
+    inventory,
+    products,
+    sales,
+    stores,
+    styles,
+)
 from sandbox.cloudretailer.config import CloudRetailerSandboxConfig
 from sandbox.cloudretailer.errors import ApiError, Handler, errors_middleware, fault_body
 from sandbox.cloudretailer.keys import BASE, CONFIG, FAULTS, SENDER, STATE, STATS
@@ -20,12 +30,12 @@ from sandbox.faults import SANDBOX_PREFIX, Faults
 from sandbox.stats import Stats
 from sandbox.webhooks_out import WebhookSender
 
-ROUTE_MODULES = (stores, products, images, inventory, categories, attribute_sets, customers, sales)
+ROUTE_MODULES = (stores, products, styles, images, inventory, categories, attribute_sets, customers, sales)
 
 
 def create_app(config: CloudRetailerSandboxConfig) -> web.Application:
     st = State()
-    st.seed(config.seed, config.products, config.customers)
+    st.seed(config.seed, config.products, config.customers, styles=config.styles)
     faults = Faults(list(config.faults), seed=config.fault_seed)
     stats = Stats()
     secret = config.webhook_secret.get_secret_value() if config.webhook_secret else None
@@ -67,6 +77,7 @@ async def health(request: web.Request) -> web.Response:
     body = {
         "status": "ok",
         "products": len(st.products),
+        "styles": len(st.styles),
         "customers": len(st.customers),
         "categories": len(st.categories),
         "sales": len(st.sales),

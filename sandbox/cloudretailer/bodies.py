@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from sandbox.cloudretailer.errors import ApiError
 
-READ_ONLY = frozenset({"id", "sku", "updated_at", "created_at", "deleted", "level", "sha256"})
+READ_ONLY = frozenset({"id", "sku", "updated_at", "created_at", "deleted", "level", "sha256", "variant_ids"})
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=255, strip_whitespace=True)]
@@ -62,6 +62,7 @@ class ProductUpdate(Strict):
     attribute_sets: Annotated[list[AttributeSetIn], Field(min_length=1, max_length=10)] | None = None
     attributes: dict[str, Any] | None = None
     images: Annotated[list[ImageIn], Field(max_length=20)] | None = None
+    style_id: Ref | None = None
 
 
 class ProductCreate(ProductUpdate):
@@ -70,7 +71,33 @@ class ProductCreate(ProductUpdate):
     price: Money
 
 
-PRODUCT_NULLABLE = frozenset({"weight", "department_id", "description_html", "price_levels"})
+PRODUCT_NULLABLE = frozenset({"weight", "department_id", "description_html", "price_levels", "style_id"})
+
+
+# --- styles -----------------------------------------------------------------------------------------
+# The attributes a style's variants differ in (which ones are allowed is sandbox/cloudretailer/variants.py's).
+Axes = Annotated[list[Annotated[str, StringConstraints(max_length=60)]], Field(min_length=1, max_length=3)]
+
+
+class StyleUpdate(Strict):
+    code: Code | None = None  # accepted when unchanged, so a consumer may send the whole style back
+    name: Text | None = None
+    description_html: Annotated[str, StringConstraints(max_length=65_535)] | None = None
+    department_id: Ref | None = None
+    category_ids: Annotated[list[Ref], Field(max_length=20)] | None = None
+    attribute_sets: Annotated[list[AttributeSetIn], Field(min_length=1, max_length=10)] | None = None
+    axes: Axes | None = None
+    attributes: dict[str, Any] | None = None
+    images: Annotated[list[ImageIn], Field(max_length=20)] | None = None
+
+
+class StyleCreate(StyleUpdate):
+    code: Code
+    name: Text
+    axes: Axes
+
+
+STYLE_NULLABLE = frozenset({"department_id", "description_html"})
 
 
 # --- customers --------------------------------------------------------------------------------------

@@ -19,6 +19,9 @@ class CloudRetailerSandboxConfig(BaseModel):
     seed: int = Field(default=1, description="same seed, same catalog (see sandbox/catalog.py)")
     products: int = Field(default=200, ge=0, le=1_000_000)
     customers: int = Field(default=50, ge=0, le=1_000_000)
+    styles: bool = Field(
+        default=True, description="seed apparel and footwear as variants of styles (False: all plain products)"
+    )
     faults: list[FaultRule] = Field(default_factory=list, description="fault rules active from the start")
     fault_seed: int | None = Field(default=None, description="makes fault rolls reproducible")
     webhook_attempts: int = Field(default=5, ge=1)

@@ -14,7 +14,7 @@ from sandbox.cloudretailer.bodies import ImageIn
 from sandbox.cloudretailer.errors import ApiError
 from sandbox.cloudretailer.keys import BASE, state
 from sandbox.cloudretailer.paging import check_params
-from sandbox.cloudretailer.records import JPEG, PNG, Image, Product
+from sandbox.cloudretailer.records import JPEG, PNG, Image
 from sandbox.cloudretailer.state import State
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
@@ -27,9 +27,22 @@ async def image_bytes(request: web.Request) -> web.Response:
     product = state(request).products.get(request.match_info["product_id"])
     if product is None:
         raise ApiError(404, f"product {request.match_info['product_id']!r} does not exist")
-    image = next((i for i in product.images if i.id == request.match_info["image_id"]), None)
+    return image_response(f"product {product.id}", product.images, request.match_info["image_id"])
+
+
+@routes.get(BASE + "/styles/{style_id}/images/{image_id}")
+async def style_image_bytes(request: web.Request) -> web.Response:
+    check_params(request, ())
+    style = state(request).styles.get(request.match_info["style_id"])
+    if style is None:
+        raise ApiError(404, f"style {request.match_info['style_id']!r} does not exist")
+    return image_response(f"style {style.id}", style.images, request.match_info["image_id"])
+
+
+def image_response(owner: str, images: list[Image], image_id: str) -> web.Response:
+    image = next((i for i in images if i.id == image_id), None)
     if image is None:
-        raise ApiError(404, f"product {product.id} has no image {request.match_info['image_id']!r}")
+        raise ApiError(404, f"{owner} has no image {image_id!r}")
     # The sha256 doubles as a strong ETag: the bytes under one id change only when the sha256 does.
     return web.Response(body=image.data(), content_type=image.content_type, headers={"ETag": f'"{image.sha256()}"'})
 
@@ -38,9 +51,9 @@ def fingerprint(images: list[Image]) -> list[tuple[str, str, int, bool]]:
     return [(i.id, i.sha256(), i.position, i.primary) for i in images]
 
 
-def apply_images(st: State, current: Product | None, entries: list[ImageIn]) -> list[Image]:
-    """The product's new image list (the old one is not touched, so a 422 changes nothing)."""
-    existing = {i.id: i for i in current.images} if current is not None else {}
+def apply_images(st: State, current: list[Image], entries: list[ImageIn]) -> list[Image]:
+    """A product's or style's new image list (the old one is not touched, so a 422 changes nothing)."""
+    existing = {i.id: i for i in current}
     out: list[Image] = []
     seen: set[str] = set()
     for n, entry in enumerate(entries):
@@ -49,7 +62,7 @@ def apply_images(st: State, current: Product | None, entries: list[ImageIn]) -> 
             raise ApiError(422, f"{at} needs an id (keep or replace an image) or content_base64 (add one)", field=at)
         if entry.id is not None:
             if entry.id not in existing:
-                raise ApiError(422, f"{at}.id: the product has no image {entry.id!r}", field=f"{at}.id")
+                raise ApiError(422, f"{at}.id: there is no image {entry.id!r} to keep", field=f"{at}.id")
             if entry.id in seen:
                 raise ApiError(422, f"{at}.id: image {entry.id!r} is listed twice", field=f"{at}.id")
             seen.add(entry.id)

@@ -5,18 +5,17 @@ it), and it stays readable and listed so a consumer paging with updated_since se
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from aiohttp import web
 
-from sandbox import catalog
 from sandbox.cloudretailer.bodies import PRODUCT_NULLABLE, PriceLevelsIn, ProductCreate, ProductUpdate, read_body
 from sandbox.cloudretailer.errors import ApiError
 from sandbox.cloudretailer.images import apply_images, fingerprint
 from sandbox.cloudretailer.keys import BASE, emit, state
 from sandbox.cloudretailer.paging import (
     PAGING_PARAMS,
+    KeysetIndex,
     check_params,
     json_response,
     page_query,
@@ -25,8 +24,9 @@ from sandbox.cloudretailer.paging import (
 )
 from sandbox.cloudretailer.records import Product, StockLevel
 from sandbox.cloudretailer.state import State
+from sandbox.cloudretailer.validation import check_links, set_attributes
+from sandbox.cloudretailer.variants import axis_values, check_variant, variants_changed
 
-ATTRIBUTE_CODE = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
 SCALAR_FIELDS = ("name", "description_html", "price", "weight", "web_active", "department_id")
 routes = web.RouteTableDef()
 
@@ -45,14 +45,27 @@ def _event(product: Product) -> dict[str, Any]:
 
 @routes.get(BASE + "/products")
 async def list_products(request: web.Request) -> web.Response:
-    check_params(request, PAGING_PARAMS | {"updated_since", "sku"})
+    check_params(request, PAGING_PARAMS | {"updated_since", "sku", "style_id"})
     st = state(request)
+    if "style_id" in request.query:
+        return _list_members(request, st, request.query["style_id"])
     query = page_query(request, "products")
     if "sku" in request.query:
         found = st.product_for_sku(request.query["sku"])
         return single_page([found.to_json()] if found else [])
     rows, next_key = st.products.page(query)
     return page_response([p.to_json() for p in rows], "products", "", next_key)
+
+
+def _list_members(request: web.Request, st: State, style_id: str) -> web.Response:
+    """The products naming a style, deleted ones too, paged like the whole listing (the cursor is this
+    style's own)."""
+    query = page_query(request, "products", style_id)
+    index = KeysetIndex()
+    index.keys = sorted(p.key for p in st.members(style_id))
+    keys, next_key = index.page(query)
+    rows = [st.products.rows[k[1]] for k in keys]
+    return page_response([p.to_json() for p in rows], "products", style_id, next_key)
 
 
 @routes.get(BASE + "/products/{product_id}")
@@ -68,6 +81,9 @@ async def create(request: web.Request) -> web.Response:
     st = state(request)
     if (existing := st.product_for_sku(body.sku)) is not None:
         raise ApiError(409, f"a product with sku {body.sku!r} exists", field="sku", existing=existing.to_json())
+    if st.style_for_code(body.sku) is not None:
+        # Style codes are Magento SKUs too (of the configurable parent): the two must never meet.
+        raise ApiError(422, f"sku: {body.sku!r} is the code of a style", field="sku")
     product = Product(
         id="",
         sku=body.sku,
@@ -82,17 +98,23 @@ async def create(request: web.Request) -> web.Response:
         attributes={},
         images=[],
         price_levels=_levels({}, body.price_levels),
+        style_id=body.style_id,
     )
-    _check_links(st, product, body.model_fields_set)
-    _set_attributes(product, body.attributes or {})
+    check_links(st, product, body.model_fields_set)
+    set_attributes(product, body.attributes or {})
+    check_variant(st, product, body.model_fields_set)
     if body.images:
-        product.images = apply_images(st, None, body.images)
+        product.images = apply_images(st, [], body.images)
     product.id = st.next_id("P-")
+    # Style membership is kept by product id, which exists only now: join through set_style like a move.
+    style_id, product.style_id = product.style_id, None
+    st.set_style(product, style_id)
     st.products.insert(product)
     st.product_by_sku[product.sku] = product.id
     for store_id, table in st.stock.items():
         table.insert(StockLevel(product.sku, store_id, 0))
     emit(request, "product.created", _event(product))
+    variants_changed(request, product.style_id)
     return json_response(product.to_json(), 201)
 
 
@@ -117,23 +139,29 @@ async def update(request: web.Request) -> web.Response:
         draft.category_ids = list(body.category_ids or [])
     if "attribute_sets" in sent:
         draft.attribute_sets = [s.model_dump() for s in body.attribute_sets or []]
-    _check_links(st, draft, sent)
+    if "style_id" in sent:
+        draft.style_id = body.style_id
+    check_links(st, draft, sent)
     if body.attributes is not None:
-        _set_attributes(draft, body.attributes)
+        set_attributes(draft, body.attributes)
+    # Sending a variant's style_id back unchanged is not setting it (its style may have been deleted since).
+    check_variant(st, draft, sent if draft.style_id != product.style_id else sent - {"style_id"})
     images_changed = False
     if body.images is not None:
-        draft.images = apply_images(st, product, body.images)
+        draft.images = apply_images(st, product.images, body.images)
         images_changed = fingerprint(draft.images) != fingerprint(product.images)
     draft.images, kept_images = product.images, draft.images
     changed = draft.to_json() != product.to_json()
     draft.images = kept_images
     if changed or images_changed:
-        _commit(product, draft)
+        styles_touched = _styles_touched(st, product, draft)
+        _commit(st, product, draft)
         st.products.touch(product)
         if changed:
             emit(request, "product.updated", _event(product))
         if images_changed:
             emit(request, "product.images.updated", _event(product))
+        variants_changed(request, *styles_touched)
     return json_response(product.to_json())
 
 
@@ -145,6 +173,7 @@ async def delete(request: web.Request) -> web.Response:
         product.deleted = True
         state(request).products.touch(product)
         emit(request, "product.deleted", _event(product))
+        variants_changed(request, product.style_id)  # one variant fewer
     return json_response(product.to_json())
 
 
@@ -152,13 +181,26 @@ def _copy(p: Product) -> Product:
     return Product(
         p.id, p.sku, p.name, p.description_html, p.price, p.weight, p.web_active, p.department_id,
         list(p.category_ids), [dict(s) for s in p.attribute_sets], dict(p.attributes), list(p.images),
-        p.updated_at, p.deleted, dict(p.price_levels),
+        p.updated_at, p.deleted, dict(p.price_levels), p.style_id,
     )  # fmt: skip
 
 
-def _commit(target: Product, draft: Product) -> None:
+def _commit(st: State, target: Product, draft: Product) -> None:
     for name in (*SCALAR_FIELDS, "price_levels", "category_ids", "attribute_sets", "attributes", "images"):
         setattr(target, name, getattr(draft, name))
+    if draft.style_id != target.style_id:
+        st.set_style(target, draft.style_id)
+
+
+def _styles_touched(st: State, before: Product, after: Product) -> tuple[str | None, ...]:
+    """The styles whose variants a product change changes: both when it moves, its own when an axis value
+    changes."""
+    if before.style_id != after.style_id:
+        return before.style_id, after.style_id
+    style = st.styles.get(before.style_id) if before.style_id else None
+    if style is not None and axis_values(before, style.axes) != axis_values(after, style.axes):
+        return (style.id,)
+    return ()
 
 
 def _levels(current: dict[str, float], sent: PriceLevelsIn | None) -> dict[str, float]:
@@ -173,45 +215,3 @@ def _levels(current: dict[str, float], sent: PriceLevelsIn | None) -> dict[str, 
         else:
             levels[level] = value
     return levels
-
-
-def _check_links(st: State, p: Product, sent: set[str]) -> None:
-    if p.department_id is not None:
-        dept = st.categories.get(p.department_id)
-        if dept is None or dept.parent_id is not None:
-            raise ApiError(422, f"department_id: {p.department_id!r} is not a department", field="department_id")
-    for n, category_id in enumerate(p.category_ids):
-        field = f"category_ids[{n}]" if "category_ids" in sent else "department_id"
-        if st.categories.get(category_id) is None:
-            raise ApiError(422, f"category_ids[{n}]: category {category_id!r} does not exist", field=field)
-        if p.department_id is not None and st.department_of(category_id) != p.department_id:
-            raise ApiError(
-                422, f"{field}: category {category_id} is not under department {p.department_id}", field=field
-            )
-    names = st.attribute_set_names()
-    for n, entry in enumerate(p.attribute_sets):
-        if entry["name"] not in names:
-            raise ApiError(
-                422, f"attribute_sets[{n}].name: no attribute set {entry['name']!r}", field=f"attribute_sets[{n}].name"
-            )
-    if len({s["name"] for s in p.attribute_sets}) != len(p.attribute_sets):
-        raise ApiError(422, "attribute_sets: a set is listed twice", field="attribute_sets")
-    if sum(1 for s in p.attribute_sets if s["primary"]) != 1:
-        raise ApiError(422, "attribute_sets: exactly one set must be primary", field="attribute_sets")
-
-
-def _set_attributes(p: Product, changes: dict[str, Any]) -> None:
-    """Merge by code; null removes the attribute. Select attributes take only their options."""
-    for code, value in changes.items():
-        field = f"attributes.{code}"
-        if not ATTRIBUTE_CODE.match(code):
-            raise ApiError(422, f"{field}: codes are lower-case letters, digits and _", field=field)
-        if value is None:
-            p.attributes.pop(code, None)
-            continue
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ApiError(422, f"{field} must be a string or a number", field=field)
-        options = catalog.SHARED_ATTRIBUTES.get(code)
-        if options and value not in options:
-            raise ApiError(422, f"{field} must be one of {options}", field=field)
-        p.attributes[code] = value

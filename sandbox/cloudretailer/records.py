@@ -60,6 +60,7 @@ class Product:
     deleted: bool = False
     # Only the levels that are set: a level not set is answered as null.
     price_levels: dict[str, float] = field(default_factory=dict)
+    style_id: str | None = None  # the style this product is a variant of
 
     @property
     def key(self) -> Key:
@@ -80,6 +81,46 @@ class Product:
             "attribute_sets": [dict(s) for s in self.attribute_sets],
             "attributes": dict(self.attributes),
             "images": [i.to_json() for i in self.images],
+            "style_id": self.style_id,
+            "updated_at": iso(self.updated_at),
+            "deleted": self.deleted,
+        }
+
+
+@dataclass(slots=True)
+class Style:
+    """The parent of variants (products whose style_id is this id); Magento's configurable product."""
+
+    id: str
+    code: str
+    name: str
+    description_html: str
+    department_id: str | None
+    category_ids: list[str]
+    attribute_sets: list[dict[str, Any]]
+    axes: list[str]
+    attributes: dict[str, Any]
+    images: list[Image]
+    updated_at: int = 0
+    deleted: bool = False
+
+    @property
+    def key(self) -> Key:
+        return (self.updated_at, self.id)
+
+    def to_json(self, variant_ids: list[str]) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "code": self.code,
+            "name": self.name,
+            "description_html": self.description_html,
+            "department_id": self.department_id,
+            "category_ids": list(self.category_ids),
+            "attribute_sets": [dict(s) for s in self.attribute_sets],
+            "axes": list(self.axes),
+            "attributes": dict(self.attributes),
+            "images": [i.to_json() for i in self.images],
+            "variant_ids": variant_ids,
             "updated_at": iso(self.updated_at),
             "deleted": self.deleted,
         }

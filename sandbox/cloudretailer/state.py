@@ -18,6 +18,7 @@ from sandbox.cloudretailer.records import (
     SalesTotals,
     StockLevel,
     Store,
+    Style,
     Tender,
 )
 
@@ -103,6 +104,10 @@ class State:
         self.stores: Table[Store] = Table(self.clock)
         self.products: Table[Product] = Table(self.clock)
         self.product_by_sku: dict[str, str] = {}
+        self.styles: Table[Style] = Table(self.clock)
+        self.style_by_code: dict[str, str] = {}
+        # style id -> ids of every product whose style_id it is (deleted ones too), kept in step by set_style
+        self.style_members: dict[str, set[str]] = {}
         self.stock: dict[str, Table[StockLevel]] = {}
         self.categories: Table[Category] = Table(self.clock)
         self.category_by_code: dict[str, str] = {}  # casefolded code -> id
@@ -120,18 +125,18 @@ class State:
         return f"{prefix}{self._counters[prefix]}"
 
     # --- seeding ----------------------------------------------------------------------------------
-    def seed(self, seed: int, n_products: int, n_customers: int) -> None:
+    def seed(self, seed: int, n_products: int, n_customers: int, *, styles: bool = False) -> None:
         # Seeding creates about ten objects per product and none of them is garbage: the cyclic collector
         # would only rescan them again and again (a third of the time of a 100k catalog).
         was_enabled = gc.isenabled()
         gc.disable()
         try:
-            self._seed(seed, n_products, n_customers)
+            self._seed(seed, n_products, n_customers, styles)
         finally:
             if was_enabled:
                 gc.enable()
 
-    def _seed(self, seed: int, n_products: int, n_customers: int) -> None:
+    def _seed(self, seed: int, n_products: int, n_customers: int, styles: bool) -> None:
         self.stores.seed(
             Store(s["id"], s["code"], s["name"], s["type"], s["timezone"], _store_address(s["id"]))
             for s in catalog.STORES
@@ -140,10 +145,16 @@ class State:
             self.stock[store_id] = Table(self.clock)
             self.totals[store_id] = SalesTotals(store_id)
         self._seed_reference_data()
-        specs = catalog.products(n_products, seed)
+        specs, style_specs = (
+            catalog.styled_catalog(n_products, seed) if styles else (catalog.products(n_products, seed), [])
+        )
         self._counters["P-"] = n_products
-        self.products.seed(_product(spec) for spec in specs)
+        self._seed_styles(style_specs)
+        self.products.seed(_product(spec, styles) for spec in specs)
         self.product_by_sku = {p.sku: p.id for p in self.products.rows.values()}
+        for product in self.products.rows.values():
+            if product.style_id is not None:
+                self.style_members[product.style_id].add(product.id)
         for store_id, table in self.stock.items():
             table.seed(StockLevel(spec.sku, store_id, spec.on_hand.get(store_id, 0)) for spec in specs)
         self._counters["CU-"] = n_customers
@@ -152,6 +163,12 @@ class State:
             for c in catalog.customers(n_customers, seed)
         )
         self.customer_by_email = {c.email.casefold(): c.id for c in self.customers.rows.values()}
+
+    def _seed_styles(self, specs: list[catalog.StyleSpec]) -> None:
+        self._counters["ST-"] = len(specs)
+        self.styles.seed(_style(spec) for spec in specs)
+        self.style_by_code = {s.code: s.id for s in self.styles.rows.values()}
+        self.style_members = {style_id: set() for style_id in self.styles.rows}
 
     def _seed_reference_data(self) -> None:
         specs = catalog.categories()
@@ -173,6 +190,30 @@ class State:
         product_id = self.product_by_sku.get(sku)
         return self.products.get(product_id) if product_id else None
 
+    def style_for_code(self, code: str) -> Style | None:
+        style_id = self.style_by_code.get(code)
+        return self.styles.get(style_id) if style_id else None
+
+    def members(self, style_id: str) -> list[Product]:
+        """Every product whose style_id is `style_id`, deleted ones included, by id number."""
+        found = (self.products.rows[p] for p in self.style_members.get(style_id, ()))
+        return sorted(found, key=lambda p: int(p.id.removeprefix("P-")))
+
+    def variants(self, style_id: str) -> list[Product]:
+        """The style's variants: its members that are not deleted, by id number."""
+        return [p for p in self.members(style_id) if not p.deleted]
+
+    def style_json(self, style: Style) -> dict[str, Any]:
+        return style.to_json([p.id for p in self.variants(style.id)])
+
+    def set_style(self, product: Product, style_id: str | None) -> None:
+        """Move a product to another style (or none), keeping style_members in step."""
+        if product.style_id is not None:
+            self.style_members.get(product.style_id, set()).discard(product.id)
+        product.style_id = style_id
+        if style_id is not None:
+            self.style_members.setdefault(style_id, set()).add(product.id)
+
     def department_of(self, category_id: str) -> str | None:
         """The top ancestor (the department) of a category."""
         seen: set[str] = set()
@@ -190,8 +231,9 @@ def _store_address(store_id: str) -> dict[str, Any]:
     return dict(STORE_ADDRESSES.get(store_id, DEFAULT_ADDRESS))
 
 
-def _product(spec: catalog.ProductSpec) -> Product:
+def _product(spec: catalog.ProductSpec, styles: bool) -> Product:
     # The spec's lists and dicts are fresh objects per call, so they are taken over rather than copied.
+    place = catalog.style_place(int(spec.id.removeprefix("P-"))) if styles else None
     return Product(
         id=spec.id,
         sku=spec.sku,
@@ -206,6 +248,22 @@ def _product(spec: catalog.ProductSpec) -> Product:
         attributes=spec.attributes,
         images=[Image(i.id, i.position, i.primary, color=i.color) for i in spec.images],
         price_levels=catalog.price_levels(spec),
+        style_id=f"ST-{place[0]}" if place is not None else None,
+    )
+
+
+def _style(spec: catalog.StyleSpec) -> Style:
+    return Style(
+        id=spec.id,
+        code=spec.code,
+        name=spec.name,
+        description_html=spec.description_html,
+        department_id=spec.department_id,
+        category_ids=spec.category_ids,
+        attribute_sets=spec.attribute_sets,
+        axes=spec.axes,
+        attributes=spec.attributes,
+        images=[Image(i.id, i.position, i.primary, color=i.color) for i in spec.images],
     )
 
 

@@ -104,6 +104,7 @@ class ChaosStack:
                 webhook_secret=SecretStr(CR_SECRET),
                 products=self.products,
                 customers=0,
+                styles=False,
             )
         )
         for app, port in ((magento, magento_port), (cr, cr_port)):

@@ -116,6 +116,7 @@ async def full_stack(
     magento_products: int = 0,
     magento_config: dict[str, Any] | None = None,
     cr_config: dict[str, Any] | None = None,
+    styles: bool = False,
     **settings_overrides: Any,
 ) -> AsyncIterator[Stack]:
     redis = create_redis(redis_url)
@@ -143,6 +144,7 @@ async def full_stack(
                 webhook_secret=SecretStr(CR_SECRET),
                 products=products,
                 customers=customers,
+                styles=styles,
                 **(cr_config or {}),
             )
         )

@@ -15,7 +15,7 @@ from crmcore import timeline
 from crmcore.errors import clip
 from crmcore.remotes import Remote
 from crmcore.settings import Settings, env_name
-from workers.clients.cloudretailer_models import Category, Customer, InventoryLevel, Product, Sale, Store
+from workers.clients.cloudretailer_models import Category, Customer, InventoryLevel, Product, Sale, Store, Style
 from workers.clients.errors import Conflict
 from workers.clients.http import ApiClient, HttpApi, RetryPolicy
 from workers.clients.paths import segment
@@ -111,6 +111,23 @@ class CloudRetailerClient(ApiClient):
 
     async def image_bytes(self, product_id: str, image_id: str) -> bytes:
         return await self._call("GET", f"products/{segment(product_id)}/images/{segment(image_id)}", raw=True)
+
+    # --- styles ---------------------------------------------------------------------------------------
+    async def get_style(self, style_id: str) -> Style:
+        return Style.model_validate(await self._call("GET", f"styles/{segment(style_id)}"))
+
+    async def styles(self, updated_since: str | None = None) -> AsyncIterator[Style]:
+        params = {"updated_since": updated_since} if updated_since else None
+        async for item in self.iter_pages("styles", params):
+            yield Style.model_validate(item)
+
+    async def variants(self, style_id: str) -> list[Product]:
+        """Every product whose style_id is `style_id`, deleted ones included (a style's variant_ids are the
+        live ones)."""
+        return [Product.model_validate(p) async for p in self.iter_pages("products", {"style_id": style_id})]
+
+    async def style_image_bytes(self, style_id: str, image_id: str) -> bytes:
+        return await self._call("GET", f"styles/{segment(style_id)}/images/{segment(image_id)}", raw=True)
 
     # --- inventory ------------------------------------------------------------------------------------
     async def inventory(

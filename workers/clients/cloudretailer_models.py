@@ -57,6 +57,7 @@ class Product(_Record):
     attribute_sets: list[AttributeSetRef] = Field(default_factory=list)
     attributes: dict[str, Any] = Field(default_factory=dict)
     images: list[ImageRef] = Field(default_factory=list)
+    style_id: str | None = None  # the style this product is a variant of
     updated_at: str | None = None
     deleted: bool = False
 
@@ -64,6 +65,28 @@ class Product(_Record):
     @classmethod
     def _null_levels(cls, value: object) -> object:
         return {} if value is None else value
+
+    @property
+    def primary_attribute_set(self) -> str | None:
+        return next((s.name for s in self.attribute_sets if s.primary), None)
+
+
+class Style(_Record):
+    """A parent of variants (Magento's configurable product, SKU `code`); `axes` are what variants differ in."""
+
+    id: str
+    code: str
+    name: str
+    description_html: str | None = None
+    department_id: str | None = None
+    category_ids: list[str] = Field(default_factory=list)
+    attribute_sets: list[AttributeSetRef] = Field(default_factory=list)
+    axes: list[str] = Field(default_factory=list)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    images: list[ImageRef] = Field(default_factory=list)
+    variant_ids: list[str] = Field(default_factory=list)
+    updated_at: str | None = None
+    deleted: bool = False
 
     @property
     def primary_attribute_set(self) -> str | None:
