@@ -135,7 +135,7 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
                 worker_max_jobs=args.worker_jobs,
                 magento_concurrency=args.magento_concurrency,
                 cr_concurrency=args.magento_concurrency,
-                cr_config={"styles": args.styles},
+                styles=args.styles,
                 log_level="WARNING",
                 job_timeout_seconds=600,
             ) as stack:

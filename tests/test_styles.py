@@ -55,7 +55,7 @@ async def dead_letters(stack: Stack) -> list[dict[str, Any]]:
 
 @pytest.fixture
 async def stack(redis_url: str):
-    async with full_stack(redis_url, products=40, cr_config={"styles": True}) as s:
+    async with full_stack(redis_url, products=40, styles=True) as s:
         await s.start_worker(catalog_rules())
         yield s
 
@@ -147,10 +147,11 @@ async def test_a_variant_moved_removed_or_changed_is_followed(stack: Stack) -> N
     )
     await stack.cr("DELETE", f"/products/{removed}")
 
+    staying = sorted([(await variant(stack, v))["sku"] for v in source["variant_ids"] if v not in (moving, removed)])
+
     async def followed() -> bool:
-        return moving_sku in await children(stack, target["code"]) and (
-            await children(stack, source["code"])
-        ) == sorted((await variant(stack, v))["sku"] for v in source["variant_ids"] if v not in (moving, removed))
+        moved = moving_sku in await children(stack, target["code"])
+        return moved and await children(stack, source["code"]) == staying
 
     await wait_for(followed, within=20)
     await settled(stack)
@@ -222,7 +223,7 @@ async def test_a_variant_whose_style_is_deleted_is_a_dead_letter_and_the_parent_
 async def test_an_order_for_a_configurable_product_becomes_a_sale_of_the_variant(redis_url: str) -> None:
     """The whole path: style synced, an order for one of its children, invoiced and shipped, imported as a
     sale line with the variant's code, and the variant's stock lowered on both sides."""
-    async with full_stack(redis_url, products=40, cr_config={"styles": True}) as stack:
+    async with full_stack(redis_url, products=40, styles=True) as stack:
         await stack.start_worker()
         await full_resync(stack)
         style = clothing(await cr_styles(stack))[0]

@@ -38,8 +38,8 @@ async def sync_product(ctx: HandlerContext, product_id: str, *, feed_style: bool
     """Bring the Magento side of Cloud Retailer product `product_id` in line with its current record. The id is
     all an event is trusted with: its SKU is never used, since anyone able to send one could name any SKU.
 
-    `feed_style`: a variant new to Magento queues its style's sync, which links it (off when that very sync
-    is writing the variant)."""
+    `feed_style`: a variant written queues its style's sync, which links it and follows its web status (off
+    when that very sync is writing the variant)."""
     try:
         product = await ctx.cr.get_product(product_id)
     except NotFound:
@@ -95,11 +95,12 @@ async def sync_product(ctx: HandlerContext, product_id: str, *, feed_style: bool
         # A product new to Magento has no stock there yet: push its on-hand now instead of leaving it for the
         # next reconciliation (harmless when it already has the right quantity: nothing is written then).
         await inventory.feed_stock(ctx, [product.sku])
-        if product.style_id and feed_style:
-            # The style's own event may have run before this variant existed in Magento (or this variant was
-            # just fixed after failing): its style links it now.
-            event = StyleEvent(style_id=product.style_id)
-            await feed(ctx.redis, ctx.settings, f"style:{ctx.job_id}", [(Source.CLOUDRETAILER, STYLE_UPDATED, event)])
+    if product.style_id and feed_style:
+        # Its style follows a written variant: the variant may be new to Magento (its style's own event may have
+        # run before it existed, or it was just fixed after failing) or may have gone on or off the web (the
+        # parent is enabled while one child is). Unchanged, that style job makes no Magento call.
+        event = StyleEvent(style_id=product.style_id)
+        await feed(ctx.redis, ctx.settings, f"style:{ctx.job_id}", [(Source.CLOUDRETAILER, STYLE_UPDATED, event)])
     log.info(
         "product_synced",
         sku=product.sku,
