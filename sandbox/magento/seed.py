@@ -37,7 +37,8 @@ def build_state(config: MagentoSandboxConfig) -> MagentoState:
     state.categories[1] = Category(1, 0, "Root Catalog", "1", 0, 0, now, now)
     state.categories[2] = Category(2, 1, "Default Category", "1/2", 1, 1, now, now)
     state.categories[2].custom = {"url_key": "default-category", "display_mode": "PRODUCTS", "is_anchor": "1"}
-    for code in config.source_codes:
+    # Without MSI there are no sources to speak of: only `default` (the legacy stock item's storage) and the seed's.
+    for code in config.source_codes if config.msi else dict.fromkeys(["default", config.seed_source_code]):
         state.sources[code] = Source(code, SOURCE_NAMES.get(code) or code.replace("_", " ").title())
         state.source_items[code] = {}
     for group_id, code in CUSTOMER_GROUPS:
