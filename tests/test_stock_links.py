@@ -15,6 +15,7 @@ from crmcore.remotes import Remote
 from crmcore.settings import StockLink
 from gateway.app import create_app
 from sandbox.catalog import sku
+from tests import test_catalog as cat
 from tests import test_inventory as inv
 from tests import test_no_oversell as no_oversell
 from tests import test_orders as ords
@@ -23,6 +24,7 @@ from tests.support.gateway_server import GatewayServer
 from tests.support.signing import envelope
 from tests.support.stack import ADMIN, Stack, full_stack
 from tests.test_outage import TIGHT, misconfigured
+from workers import sync
 from workers.sync import orders
 from workers.sync.inventory.reconcile.report import Report
 
@@ -105,6 +107,20 @@ async def test_a_location_no_link_names_is_skipped_saying_which_are_linked(redis
         assert event["status"] == "skipped"
         assert "X-9 is not linked" in event["last_error"] and "S-1 -> main_street" in event["last_error"]
         assert inv.calls(stack, "POST") == 0
+
+
+async def test_a_product_new_to_magento_gets_its_stock_at_every_linked_source(redis_url: str) -> None:
+    registry = cat.catalog_rules()
+    sync.inventory.register(registry)
+    async with full_stack(redis_url, products=3, stock_links=LINKS) as stack:
+        await stack.start_worker(registry)
+        product = next(p for p in await cat.cr_products(stack) if not cat.is_shoes(p))
+        code = product["sku"]
+        # Quantities Magento cannot have by accident (a new product's default source item holds 0).
+        await set_at(stack, WEB, code, 37, lost=True)
+        await set_at(stack, SHOP, code, 41, lost=True)
+        await stack.admin("POST", "/admin/resync/products", json={"skus": [code]})
+        await wait_for(lambda: qty(stack, code, WEB_SOURCE) == 37 and qty(stack, code, SHOP_SOURCE) == 41, within=20)
 
 
 # --- reconciliation ----------------------------------------------------------------------------------------
