@@ -1,5 +1,5 @@
-"""Which inventory API the store has, found on a worker's first stock write and kept with the batcher that
-writes through it."""
+"""Which inventory API the store has, found on a worker's first stock write (every link checked against it) and
+kept with the batchers that write through it, one per link's source."""
 
 from __future__ import annotations
 
