@@ -1,21 +1,24 @@
 """Inventory reconciliation at scale: N SKUs in both sandboxes, a share of them drifted, Magento slow.
 
-    .venv/bin/python bench/reconcile.py [--skus N] [--drift FRACTION] [--held FRACTION] [--latency-ms MS]
-                                        [--batch-size B] [--concurrency C] [--redis embedded|redis://HOST:PORT/DB]
+    .venv/bin/python bench/reconcile.py [--skus N] [--links 1|2] [--drift FRACTION] [--held FRACTION]
+                                        [--latency-ms MS] [--batch-size B] [--concurrency C]
+                                        [--redis embedded|redis://HOST:PORT/DB]
 
 Both sandboxes run in a child process, seeded from the shared catalog: Cloud Retailer with N products and
-their on-hand, Magento with the same N products and their source items (as after an earlier sync). The
-bench then changes the on-hand of DRIFT x N SKUs in Cloud Retailer (no gateway listens: these are the lost
-webhooks). HELD x N other SKUs (chosen with the same seed) get 1-3 units held back for orders not yet
-sales: the ledger is filled through `Ledger.hold` with made-up order ids (one order per SKU; no such order
-exists in Magento, so the run's ledger refresh keeps them), and their Magento source items are set to
-on-hand minus held, as Magento's own shipments would have left them: in step, so not drift. It then puts a
+their on-hand, Magento with the same N products and their source items (as after an earlier sync). With
+`--links 2` the shop location S-1 also feeds the source `main_street` (CRMAGENTO_STOCK_LINKS
+"W-1:default,S-1:main_street"), whose source items the child seeds from S-1's on-hand. The bench then changes
+the on-hand of DRIFT x N SKUs at each linked location in Cloud Retailer (no gateway listens: these are the lost
+webhooks). HELD x N other SKUs (chosen with the same seed) get 1-3 units held back at the first link's source
+for orders not yet sales: the ledger is filled through `Ledger.hold` with made-up order ids (one order per
+SKU; no such order exists in Magento, so the run's ledger refresh keeps them), and their Magento source items
+are set to on-hand minus held, as Magento's own shipments would have left them: in step, so not drift. It then puts a
 latency fault rule on every Magento route, clears Magento's call stats, and runs one
 reconciliation in this process, through the same code the worker runs (`run_reconciliation`).
 
 It prints the wall time, the SKUs with units held, Magento reads and writes (from the sandbox's
 /_sandbox/stats), items per write and this process's peak RSS, then checks the targets: writes only for the
-drifted SKUs (none for those only holding units), under 60 s,
+drifted SKUs of every link (none for those only holding units), under 60 s,
 RSS under 200 MB; and that a dry run afterwards finds no drift left. Exit status 1 when a target is missed.
 The figures also go to bench/results/reconcile-<timestamp>.json.
 
@@ -52,12 +55,26 @@ MAGENTO_TOKEN = "sandboxaccesstoken00000000000001"  # the sandbox's default inte
 TARGET_SECONDS = 60.0
 TARGET_RSS_MB = 200.0
 REPORTED = ("status", "mode", "compared", "drift_found", "drift_fixed", "held_skus", "cr_reads")
+# The links of `--links N`, the first the default (the one the sandboxes' earlier sync already fed).
+LINKS = (("W-1", "default"), ("S-1", "main_street"))
 
 
 # --- the child: both sandboxes ----------------------------------------------------------------------------
 
 
-def serve_sandboxes(skus: int, seed: int) -> None:
+def seed_shop_source(magento: Any, cr: Any) -> None:
+    """The shop's source as an earlier sync left it: S-1's on-hand in `main_street`'s source items."""
+    from sandbox.cloudretailer.keys import STATE as CR_STATE
+    from sandbox.magento.routing import STATE as MAGENTO_STATE
+    from workers.sync.inventory.stock import in_stock
+
+    location, source = LINKS[1]
+    state = magento[MAGENTO_STATE]
+    for level in cr[CR_STATE].stock[location].rows.values():
+        state.put_source_item(level.sku, source, level.on_hand, in_stock(level.on_hand))
+
+
+def serve_sandboxes(skus: int, seed: int, links: int) -> None:
     """Child process: seed and serve both sandboxes on free loopback ports, print their URLs as one JSON
     line, run until SIGTERM or stdin closes."""
     from aiohttp import web
@@ -72,10 +89,11 @@ def serve_sandboxes(skus: int, seed: int) -> None:
         started = time.perf_counter()
         magento = create_magento(MagentoSandboxConfig(products=skus, seed=seed))
         seeded_magento = time.perf_counter() - started
-        cr_config = CloudRetailerSandboxConfig(
-            api_key=SecretStr(CR_API_KEY), products=skus, customers=0, seed=seed, styles=False
+        cr = create_cr(
+            CloudRetailerSandboxConfig(api_key=SecretStr(CR_API_KEY), products=skus, customers=0, seed=seed, styles=False)
         )
-        cr = create_cr(cr_config)
+        if links > 1:
+            seed_shop_source(magento, cr)
         seeded_cr = time.perf_counter() - started - seeded_magento
         import gc
 
@@ -103,9 +121,14 @@ def serve_sandboxes(skus: int, seed: int) -> None:
 
 
 class SandboxProcess:
-    def __init__(self, skus: int, seed: int) -> None:
+    def __init__(self, skus: int, seed: int, links: int) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve-sandboxes", "--skus", str(skus), "--seed", str(seed)],
+            [
+                sys.executable,
+                __file__,
+                "--serve-sandboxes",
+                *("--skus", str(skus), "--seed", str(seed), "--links", str(links)),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=ROOT,
@@ -155,7 +178,11 @@ async def bench(args: argparse.Namespace, sandboxes: SandboxProcess, redis_url: 
 
     configure_logging("WARNING", "console")
     rng = random.Random(args.seed)
-    drifted = sorted(rng.sample(range(1, args.skus + 1), round(args.skus * args.drift)))
+    links = LINKS[: args.links]
+    # Each link's own drifted SKUs, drawn apart: the first link's also decide which SKUs hold units.
+    drifted_at = {loc: sorted(rng.sample(range(1, args.skus + 1), round(args.skus * args.drift))) for loc, _ in links}
+    drifted = drifted_at[links[0][0]]
+    drift_count = sum(len(v) for v in drifted_at.values())
     cr_headers = {"Authorization": f"Bearer {CR_API_KEY}"}
     magento_control = sandboxes.magento_url + "/_sandbox"
 
@@ -163,14 +190,14 @@ async def bench(args: argparse.Namespace, sandboxes: SandboxProcess, redis_url: 
         # The drift: new counts in Cloud Retailer that Magento never heard of.
         limit = asyncio.Semaphore(32)
 
-        async def drift(i: int) -> None:
+        async def drift(location: str, i: int) -> None:
             async with limit:
-                url = f"{sandboxes.cr_url}/inventory/{LINKED_STORE_ID}/{sku(i)}"
+                url = f"{sandboxes.cr_url}/inventory/{location}/{sku(i)}"
                 async with http.put(url, json={"on_hand": 1000 + i}, headers=cr_headers) as resp:
                     assert resp.status == 200, await resp.text()
 
         started = time.perf_counter()
-        await asyncio.gather(*(drift(i) for i in drifted))
+        await asyncio.gather(*(drift(loc, i) for loc, skus in drifted_at.items() for i in skus))
         drift_seconds = time.perf_counter() - started
         held_units = await hold_back(http, sandboxes, rng, drifted, args)
         rules = [{"match": "*", "latency_ms": args.latency_ms}] if args.latency_ms else []
@@ -190,6 +217,7 @@ async def bench(args: argparse.Namespace, sandboxes: SandboxProcess, redis_url: 
             cr_url=sandboxes.cr_url,
             cr_api_key=SecretStr(CR_API_KEY),
             cr_store_id=LINKED_STORE_ID,
+            stock_links=",".join(f"{loc}:{source}" for loc, source in links),
             inventory_batch_size=args.batch_size,
             magento_concurrency=args.concurrency,
             log_level="WARNING",
@@ -215,10 +243,11 @@ async def bench(args: argparse.Namespace, sandboxes: SandboxProcess, redis_url: 
     reads = sum(n for key, n in calls.items() if key.startswith("GET "))
     writes = sum(n for key, n in calls.items() if key.split(" ", 1)[0] in ("POST", "PUT", "DELETE"))
     source_item_writes = sum(n for key, n in calls.items() if key.startswith("POST ") and "source-items" in key)
-    expected_writes = -(-len(drifted) // args.batch_size)
+    expected_writes = sum(-(-len(skus) // args.batch_size) for skus in drifted_at.values())
     return {
         "skus": args.skus,
-        "drifted": len(drifted),
+        "links": len(links),
+        "drifted": drift_count,
         "held_skus": len(held_units),
         "latency_ms": args.latency_ms,
         "batch_size": args.batch_size,
@@ -235,6 +264,10 @@ async def bench(args: argparse.Namespace, sandboxes: SandboxProcess, redis_url: 
         "report": {
             k: report[k] for k in ("status", "mode", "compared", "drift_found", "drift_fixed", "held_skus", "cr_reads")
         },
+        "per_link": [
+            {k: line[k] for k in ("store_id", "source_code", "drift_found", "drift_fixed", "held_skus")}
+            for line in report["links"]
+        ],
         "missing": [report["missing_in_magento"]["count"], report["missing_in_cr"]["count"]],
         "drift_left_after": check["drift_found"],
         "drift_setup_seconds": round(drift_seconds, 2),
@@ -308,7 +341,8 @@ def verdict(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skus", type=int, default=100_000)
-    parser.add_argument("--drift", type=float, default=0.01, help="share of SKUs whose on-hand changes")
+    parser.add_argument("--links", type=int, default=1, choices=(1, 2), help="stock links (2: W-1 and S-1)")
+    parser.add_argument("--drift", type=float, default=0.01, help="share of SKUs whose on-hand changes, per link")
     parser.add_argument("--held", type=float, default=0.01, help="share of SKUs with units held for orders")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="latency of every Magento call")
     parser.add_argument("--batch-size", type=int, default=20, help="CRMAGENTO_INVENTORY_BATCH_SIZE")
@@ -319,11 +353,11 @@ def main() -> int:
     parser.add_argument("--serve-sandboxes", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_sandboxes:
-        serve_sandboxes(args.skus, args.seed)
+        serve_sandboxes(args.skus, args.seed, args.links)
         return 0
 
     print(f"seeding both sandboxes with {args.skus} SKUs ...", flush=True)
-    sandboxes = SandboxProcess(args.skus, args.seed)
+    sandboxes = SandboxProcess(args.skus, args.seed, args.links)
     embedded = None
     try:
         if args.redis == "embedded":
@@ -344,7 +378,8 @@ def main() -> int:
 
     print()
     print(
-        f"SKUs {result['skus']}, drifted {result['drifted']}, Magento latency {result['latency_ms']} ms, "
+        f"SKUs {result['skus']} on {result['links']} link(s), drifted {result['drifted']}, "
+        f"Magento latency {result['latency_ms']} ms, "
         f"batch {result['batch_size']}, concurrency {result['concurrency']}"
     )
     print(f"  wall time          {result['wall_seconds']:>10} s")
@@ -354,6 +389,8 @@ def main() -> int:
     print(f"  items per write    {result['items_per_write']:>10}")
     print(f"  peak RSS           {result['peak_rss_mb']:>10} MB  (before the run {result['rss_before_run_mb']} MB)")
     print(f"  report             {result['report']}")
+    for line in result["per_link"]:
+        print(f"  link               {line}")
     print(f"  seeding            {result['seed_seconds']} s; drift set up in {result['drift_setup_seconds']} s")
     failed = False
     for name, ok, detail in verdict(result):

@@ -174,8 +174,28 @@ def status(*, as_json: bool) -> None:
         out.print(_remotes_table(snap["remotes"]))
     if snap.get("domains"):
         out.print(_domains_table(snap["domains"]))
+    if snap.get("stock_links"):
+        out.print(_links_table(snap["stock_links"]))
     for name, report in snap.get("reports", {}).items():
         out.print(_fields(f"Last report: {name}", report if isinstance(report, dict) else {"value": report}))
+
+
+def _links_table(links: list[dict[str, Any]]) -> Table:
+    """Each Cloud Retailer location and the Magento source it feeds, with the last reconciliation's figures."""
+    table = Table(title="Stock links (last reconciliation)", title_justify="left")
+    for name in ("location", "source", "drift found", "written", "held SKUs", "reconciled"):
+        table.add_column(name, overflow="fold")
+    for link in links:
+        drift = link.get("drift_found")
+        table.add_row(
+            _cell(f"{link.get('location_id')}{' (default)' if link.get('default') else ''}"),
+            _cell(link.get("source_code")),
+            Text("-" if drift is None else str(drift), style="yellow" if drift else ""),
+            _cell(link.get("drift_fixed")),
+            _cell(link.get("held_skus")),
+            _cell(link.get("last_reconcile") or "never"),
+        )
+    return table
 
 
 def _domains_table(domains: dict[str, dict[str, Any]]) -> Table:

@@ -46,7 +46,7 @@ class _BadParam(Exception):
 async def get_status(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     try:
-        snap = await status.snapshot(request.app[REDIS], settings.queue_name)
+        snap = await status.snapshot(request.app[REDIS], settings.queue_name, links=settings.links)
     except (RedisError, OSError):
         return json_answer({"redis": "unavailable", "queue_depth": None, "workers": [], "dead_letters": None}, 503)
     return json_answer({"redis": "ok", **snap})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ from redis.asyncio import Redis
 
 from crmcore import keys, remotes, series
 from crmcore.clock import iso_ms
+from crmcore.settings import StockLink
 
 # Heartbeats older than this are dropped from the listing (the worker is gone).
 _FORGET_WORKER_S = 86_400
@@ -39,12 +41,48 @@ async def domains(redis: Redis, now_ms: int) -> dict[str, dict[str, Any]]:
     return out
 
 
+RECONCILE_REPORT = "reconcile-inventory"
+
+
+def stock_links(links: Sequence[StockLink], reports: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stock links in force (the first is the default), each with what the last inventory reconciliation
+    found and wrote at its source (None for a link that run did not cover)."""
+    report = reports.get(RECONCILE_REPORT)
+    lines = report.get("links") if isinstance(report, dict) else None
+    by_source = {line.get("source_code"): line for line in lines or [] if isinstance(line, dict)}
+    if isinstance(report, dict) and not lines and report.get("source_code"):
+        by_source[report["source_code"]] = report  # a report written before links were reported one by one
+    out = []
+    for n, link in enumerate(links):
+        line = by_source.get(link.source_code)
+        if line is not None and line.get("store_id") not in (None, link.location_id):
+            line = None  # that run fed this source from another location: not this link's figures
+        out.append(
+            {
+                "location_id": link.location_id,
+                "source_code": link.source_code,
+                "default": n == 0,
+                "last_reconcile": report.get("finished") if line is not None and isinstance(report, dict) else None,
+                **{name: line.get(name) if line is not None else None for name in LINK_FIGURES},
+            }
+        )
+    return out
+
+
+LINK_FIGURES = ("cr_skus", "compared", "drift_found", "drift_fixed", "held_skus")
+
+
 async def snapshot(
-    redis: Redis, queue_name: str, *, parked_events: bool = True, with_domains: bool = True
+    redis: Redis,
+    queue_name: str,
+    *,
+    parked_events: bool = True,
+    with_domains: bool = True,
+    links: Sequence[StockLink] | None = None,
 ) -> dict[str, Any]:
     """`parked_events=False` leaves out the count of events in parked entities (a script over every parked
     entity), `with_domains=False` the per-domain figures (16 reads): /readyz, which a load balancer calls every
-    few seconds, needs neither."""
+    few seconds, needs neither. `links`: the stock links to list (with their last reconciliation's figures)."""
     now = time.time()
     async with redis.pipeline(transaction=False) as pipe:
         pipe.zremrangebyscore(keys.WORKERS, "-inf", now - _FORGET_WORKER_S)
@@ -76,18 +114,22 @@ async def snapshot(
             }
         )
     per_domain = await domains(redis, int(now * 1000)) if with_domains else {}
-    return {
+    decoded = {k.decode(): orjson.loads(v) for k, v in sorted(reports.items())}
+    out = {
         "queue_depth": depth,
         "workers": listed,
         "dead_letters": dead,
         "recent_events": recent,
         "jobs": {k.decode(): int(v) for k, v in stats.items()},
-        "reports": {k.decode(): orjson.loads(v) for k, v in sorted(reports.items())},
+        "reports": decoded,
         "remotes": {
             remote.value: {**state.as_dict(), "parked_events": parked[remote]} for remote, state in states.items()
         },
         "domains": per_domain,
     }
+    if links is not None:
+        out["stock_links"] = stock_links(links, decoded)
+    return out
 
 
 def freshest_worker_age(snap: dict[str, Any]) -> float | None:

@@ -24,9 +24,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from crmcore import jobrecords, keys, timeline
+from crmcore.clock import iso_ms
 from crmcore.events import AcceptedEvent, Source
 from crmcore.remotes import MARK_DOWN_LUA, Remote, drain_rank
-from tests.conftest import post_event
+from gateway.app import create_app
+from tests.conftest import make_settings, post_event
+from tests.support.gateway_server import GatewayServer
 from tests.support.signing import ADMIN_TOKEN, envelope, new_id
 from tests.test_openapi import check
 from workers.errors import PermanentError
@@ -499,3 +502,28 @@ async def test_panels_say_not_available_on_a_gateway_without_them(page: Page, ga
     await page.fill("#search", "SKU-1")
     await page.press("#search", "Enter")
     await expect(page.locator("#search-message")).to_contain_text("Search: not available on this gateway")
+
+
+async def test_the_stock_links_table_shows_each_link_with_its_last_reconciliation(
+    page: Page, redis_url: str, redis: Any
+) -> None:
+    lines = [
+        {"store_id": "W-1", "source_code": "default", "drift_found": 0, "drift_fixed": 0, "held_skus": 0},
+        {"store_id": "S-1", "source_code": "main_street", "drift_found": 3, "drift_fixed": 3, "held_skus": 1},
+    ]
+    report = {"status": "ok", "finished": iso_ms(time.time() * 1000), "drift_found": 3, "links": lines}
+    await redis.hset(keys.REPORTS, "reconcile-inventory", orjson.dumps(report))  # as the real job writes it
+    gateway = TestClient(GatewayServer(create_app(make_settings(redis_url, stock_links="W-1:default,S-1:main_street"))))
+    await gateway.start_server()
+    try:
+        await _sign_in(page, gateway)
+        shop = page.locator("#stock-links tr.stock-link[data-source='main_street']")
+        await expect(shop.locator("td.drift")).to_have_text("3", timeout=WAIT_MS)
+        await expect(shop.locator("td.written")).to_have_text("3")
+        await expect(shop.locator("td.held")).to_have_text("1")
+        web = page.locator("#stock-links tr.stock-link[data-source='default']")
+        await expect(web.locator("td.id").first).to_have_text("W-1 (default)")
+        await expect(web.locator("td.drift")).to_have_text("0")
+        await expect(page.locator("#no-stock-links")).to_be_hidden()
+    finally:
+        await gateway.close()

@@ -188,6 +188,9 @@ function summarizeReconcile(r) {
   if (missingC) parts.push(`${missingC} missing in Cloud Retailer`);
   const errors = r.error_count != null ? r.error_count : count(r.errors);
   if (errors) parts.push(plural(errors, "error"));
+  if (Array.isArray(r.links) && r.links.length > 1) {
+    parts.push(r.links.map((l) => `${l.source_code}: drift ${l.drift_found}, ${l.drift_fixed} written`).join("; "));
+  }
   return parts.join(", ");
 }
 
@@ -318,6 +321,28 @@ function renderStatus(answer) {
   renderRemotes(s.remotes || {});
   renderDomains(s.domains);
   renderReports(s.reports || {});
+  renderStockLinks(s.stock_links || []);
+}
+
+// Each Cloud Retailer location and the Magento source its on-hand feeds, with the last reconciliation's figures.
+function renderStockLinks(links) {
+  fillTable(
+    $("#stock-links"),
+    links.map((link) =>
+      el(
+        "tr",
+        { className: "stock-link", dataset: { source: link.source_code } },
+        el("td", { className: "id" }, link.default ? `${link.location_id} (default)` : link.location_id),
+        el("td", { className: "id" }, link.source_code),
+        el("td", { className: link.drift_found ? "drift stale" : "drift" }, compact(link.drift_found)),
+        el("td", { className: "written" }, compact(link.drift_fixed)),
+        el("td", { className: "held" }, compact(link.held_skus)),
+        el("td", { className: "small when" }, link.last_reconcile ? clock(link.last_reconcile) : "never"),
+      ),
+    ),
+  );
+  $("#stock-links").hidden = links.length === 0;
+  $("#no-stock-links").hidden = links.length > 0;
 }
 
 function parkedText(r) {

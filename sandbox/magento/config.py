@@ -60,6 +60,7 @@ DEFAULT_VIEWS = [
 ]
 
 RESERVED_STORE_CODES = frozenset({"all", "admin", "V1"})
+MSI_SOURCES = ("default", "main_street")
 
 
 class MagentoSandboxConfig(BaseModel):
@@ -86,10 +87,19 @@ class MagentoSandboxConfig(BaseModel):
     seed: int = 1
     products: int = Field(default=0, ge=0, description="pre-existing products from sandbox.catalog.product(i)")
     customers: int = Field(default=0, ge=0, description="pre-existing customers from sandbox.catalog.customer(i)")
-    source_codes: list[str] = Field(default_factory=lambda: ["default", "main_street"], min_length=1)
+    # Unset: `default` and a shop's source `main_street` with MSI (both in the default stock, as every enabled
+    # source is here), `default` alone without it (legacy stock has no sources).
+    source_codes: list[str] = Field(default_factory=lambda: list(MSI_SOURCES), min_length=1)
     seed_source_code: str = Field(default="default", description="source holding the seeded products' on-hand")
     msi: bool = Field(default=True, description="false: /V1/inventory/* answers 404 like a store without MSI")
     faults: list[FaultRule] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sources_of_mode(cls, data: object) -> object:
+        if isinstance(data, dict) and "source_codes" not in data and data.get("msi") is False:
+            return {**data, "source_codes": ["default"]}
+        return data
 
     @field_validator("callback_secret")
     @classmethod

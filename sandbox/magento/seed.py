@@ -25,6 +25,7 @@ from sandbox.magento.state import (
 
 DEFAULT_ATTRIBUTE_SET_ID = 4  # "Default" in every Magento install
 # Magento's four, and a fifth made by hand, so three price levels have three groups of their own.
+SOURCE_NAMES = {"default": "Default Source", "main_street": "Main Street"}
 CUSTOMER_GROUPS = [(0, "NOT LOGGED IN"), (1, "General"), (2, "Wholesale"), (3, "Retailer"), (4, "VIP")]
 
 
@@ -36,8 +37,9 @@ def build_state(config: MagentoSandboxConfig) -> MagentoState:
     state.categories[1] = Category(1, 0, "Root Catalog", "1", 0, 0, now, now)
     state.categories[2] = Category(2, 1, "Default Category", "1/2", 1, 1, now, now)
     state.categories[2].custom = {"url_key": "default-category", "display_mode": "PRODUCTS", "is_anchor": "1"}
-    for code in config.source_codes:
-        state.sources[code] = Source(code, "Default Source" if code == "default" else code.replace("_", " ").title())
+    # Without MSI there are no sources to speak of: only `default` (the legacy stock item's storage) and the seed's.
+    for code in config.source_codes if config.msi else dict.fromkeys(["default", config.seed_source_code]):
+        state.sources[code] = Source(code, SOURCE_NAMES.get(code) or code.replace("_", " ").title())
         state.source_items[code] = {}
     for group_id, code in CUSTOMER_GROUPS:
         state.customer_groups[group_id] = CustomerGroup(group_id, code)

@@ -2,9 +2,10 @@
 the probe of a remote that is down, so "it answers again" always means "it answers for this store".
 
     Magento         GET /rest/all/V1/store/storeConfigs   credentials, base URL, the store view and its website
-                    GET /V1/inventory/sources             the source (a 404 is a store without MSI: legacy stock)
-    Cloud Retailer  GET /stores                           API key, base URL (with its /api/v1), the linked store
-                                                          (one that is not set is a wrong setting too)
+                    GET /V1/inventory/sources             every linked source (a 404 is a store without MSI:
+                                                          legacy stock, which only one link can feed)
+    Cloud Retailer  GET /stores                           API key, base URL (with its /api/v1), every linked
+                                                          location (none set is a wrong setting too)
 
 A probe makes one try with a short timeout: the backoff between probes is the retry.
 """
@@ -22,6 +23,7 @@ from workers.clients.errors import ApiError, NotFound, Unauthorized
 from workers.clients.http import RetryPolicy
 from workers.clients.magento import MagentoClient
 from workers.errors import MisconfiguredError
+from workers.sync.inventory import links
 
 PROBE_TIMEOUT_S = 10.0
 
@@ -94,16 +96,19 @@ class Checker:
                 env_name("magento_website_id"),
                 f"the store view belongs to website {view.get('website_id')}, not to this one",
             )
+        return await self._check_sources()
+
+    async def _check_sources(self) -> CheckResult:
+        """Every linked source exists; without MSI (legacy stock, one quantity per product) only one link."""
+        assert self.magento is not None
+        s = self.settings
         try:
             sources = await self.magento.sources()
         except NotFound:
-            return CheckResult.up()  # no MSI: the legacy stock is used, no source to check
-        codes = [str(src.get("source_code")) for src in sources]
-        if s.magento_source_code not in codes:
-            return CheckResult.wrong(
-                env_name("magento_source_code"), f"not an inventory source of this Magento (it has: {', '.join(codes)})"
-            )
-        return CheckResult.up()
+            refusal = links.legacy_refusal(s)
+            return CheckResult.wrong(links.source_setting(s), refusal) if refusal else CheckResult.up()
+        unknown = links.unknown_sources(s, [str(src.get("source_code")) for src in sources])
+        return CheckResult.wrong(links.source_setting(s), unknown) if unknown else CheckResult.up()
 
     async def _check_cloudretailer(self) -> CheckResult:
         assert self.cr is not None
@@ -116,13 +121,11 @@ class Checker:
                 env_name("cr_url"), "no Cloud Retailer API answers at this address (404); does it end in /api/v1?"
             )
         try:
-            store_id = linked_store_id(self.settings.cr_store_id)
+            linked_store_id(self.settings.cr_store_id)
         except MisconfiguredError as exc:
             return CheckResult.wrong(exc.setting, exc.detail)
-        if store_id not in {str(st.id) for st in stores}:
-            ids = ", ".join(str(st.id) for st in stores)
-            return CheckResult.wrong(env_name("cr_store_id"), f"not a store of this Cloud Retailer (it has: {ids})")
-        return CheckResult.up()
+        unknown = links.unknown_locations(self.settings, [str(st.id) for st in stores])
+        return CheckResult.wrong(links.location_setting(self.settings), unknown) if unknown else CheckResult.up()
 
     async def close(self) -> None:
         for client in (self.magento, self.cr):

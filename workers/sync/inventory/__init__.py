@@ -1,18 +1,20 @@
-"""Inventory sync: on-hand at the linked Cloud Retailer store is the truth for the configured
-Magento inventory source.
+"""Inventory sync: on-hand at each linked Cloud Retailer location is the truth for its Magento inventory source
+(CRMAGENTO_STOCK_LINKS, or the single link CRMAGENTO_CR_STORE_ID -> CRMAGENTO_MAGENTO_SOURCE_CODE).
 
     stock       what one SKU must hold in Magento and what became of a write (the two APIs' shared terms)
-    msi         MSI source items of the configured source: read, compare, write many SKUs at once
+    links       the links in force and the checks each must pass against both systems
+    msi         MSI source items of one source: read, compare, write many SKUs at once
     legacy      legacy stock items (a store without MSI): one SKU at a time
     reads       the product lookups and paged reads both APIs and the reconciliation share
-    setup       which of the two APIs the store has, found per worker, with its batcher
-    batcher     changes to many SKUs that arrive together share one source-items call
+    setup       which of the two APIs the store has, found per worker, with a batcher per link
+    batcher     changes to many SKUs of one source that arrive together share one source-items call
     reconcile/  the full comparison every CRMAGENTO_RECONCILE_INTERVAL_MINUTES, and on demand
 
-`inventory.updated` carries the SKU, the store and an `on_hand` that is never trusted: the handler reads
-the SKU's current on-hand from Cloud Retailer, hands it to the worker's batcher, and is settled once the
-write carrying it returned (or Magento already had it). It then reads Cloud Retailer once more and writes
-again if the count moved meanwhile (see reconcile/write.py, "Races").
+`inventory.updated` carries the SKU, the location (store) and an `on_hand` that is never trusted: the handler
+finds the location's link (an unlinked location is skipped), reads the SKU's current on-hand there from Cloud
+Retailer, hands it to the worker's batcher of the link's source, and is settled once the write carrying it
+returned (or Magento already had it). It then reads Cloud Retailer once more and writes again if the count moved
+meanwhile (see reconcile/write.py, "Races").
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import structlog
 from crmcore import timeline
 from crmcore.events import AcceptedEvent, CloudRetailerEventType, InventoryEvent, Source
 from crmcore.jobrecords import AdminJobKind
-from crmcore.settings import Settings
+from crmcore.settings import Settings, StockLink
+from workers.clients.cloudretailer import linked_store_id
 from workers.clients.cloudretailer_models import InventoryLevel
 from workers.clients.errors import NotFound
 from workers.errors import Skip
@@ -33,6 +36,7 @@ from workers.feed import feed
 from workers.registry import HandlerContext, Registry
 from workers.sync import orders
 from workers.sync.inventory import stock as st
+from workers.sync.inventory.links import link_of
 from workers.sync.inventory.reconcile import RECONCILE, reconcile_job, run_reconciliation
 from workers.sync.inventory.setup import held_place, stock_setup
 from workers.sync.inventory.stock import Outcome, Target
@@ -46,19 +50,19 @@ PUSH_ROUNDS = 3  # writes of one change at most, when Cloud Retailer keeps movin
 
 
 async def on_inventory_updated(ctx: HandlerContext, events: list[AcceptedEvent]) -> None:
-    store_id = ctx.linked_store_id
     data = events[-1].data
-    if str(data["store_id"]) != store_id:
-        raise Skip(f"store {data['store_id']} is not the store linked to Magento ({store_id})")
+    link = _link(ctx, str(data["store_id"]))
     setup = await stock_setup(ctx)
-    place = held_place(setup.mode, ctx.settings.magento_source_code)
+    place = held_place(setup.mode, link.source_code)
+    store_id = link.location_id
     counts = await _counts(ctx, str(data["sku"]), store_id, place)
     # Written under the SKU as Cloud Retailer spells it: the event's spelling is not confirmed by anyone.
     sku = counts.level.sku
     await timeline.remember(ctx.redis, sku, events[-1].entity, ttl_s=ctx.settings.event_record_ttl_seconds)
+    batcher = setup.batcher(link.source_code)
     for _ in range(PUSH_ROUNDS):
         quantity = counts.target
-        outcome = await setup.batcher.submit(Target(sku, quantity))
+        outcome = await batcher.submit(Target(sku, quantity))
         if outcome is Outcome.MISSING:
             raise Skip(
                 f"SKU {sku} has no product in Magento: left for the catalog sync (its stock follows with the "
@@ -70,7 +74,20 @@ async def on_inventory_updated(ctx: HandlerContext, events: list[AcceptedEvent])
         counts = await _counts(ctx, sku, store_id, place)
         if counts.target == quantity:
             return
-        log.info("inventory_changed_while_writing", sku=sku)
+        log.info("inventory_changed_while_writing", sku=sku, source=link.source_code)
+
+
+def _link(ctx: HandlerContext, location_id: str) -> StockLink:
+    """The link this location feeds; an unlinked location is skipped, saying which are linked."""
+    if not ctx.settings.links:
+        linked_store_id(ctx.settings.cr_store_id)  # raises: no store is linked at all
+    link = link_of(ctx.settings, location_id)
+    if link is not None:
+        return link
+    if len(ctx.settings.links) == 1:
+        raise Skip(f"store {location_id} is not the store linked to Magento ({ctx.settings.links[0].location_id})")
+    linked = ", ".join(f"{x.location_id} -> {x.source_code}" for x in ctx.settings.links)
+    raise Skip(f"store {location_id} is not linked to a Magento source (linked: {linked})")
 
 
 class _Counts(NamedTuple):
@@ -101,14 +118,17 @@ async def _on_hand(ctx: HandlerContext, sku: str, store_id: str) -> InventoryLev
 
 
 async def feed_stock(ctx: HandlerContext, skus: Iterable[str], origin: str | None = None) -> int:
-    """Queue an on-hand push for these SKUs through the same handler (e.g. after the catalog sync created
-    their products, so they need not wait for the next reconciliation). Returns how many were queued."""
-    store_id = ctx.settings.cr_store_id
-    if not store_id:
-        return 0
+    """Queue an on-hand push for these SKUs at every linked location through the same handler (e.g. after the
+    catalog sync created their products, so they need not wait for the next reconciliation). Returns how many
+    pushes were queued."""
+    wanted = list(skus)
     changes = [
-        (CR, CloudRetailerEventType.INVENTORY_UPDATED, InventoryEvent(sku=sku, store_id=store_id)) for sku in skus
+        (CR, CloudRetailerEventType.INVENTORY_UPDATED, InventoryEvent(sku=sku, store_id=link.location_id))
+        for link in ctx.settings.links
+        for sku in wanted
     ]
+    if not changes:
+        return 0
     # A plain prefix, not a job's `FeedOrigin`: these pushes are no admin job's work, so no record counts them.
     return await feed(ctx.redis, ctx.settings, origin or f"stock:{ctx.job_id}", changes)
 

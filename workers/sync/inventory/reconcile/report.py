@@ -28,6 +28,10 @@ class Listed:
         if len(self.skus) < SAMPLE:
             self.skus.append(sku)
 
+    def merge(self, other: Listed) -> None:
+        self.count += other.count
+        self.skus.extend(other.skus[: SAMPLE - len(self.skus)])
+
 
 @dataclass
 class Report:
@@ -51,6 +55,7 @@ class Report:
     magento_writes: int = 0
     items_written: int = 0
     cr_reads: int = 0
+    links: list[dict[str, Any]] = field(default_factory=list)  # per link: LINK_FIELDS and its drift sample
 
     def error(self, message: str, skus: list[str] | None = None) -> None:
         self.error_count += 1
@@ -69,12 +74,49 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def add(self, part: Report) -> None:
+        """Count one link's run into these totals (the mode was found once, so its read counts once)."""
+        self.magento_reads += part.magento_reads - (1 if self.links and part.magento_reads else 0)
+        for name in SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(part, name))
+        self.missing_in_magento.merge(part.missing_in_magento)
+        self.missing_in_cr.merge(part.missing_in_cr)
+        self.errors.extend(part.errors[: ERRORS_KEPT - len(self.errors)])
+        self.drift.extend(part.drift[: SAMPLE - len(self.drift)])
+        self.links.append(part.summary())
+
+    def summary(self) -> dict[str, Any]:
+        """One link's line in the totals' report: its counts, the sizes of its SKU lists, its drift sample."""
+        out: dict[str, Any] = {name: getattr(self, name) for name in LINK_FIELDS}
+        out["missing_in_magento"] = self.missing_in_magento.count
+        out["missing_in_cr"] = self.missing_in_cr.count
+        out["drift"] = self.drift
+        return out
+
+
+# Counts a total is the sum of; LINK_FIELDS are what each link's line in `links` shows.
+SUMMED = (
+    "cr_skus",
+    "magento_skus",
+    "compared",
+    "drift_found",
+    "drift_fixed",
+    "held_skus",
+    "changed_during_run",
+    "error_count",
+    "magento_writes",
+    "items_written",
+    "cr_reads",
+)
+LINK_FIELDS = ("store_id", "source_code", *SUMMED[:8], "items_written")
+
 
 class Throttled:
     """An admin run's progress (SKUs compared of those Cloud Retailer has), written at most once a second."""
 
-    def __init__(self, progress: Progress | None, report: Report) -> None:
-        self.progress, self.report = progress, report
+    def __init__(self, progress: Progress | None, report: Report, before: Report | None = None) -> None:
+        # `before`: the totals of the links already done, so a run over several links counts up once.
+        self.progress, self.report, self.before = progress, report, before
         self._at = 0.0
 
     async def __call__(self, *, force: bool = False) -> None:
@@ -84,5 +126,6 @@ class Throttled:
         if not force and now - self._at < PROGRESS_EVERY_S:
             return
         self._at = now
-        total = self.report.cr_skus
-        await self.progress(min(self.report.compared, total), total)
+        done = (self.before.compared, self.before.cr_skus) if self.before is not None else (0, 0)
+        total = done[1] + self.report.cr_skus
+        await self.progress(min(done[0] + self.report.compared, total), total)

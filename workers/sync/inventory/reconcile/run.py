@@ -1,17 +1,19 @@
 """One reconciliation, the periodic job that runs it every CRMAGENTO_RECONCILE_INTERVAL_MINUTES, the admin
 job (`POST /admin/reconcile/inventory[?dry_run=true]`) and the history of recent runs.
 
-One run:
-1. finds the store's inventory API (MSI or legacy), as a worker does at start; refreshes the ledger of units
-   held for orders not yet sales (workers/sync/orders/) and reads those of the store's place, before any
-   Cloud Retailer count (read in that order, a release racing the run can only make it sell less);
-2. streams Cloud Retailer's rows for the store, keeping SKU -> target (on-hand minus held) and the
+One run finds the store's inventory API (MSI or legacy) once, as a worker does at start, then takes every
+stock link in turn (location -> source, one at a time so memory holds one link's levels); for each:
+1. refreshes the ledger of units held for orders not yet sales (workers/sync/orders/) and reads those of the
+   link's place (its source), before any Cloud Retailer count (read in that order, a release racing the run
+   can only make it sell less);
+2. streams Cloud Retailer's rows for the link's location, keeping SKU -> target (on-hand minus held) and the
    high-water mark (levels.py);
 3. streams Magento's side and compares each row with Cloud Retailer's quantity as it arrives (compare.py);
 4. reads what changed in Cloud Retailer since the high-water mark and uses those newer counts;
 5. writes only the SKUs that differ, then refreshes the ledger and reads the changes since again: a SKU
    whose on-hand or held units changed while it was being written gets the newer target (write.py);
-6. reports (report.py) in the envelope every periodic run has, stored in the reports hash as
+6. reports (report.py): totals over the links, each link's line under `links`, in the envelope every periodic
+   run has, stored in the reports hash as
    "reconcile-inventory" (GET /admin/status) and returned as the admin job's result. A dry run does steps
    1-4 and writes nothing.
 
@@ -30,6 +32,7 @@ import structlog
 from redis.asyncio import Redis
 
 from crmcore import keys
+from crmcore.settings import StockLink
 from workers.clients.cloudretailer import linked_store_id
 from workers.periodic import ADMIN, Periodic, Run, execute
 from workers.registry import HandlerContext, Progress
@@ -52,17 +55,55 @@ RUNS_KEPT = 50
 
 
 class Reconciliation:
-    def __init__(self, ctx: HandlerContext, report: Report, progress: Throttled) -> None:
+    """A run over every link: the mode found once, then each link compared and healed in turn (one at a time,
+    so memory holds one link's levels), its report counted into the totals."""
+
+    def __init__(self, ctx: HandlerContext, report: Report, progress: Progress | None) -> None:
         self.ctx, self.report, self.progress = ctx, report, progress
         self.settings = ctx.settings
-        self.concurrency = max(1, self.settings.magento_concurrency)
-        self.stock: MsiStock | LegacyStock | None = None
-        self.place = ""
 
     async def run(self) -> None:
-        r, cr = self.report, self.ctx.cr
-        stock = await self._stock()
-        store_id = self._store_id()
+        links = self.settings.links
+        if not links:
+            linked_store_id(self.settings.cr_store_id)  # raises: no store is linked
+        mode = await self._mode()
+        for link in links:
+            part = Report(
+                dry_run=self.report.dry_run, store_id=link.location_id, source_code=link.source_code, mode=mode.value
+            )
+            one = LinkReconciliation(self.ctx, link, mode, part, Throttled(self.progress, part, before=self.report))
+            try:
+                await one.run()
+            finally:
+                if one.stock is not None:
+                    part.calls(one.stock.counts)
+                self.report.add(part)
+
+    async def _mode(self) -> Mode:
+        mode, _ = await detect_mode(self.ctx.magento, self.settings)
+        self.report.mode = mode.value
+        cached = self.ctx.services.caches.get(CACHE_KEY)
+        if cached is not None and cached.mode is not mode:
+            self.ctx.services.caches.pop(CACHE_KEY, None)  # this worker's handlers follow the change
+        return mode
+
+
+class LinkReconciliation:
+    """One link: its location's on-hand (less the units held at its source) against its source."""
+
+    def __init__(self, ctx: HandlerContext, link: StockLink, mode: Mode, report: Report, progress: Throttled) -> None:
+        self.ctx, self.link, self.report, self.progress = ctx, link, report, progress
+        self.settings = ctx.settings
+        self.concurrency = max(1, self.settings.magento_concurrency)
+        self.place = held_place(mode, link.source_code)
+        self.stock: MsiStock | LegacyStock = (
+            MsiStock(ctx.magento, link.source_code, self.settings.inventory_batch_size)
+            if mode is Mode.MSI
+            else LegacyStock(ctx.magento, self.concurrency)
+        )
+
+    async def run(self) -> None:
+        r, cr, stock, store_id = self.report, self.ctx.cr, self.stock, self.link.location_id
         held = HeldBack(await self._read_held())
         r.held_skus = len(held.units)
         levels, high_water = await read_levels(cr, store_id, r, held)
@@ -86,45 +127,28 @@ class Reconciliation:
         await writer.recheck(cr, store_id, written, high_water, held, self._read_held)
         r.drift_fixed = len(written)
 
-    async def _stock(self) -> MsiStock | LegacyStock:
-        magento, source = self.ctx.magento, self.settings.magento_source_code
-        mode, _ = await detect_mode(magento, source)
-        self.report.mode = mode.value
-        self.place = held_place(mode, source)
-        cached = self.ctx.services.caches.get(CACHE_KEY)
-        if cached is not None and cached.mode is not mode:
-            self.ctx.services.caches.pop(CACHE_KEY, None)  # this worker's handlers follow the change
-        if mode is Mode.MSI:
-            self.stock = MsiStock(magento, source, self.settings.inventory_batch_size)
-        else:
-            self.stock = LegacyStock(magento, self.concurrency)
-        return self.stock
-
     async def _read_held(self) -> dict[str, float]:
         await orders.refresh_held(self.ctx)
         return await orders.all_held_units(self.ctx, self.place)
 
-    def _store_id(self) -> str:
-        return linked_store_id(self.settings.cr_store_id)
-
 
 async def reconcile(run: Run) -> str:
-    """The periodic job's run: its report fields are the Report's, complete even for a run cut short."""
+    """The periodic job's run: its report fields are the Report's (totals, and per link under `links`),
+    complete even for a run cut short."""
     settings = run.ctx.settings
     report = Report(
         dry_run=bool(run.params.get("dry_run")),
         store_id=settings.cr_store_id or "",
         source_code=settings.magento_source_code,
     )
-    job = Reconciliation(run.ctx, report, Throttled(run.progress, report))
+    job = Reconciliation(run.ctx, report, run.progress)
     try:
         await job.run()
     finally:
-        if job.stock is not None:
-            report.calls(job.stock.counts)
         run.fields.update(report.as_dict())
     log.info(
         "reconcile_finished",
+        links=len(report.links),
         compared=report.compared,
         drift_found=report.drift_found,
         drift_fixed=report.drift_fixed,
