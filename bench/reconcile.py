@@ -90,7 +90,9 @@ def serve_sandboxes(skus: int, seed: int, links: int) -> None:
         magento = create_magento(MagentoSandboxConfig(products=skus, seed=seed))
         seeded_magento = time.perf_counter() - started
         cr = create_cr(
-            CloudRetailerSandboxConfig(api_key=SecretStr(CR_API_KEY), products=skus, customers=0, seed=seed, styles=False)
+            CloudRetailerSandboxConfig(
+                api_key=SecretStr(CR_API_KEY), products=skus, customers=0, seed=seed, styles=False
+            )
         )
         if links > 1:
             seed_shop_source(magento, cr)
