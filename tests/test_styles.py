@@ -173,11 +173,11 @@ async def test_a_parent_is_disabled_when_no_child_is_for_the_web(stack: Stack) -
 
 async def _refused(stack: Stack, code: str, words: str) -> None:
     async def dead() -> list[dict[str, Any]] | None:
-        found = [d for d in await dead_letters(stack) if words in str(d.get("error", ""))]
+        found = [d for d in await dead_letters(stack) if words in str(d.get("reason", ""))]
         return found or None
 
     letters = await wait_for(dead, within=20)
-    assert code in str(letters[0]["error"])
+    assert code in str(letters[0]["reason"])
     assert (await magento_product(stack, code))["status"] == DISABLED, "nothing half built stays on sale"
 
 
@@ -214,10 +214,10 @@ async def test_a_variant_whose_style_is_deleted_is_a_dead_letter_and_the_parent_
     await stack.cr("PUT", f"/products/{style['variant_ids'][0]}", json={"price": 1.25})
 
     async def dead() -> list[dict[str, Any]] | None:
-        return [d for d in await dead_letters(stack) if "is deleted" in str(d.get("error", ""))] or None
+        return [d for d in await dead_letters(stack) if "is deleted" in str(d.get("reason", ""))] or None
 
     letters = await wait_for(dead, within=20)
-    assert style["id"] in str(letters[0]["error"])
+    assert style["id"] in str(letters[0]["reason"])
 
 
 async def test_an_order_for_a_configurable_product_becomes_a_sale_of_the_variant(redis_url: str) -> None:
