@@ -154,11 +154,17 @@ class DemoCalls:
         return await self._call(method, f"{self.ep.cloudretailer}/{path.lstrip('/')}", headers=headers, **kwargs)
 
     async def cr_products(self) -> list[dict[str, Any]]:
+        return await self._cr_all("products")
+
+    async def cr_styles(self) -> list[dict[str, Any]]:
+        return await self._cr_all("styles")
+
+    async def _cr_all(self, listing: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         cursor: str | None = None
         while True:
             params = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
-            page = await self.cr("GET", "products", params=params)
+            page = await self.cr("GET", listing, params=params)
             items += page["items"]
             cursor = page["next_cursor"]
             if not cursor:

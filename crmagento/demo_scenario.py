@@ -79,11 +79,15 @@ async def run_scenario(demo: Demo) -> list[StepResult]:
 async def initial_sync(demo: Demo) -> tuple[str, bool]:
     calls = demo.calls
     demo.catalog = await calls.cr_products()
-    shoes = [p for p in demo.catalog if is_shoes(p)]
+    styles = await calls.cr_styles()
+    shoes = [p for p in [*demo.catalog, *styles] if is_shoes(p)]
+    records = len(demo.catalog) + len(styles)
     before = await calls.magento_health()
     demo.say(
-        f"Cloud Retailer holds {len(demo.catalog)} products ({len(shoes)} with primary attribute set Shoes); "
-        f"Magento holds {before['products']} products and {before['categories']} categories (a fresh install)."
+        f"Cloud Retailer holds {len(demo.catalog)} products and {len(styles)} styles (apparel and footwear: "
+        f"configurable products in Magento, their variants the children); {len(shoes)} of them have primary "
+        f"attribute set Shoes. Magento holds {before['products']} products and {before['categories']} categories "
+        "(a fresh install)."
     )
     categories = await follow_job(demo, "categories", "/admin/resync/categories")
     products = await follow_job(demo, "products", "/admin/resync/products")
@@ -93,7 +97,7 @@ async def initial_sync(demo: Demo) -> tuple[str, bool]:
     if dead:
         demo.say(
             f"{len(dead)} dead letters (GET /admin/dead-letters): the sandbox Magento has no Shoes attribute set, "
-            "so those products fail by design. The reason given, e.g.:"
+            "so those products and styles fail by design. The reason given, e.g.:"
         )
         demo.evidence(next(iter(reasons)))
         demo.say("Once fixed, `crmagento dead-letters replay ID` (or the dashboard) puts them back on the queue.")
@@ -116,14 +120,23 @@ async def initial_sync(demo: Demo) -> tuple[str, bool]:
         f"{images} images (Cloud Retailer: {len(sample['images'])}), {links} category links, "
         f"quantity {fmt_qty(await calls.source_quantity(sample['sku']))}"
     )
+    built = [s for s in styles if not is_shoes(s)]
+    configurable = [await calls.magento_product(s["code"]) or {} for s in built[:3]]
+    if built:
+        children = await calls.magento("GET", f"configurable-products/{built[0]['code']}/children")
+        demo.evidence(
+            f"e.g. style {built[0]['code']} ({built[0]['name']!r}): a configurable product with "
+            f"{len(children)} children ({', '.join(c['sku'] for c in children)}), options {', '.join(built[0]['axes'])}"
+        )
     return verdict(
-        f"{progress['done']} products synced, {progress['failed']} failed (Shoes, dead-lettered with the reason), "
-        f"{after['categories']} categories, stock for {after['source_items']} SKUs",
+        f"{progress['done']} products and styles synced, {progress['failed']} failed (Shoes, dead-lettered with the "
+        f"reason), {after['categories']} categories, stock for {after['source_items']} SKUs",
         jobs_done=categories["status"] == products["status"] == stock["status"] == "done",
-        every_product_but_the_shoes_synced=progress
-        == {"done": len(demo.catalog) - len(shoes), "failed": len(shoes), "total": len(demo.catalog)},
-        one_dead_letter_per_shoes_product=len(dead) == len(shoes),
+        every_record_but_the_shoes_synced=progress
+        == {"done": records - len(shoes), "failed": len(shoes), "total": records},
+        one_dead_letter_per_shoes_record=len(dead) == len(shoes),
         the_reason_names_the_shoes_set=all("attribute set 'Shoes'" in reason for reason in reasons),
+        styles_are_configurable=all(p.get("type_id") == "configurable" for p in configurable),
         images_uploaded=images == len(sample["images"]),
         stock_reconciled=report.get("status") == "ok",
     )

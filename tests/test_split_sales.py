@@ -51,7 +51,7 @@ async def split_stack(redis_url: str, **overrides: Any) -> AsyncIterator[Stack]:
         customers=5,
         magento_products=10,
         magento_config=magento_config,
-        stock_links=LINKS,
+        stock_links=overrides.pop("stock_links", LINKS),
         **overrides,
     ) as stack:
         yield stack
@@ -291,8 +291,9 @@ async def test_racing_importers_of_a_split_order_end_with_one_sale_per_part(redi
 
 
 async def test_an_order_without_source_information_goes_to_W1_as_before(redis_url):
-    """Legacy stock (no MSI): shipments carry no source, the sale is the one it always was."""
-    async with split_stack(redis_url, magento_config={"msi": False}) as stack:
+    """Legacy stock (no MSI, so one link: more is refused at start): shipments carry no source, and the sale
+    is the one it always was."""
+    async with split_stack(redis_url, magento_config={"msi": False}, stock_links="W-1:default") as stack:
         await stack.start_worker(orders_only())
         before = {loc: await on_hand(stack, loc, SKU_C) for loc in ("W-1", "S-1")}
         order = await place(stack, [{"sku": SKU_C, "qty_ordered": 3, "price": 2}])
