@@ -231,15 +231,7 @@ async def test_an_order_for_a_configurable_product_becomes_a_sale_of_the_variant
         await stack.cr("PUT", f"/inventory/W-1/{chosen['sku']}", json={"on_hand": 30})
 
         async def stocked() -> bool:
-            items = await stack.magento(
-                "GET",
-                "inventory/source-items",
-                params={
-                    "searchCriteria[filterGroups][0][filters][0][field]": "sku",
-                    "searchCriteria[filterGroups][0][filters][0][value]": chosen["sku"],
-                },
-            )
-            return any(i["quantity"] == 30 for i in items["items"])
+            return (await default_quantity(stack, chosen["sku"])) == 30
 
         await wait_for(stocked, within=20)
         order = await place_order(stack, chosen["sku"], quantity=2, price=chosen["price"])
@@ -259,17 +251,19 @@ async def test_an_order_for_a_configurable_product_becomes_a_sale_of_the_variant
         assert (await stack.cr("GET", f"/inventory/W-1/{chosen['sku']}"))["on_hand"] == 28
 
         async def lowered() -> bool:
-            items = await stack.magento(
-                "GET",
-                "inventory/source-items",
-                params={
-                    "searchCriteria[filterGroups][0][filters][0][field]": "sku",
-                    "searchCriteria[filterGroups][0][filters][0][value]": chosen["sku"],
-                },
-            )
-            return any(i["quantity"] == 28 for i in items["items"])
+            return (await default_quantity(stack, chosen["sku"])) == 28
 
         await wait_for(lowered, within=20)
+
+
+async def default_quantity(stack: Stack, sku: str) -> float | None:
+    """The SKU's quantity at Magento's default source (the web store's link)."""
+    params = {
+        "searchCriteria[filterGroups][0][filters][0][field]": "sku",
+        "searchCriteria[filterGroups][0][filters][0][value]": sku,
+    }
+    items = (await stack.magento("GET", "inventory/source-items", params=params))["items"]
+    return next((i["quantity"] for i in items if i["source_code"] == "default"), None)
 
 
 async def place_order(stack: Stack, sku: str, *, quantity: int, price: float) -> dict[str, Any]:

@@ -43,7 +43,7 @@ async def sync_product(ctx: HandlerContext, product_id: str, *, feed_style: bool
     try:
         product = await ctx.cr.get_product(product_id)
     except NotFound:
-        return await _disable(ctx, await _bound_sku(ctx, product_id))
+        return await writes.disable(ctx, KIND, await _bound_sku(ctx, product_id))
     await timeline.remember(
         ctx.redis,
         product.sku,
@@ -51,7 +51,7 @@ async def sync_product(ctx: HandlerContext, product_id: str, *, feed_style: bool
         ttl_s=ctx.settings.event_record_ttl_seconds,
     )
     if product.deleted:
-        return await _disable(ctx, product.sku)
+        return await writes.disable(ctx, KIND, product.sku)
 
     m = await meta(ctx)
     set_name = product.primary_attribute_set or DEFAULT_SET
@@ -148,19 +148,3 @@ async def _bound_sku(ctx: HandlerContext, product_id: str) -> str:
             "disable (the SKU an event names is not trusted)"
         )
     return sku
-
-
-async def _disable(ctx: HandlerContext, sku: str) -> str:
-    fingerprints = Fingerprints(ctx.redis, KIND)
-    state = {"deleted": True}
-    if await fingerprints.unchanged(sku, state):
-        return "unchanged"
-    try:
-        current = await ctx.magento.get_product(sku, store="all")
-    except NotFound:
-        await fingerprints.remember(sku, state)
-        return "absent"
-    if current.status != product_mapper.STATUS_DISABLED:
-        await ctx.magento.save_product(product_mapper.disabled_payload(sku))
-    await fingerprints.remember(sku, state)
-    return "disabled"

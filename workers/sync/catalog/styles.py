@@ -44,7 +44,7 @@ async def sync_style(ctx: HandlerContext, style_id: str) -> str:
     try:
         style = await ctx.cr.get_style(style_id)
     except NotFound:
-        return await _disable(ctx, await _bound_code(ctx, style_id))
+        return await writes.disable(ctx, KIND, await _bound_code(ctx, style_id))
     await timeline.remember(
         ctx.redis,
         style.code,
@@ -52,7 +52,7 @@ async def sync_style(ctx: HandlerContext, style_id: str) -> str:
         ttl_s=ctx.settings.event_record_ttl_seconds,
     )
     if style.deleted:
-        return await _disable(ctx, style.code)
+        return await writes.disable(ctx, KIND, style.code)
     variants = style_mapper.live_variants(await ctx.cr.variants(style.id))
     try:
         options = await _wanted_options(ctx, style, variants)
@@ -159,21 +159,3 @@ async def _refuse(ctx: HandlerContext, code: str) -> None:
     if current.status != product_mapper.STATUS_DISABLED:
         await ctx.magento.save_product(product_mapper.disabled_payload(code))
         log.info("style_parent_disabled", code=code)
-
-
-async def _disable(ctx: HandlerContext, code: str) -> str:
-    """A deleted style: its parent disabled, never deleted (orders point at it); the children keep their own
-    state (each variant's own sync decides it)."""
-    fingerprints = Fingerprints(ctx.redis, KIND)
-    state = {"deleted": True}
-    if await fingerprints.unchanged(code, state):
-        return "unchanged"
-    try:
-        current = await ctx.magento.get_product(code, store="all")
-    except NotFound:
-        await fingerprints.remember(code, state)
-        return "absent"
-    if current.status != product_mapper.STATUS_DISABLED:
-        await ctx.magento.save_product(product_mapper.disabled_payload(code))
-    await fingerprints.remember(code, state)
-    return "disabled"

@@ -10,10 +10,11 @@ from typing import Any, Protocol
 import structlog
 
 from workers.binder import Binder
-from workers.clients.errors import PermanentApiError
+from workers.clients.errors import NotFound, PermanentApiError
 from workers.errors import PermanentError
 from workers.registry import HandlerContext
 from workers.sync.catalog import categories, product_mapper
+from workers.sync.catalog.fingerprints import Fingerprints
 from workers.sync.catalog.magento_meta import attribute, option_id
 
 log = structlog.get_logger(__name__)
@@ -104,3 +105,21 @@ async def unlink_old_categories(ctx: HandlerContext, sku: str, saved: Any, wante
         # Only categories that come from Cloud Retailer: a link an admin made to a Magento-only category stays.
         if category_id not in wanted and await binder.cr_id(categories.KIND, category_id) is not None:
             await ctx.magento.unassign_product(category_id, sku)
+
+
+async def disable(ctx: HandlerContext, kind: str, sku: str) -> str:
+    """A record deleted in Cloud Retailer: its Magento product disabled, never deleted (orders point at it).
+    Recorded in `kind`'s fingerprints, so the next deletion signal costs no call."""
+    fingerprints = Fingerprints(ctx.redis, kind)
+    state = {"deleted": True}
+    if await fingerprints.unchanged(sku, state):
+        return "unchanged"
+    try:
+        current = await ctx.magento.get_product(sku, store="all")
+    except NotFound:
+        await fingerprints.remember(sku, state)
+        return "absent"
+    if current.status != product_mapper.STATUS_DISABLED:
+        await ctx.magento.save_product(product_mapper.disabled_payload(sku))
+    await fingerprints.remember(sku, state)
+    return "disabled"
