@@ -34,12 +34,11 @@ async def applied_versions(redis: Redis, product_ids: list[str]) -> list[str | N
     return await AppliedVersions(redis, KIND).many(product_ids)
 
 
-async def sync_product(ctx: HandlerContext, product_id: str, *, feed_style: bool = True) -> str:
+async def sync_product(ctx: HandlerContext, product_id: str) -> str:
     """Bring the Magento side of Cloud Retailer product `product_id` in line with its current record. The id is
     all an event is trusted with: its SKU is never used, since anyone able to send one could name any SKU.
 
-    `feed_style`: a variant written queues its style's sync, which links it and follows its web status (off
-    when that very sync is writing the variant)."""
+    A variant written queues its style's sync, which links it and follows its web status."""
     try:
         product = await ctx.cr.get_product(product_id)
     except NotFound:
@@ -95,7 +94,7 @@ async def sync_product(ctx: HandlerContext, product_id: str, *, feed_style: bool
         # A product new to Magento has no stock there yet: push its on-hand now instead of leaving it for the
         # next reconciliation (harmless when it already has the right quantity: nothing is written then).
         await inventory.feed_stock(ctx, [product.sku])
-    if product.style_id and feed_style:
+    if product.style_id:
         # Its style follows a written variant: the variant may be new to Magento (its style's own event may have
         # run before it existed, or it was just fixed after failing) or may have gone on or off the web (the
         # parent is enabled while one child is). Unchanged, that style job makes no Magento call.

@@ -33,6 +33,7 @@ from workers.sync.catalog.style_mapper import WantedOption
 log = structlog.get_logger(__name__)
 
 KIND = "style"
+LINKS_KIND = "style-links"  # the fingerprints of a parent's options and children, apart from its own
 
 
 async def applied_style_versions(redis: Redis, style_ids: list[str]) -> list[str | None]:
@@ -78,23 +79,30 @@ async def sync_style(ctx: HandlerContext, style_id: str) -> str:
         is_enabled=style_mapper.enabled(style, present),
     )
     children = [v.sku for v in present]
-    state = {
+    # Two fingerprints: a variant linked or unlinked changes only the links, and should not cost the parent's
+    # save, category and gallery calls (each new variant queues its style).
+    parent_state = {
         "payload": payload,
         "categories": category_ids,
         "images": sorted((i.sha256, i.position, i.primary) for i in style.images),
-        "options": [asdict(o) for o in options],
-        "children": children,
     }
-    fingerprints, applied = Fingerprints(ctx.redis, KIND), AppliedVersions(ctx.redis, KIND)
-    if await fingerprints.unchanged(style.code, state):
+    links_state = {"options": [asdict(o) for o in options], "children": children}
+    fingerprints, link_prints = Fingerprints(ctx.redis, KIND), Fingerprints(ctx.redis, LINKS_KIND)
+    applied = AppliedVersions(ctx.redis, KIND)
+    parent_same = await fingerprints.unchanged(style.code, parent_state)
+    links_same = await link_prints.unchanged(style.code, links_state)
+    if parent_same and links_same:
         await applied.record(style.id, style.updated_at)
         return "unchanged"
-    saved = await writes.save(ctx, style.name, payload, category_ids)
-    await writes.unlink_old_categories(ctx, style.code, saved, category_ids)
-    images = await sync_images(ctx, style.code, style.name, style, _image_reader(ctx, style.id))
-    links = await configurable.apply(ctx, style.code, options, children)
+    images: dict[str, int] = {}
+    if not parent_same:
+        saved = await writes.save(ctx, style.name, payload, category_ids)
+        await writes.unlink_old_categories(ctx, style.code, saved, category_ids)
+        images = await sync_images(ctx, style.code, style.name, style, _image_reader(ctx, style.id))
+    links = {} if links_same else await configurable.apply(ctx, style.code, options, children)
     await Binder(ctx.redis).bind(KIND, style.id, style.code)
-    await fingerprints.remember(style.code, state)
+    await fingerprints.remember(style.code, parent_state)
+    await link_prints.remember(style.code, links_state)
     await applied.record(style.id, style.updated_at)
     log.info("style_synced", code=style.code, status=payload["status"], children=len(children), **links, **images)
     return "written"
@@ -118,20 +126,11 @@ async def _wanted_options(ctx: HandlerContext, style: Style, variants: Sequence[
 
 
 async def _present(ctx: HandlerContext, variants: Sequence[Product]) -> list[Product]:
-    """The variants Magento has as products, syncing now those it has not had yet (a style's event can come
-    before its new variant's). A variant that cannot be written is left out: its own job fails with the
-    reason, and once it is fixed its first write brings the style back here."""
+    """The variants Magento has as products (bound when their own sync wrote them). One not written yet is
+    left out: its own job writes it and then queues this style again, which links it; a variant that fails
+    stays out until it is fixed, with the reason in its own dead letter."""
     binder = Binder(ctx.redis)
-    out = []
-    for variant in variants:
-        if await binder.magento_id(products.KIND, variant.id) is None:
-            try:
-                await products.sync_product(ctx, variant.id, feed_style=False)
-            except (PermanentError, Skip) as exc:
-                log.warning("variant_left_out", sku=variant.sku, reason=str(exc))
-                continue
-        out.append(variant)
-    return out
+    return [v for v in variants if await binder.magento_id(products.KIND, v.id) is not None]
 
 
 def _image_reader(ctx: HandlerContext, style_id: str) -> Callable[[str], Awaitable[bytes]]:
@@ -152,6 +151,7 @@ async def _refuse(ctx: HandlerContext, code: str) -> None:
     """Disable the parent of a style that cannot be built, and forget its fingerprint so the fixed style is
     written again even if it comes back to exactly what was last written."""
     await Fingerprints(ctx.redis, KIND).forget(code)
+    await Fingerprints(ctx.redis, LINKS_KIND).forget(code)
     try:
         current = await ctx.magento.get_product(code, store="all")
     except NotFound:
