@@ -134,6 +134,23 @@ class DemoCalls:
     async def magento_product(self, sku: str) -> dict[str, Any] | None:
         return await self.magento("GET", f"products/{sku}", ok_404=True)
 
+    async def place_order(
+        self, lines: list[tuple[dict[str, Any], float]], buyer: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """A storefront order for (Cloud Retailer product, quantity) lines at Magento's own prices, 5.00
+        shipping, by `buyer` (default: a walk-in guest). Returns the order and its items as sent."""
+        items = []
+        for product, qty in lines:
+            magento = await self.magento_product(product["sku"]) or {}
+            items.append({"sku": product["sku"], "qty_ordered": qty, "price": magento.get("price", product["price"])})
+        who = buyer or {
+            "customer_email": "walk.in@example.com",
+            "customer_firstname": "Walk",
+            "customer_lastname": "In",
+        }
+        entity = {**who, "items": items, "shipping_amount": 5, "payment": {"method": "checkmo"}}
+        return await self.magento("POST", "orders", store="default", json={"entity": entity}), items
+
     async def source_quantity(self, sku: str, source: str = "default") -> float | None:
         """The SKU's quantity at an MSI source (None: no source item)."""
         params = {

@@ -255,17 +255,8 @@ async def magento_order(demo: Demo) -> tuple[str, bool]:
     calls = demo.calls
     lines = [(await pick(demo, min_on_hand=3), 2.0), (await pick(demo, min_on_hand=3), 1.0)]
     before = {p["sku"]: await calls.on_hand(demo.store_id, p["sku"]) for p, _ in lines}
-    items = []
-    for product, qty in lines:
-        magento = await calls.magento_product(product["sku"]) or {}
-        items.append({"sku": product["sku"], "qty_ordered": qty, "price": magento.get("price", product["price"])})
-    buyer: dict[str, Any] = (
-        {"customer_id": demo.customer["magento_id"]}
-        if demo.customer
-        else {"customer_email": "walk.in@example.com", "customer_firstname": "Walk", "customer_lastname": "In"}
-    )
-    entity = {**buyer, "items": items, "shipping_amount": 5, "payment": {"method": "checkmo"}}
-    order = await calls.magento("POST", "orders", store="default", json={"entity": entity})
+    buyer = {"customer_id": demo.customer["magento_id"]} if demo.customer else None
+    order, items = await calls.place_order(lines, buyer)
     oid, increment = order["entity_id"], order["increment_id"]
     demo.say(
         f"POST /rest/default/V1/orders: order {increment} ({', '.join(f'{q:g} x {s}' for s, q in _lines(items))}, "
@@ -382,11 +373,7 @@ async def duplicate_deliveries(demo: Demo) -> tuple[str, bool]:
 async def shipped_not_invoiced(demo: Demo) -> tuple[str, bool]:
     calls, product = demo.calls, await pick(demo, min_on_hand=3)
     sku, shipped = product["sku"], 2.0
-    magento = await calls.magento_product(sku) or {}
-    item = {"sku": sku, "qty_ordered": shipped, "price": magento.get("price", product["price"])}
-    buyer = {"customer_email": "walk.in@example.com", "customer_firstname": "Walk", "customer_lastname": "In"}
-    entity = {**buyer, "items": [item], "shipping_amount": 5, "payment": {"method": "checkmo"}}
-    order = await calls.magento("POST", "orders", store="default", json={"entity": entity})
+    order, _ = await calls.place_order([(product, shipped)])
     oid, increment = order["entity_id"], order["increment_id"]
     await calls.magento("POST", f"order/{oid}/ship", store="default", json={})
     demo.say(

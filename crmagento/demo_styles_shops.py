@@ -98,11 +98,7 @@ async def shop_stock_and_sale(demo: Demo) -> tuple[str, bool]:
     demo.evidence(
         f"Magento source {SHOP_SOURCE}: {fmt_qty(new)}; source default: {fmt_qty(web_before)} -> {fmt_qty(web_after)}"
     )
-    magento = await calls.magento_product(sku) or {}
-    item = {"sku": sku, "qty_ordered": 2, "price": magento.get("price", product["price"])}
-    buyer = {"customer_email": "walk.in@example.com", "customer_firstname": "Walk", "customer_lastname": "In"}
-    entity = {**buyer, "items": [item], "shipping_amount": 5, "payment": {"method": "checkmo"}}
-    order = await calls.magento("POST", "orders", store="default", json={"entity": entity})
+    order, _ = await calls.place_order([(product, 2.0)])
     oid, increment = order["entity_id"], order["increment_id"]
     web_on_hand = await calls.on_hand(demo.store_id, sku)
     await calls.magento("POST", f"order/{oid}/invoice", store="default", json={"capture": True})

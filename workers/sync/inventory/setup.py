@@ -19,7 +19,7 @@ from workers.sync.inventory import links
 from workers.sync.inventory.batcher import Batcher
 from workers.sync.inventory.legacy import LegacyStock
 from workers.sync.inventory.msi import MsiStock
-from workers.sync.inventory.stock import Mode, Stock
+from workers.sync.inventory.stock import Mode
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +62,9 @@ async def detect_mode(magento: MagentoClient, settings: Settings) -> tuple[Mode,
     return Mode.MSI, codes
 
 
-def adapter(mode: Mode, magento: MagentoClient, source_code: str, batch_size: int, concurrency: int) -> Stock:
+def adapter(
+    mode: Mode, magento: MagentoClient, source_code: str, batch_size: int, concurrency: int
+) -> MsiStock | LegacyStock:
     if mode is Mode.MSI:
         return MsiStock(magento, source_code, batch_size)
     return LegacyStock(magento, concurrency)

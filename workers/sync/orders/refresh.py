@@ -32,7 +32,7 @@ from workers.registry import HandlerContext
 from workers.sync.orders.held import has_shipped, order_units
 from workers.sync.orders.ledger import Ledger
 from workers.sync.orders.search import earlier, linked_store_ids
-from workers.sync.orders.shipments import ShipmentDetails
+from workers.sync.orders.shipments import ShipmentDetails, shared_details
 
 log = structlog.get_logger(__name__)
 
@@ -67,13 +67,13 @@ class Refresher:
     def __init__(self) -> None:
         self._running: asyncio.Task[int] | None = None
         self._started = 0.0
-        self.shipments = ShipmentDetails()
 
     async def refresh(self, ctx: HandlerContext) -> int:
         task = self._running
         if task is None or (task.done() and time.monotonic() - self._started > FRESH_S):
             self._started = time.monotonic()
-            task = self._running = asyncio.ensure_future(refresh(ctx, self.shipments))
+            # The worker's one shipment cache: the importer reads the same shipments when it books the sale.
+            task = self._running = asyncio.ensure_future(refresh(ctx, shared_details(ctx)))
         # A caller giving up (cancelled) must not cancel the refresh the others wait for.
         return await asyncio.shield(task)
 

@@ -38,7 +38,7 @@ class ShipmentDetails:
         return by_order
 
 
-def shared(ctx: HandlerContext) -> ShipmentDetails:
+def shared_details(ctx: HandlerContext) -> ShipmentDetails:
     """The worker's cache, shared by every job that reads shipments."""
     details: ShipmentDetails = ctx.services.caches.setdefault(_SHARED, ShipmentDetails())
     return details
@@ -49,4 +49,4 @@ async def of_order(ctx: HandlerContext, order: Mapping[str, Any]) -> list[dict[s
     if not has_shipped(order):
         return []
     order_id = int(order["entity_id"])
-    return (await shared(ctx).of_orders(ctx, [order_id])).get(order_id, [])
+    return (await shared_details(ctx).of_orders(ctx, [order_id])).get(order_id, [])

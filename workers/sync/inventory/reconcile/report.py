@@ -66,8 +66,9 @@ class Report:
             self.errors.append(entry)
 
     def calls(self, counts: Counts) -> None:
-        """The Magento calls of the run so far: its stock adapter's, and the one that found the mode."""
-        self.magento_reads = 1 + counts.reads
+        """The Magento calls of one link's run so far (its stock adapter's; the read that found the mode is the
+        totals', made once for every link)."""
+        self.magento_reads = counts.reads
         self.magento_writes = counts.writes
         self.items_written = counts.items_written
 
@@ -75,8 +76,8 @@ class Report:
         return asdict(self)
 
     def add(self, part: Report) -> None:
-        """Count one link's run into these totals (the mode was found once, so its read counts once)."""
-        self.magento_reads += part.magento_reads - (1 if self.links and part.magento_reads else 0)
+        """Count one link's run into these totals."""
+        self.magento_reads += part.magento_reads
         for name in SUMMED:
             setattr(self, name, getattr(self, name) + getattr(part, name))
         self.missing_in_magento.merge(part.missing_in_magento)

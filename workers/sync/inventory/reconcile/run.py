@@ -37,13 +37,11 @@ from workers.clients.cloudretailer import linked_store_id
 from workers.periodic import ADMIN, Periodic, Run, execute
 from workers.registry import HandlerContext, Progress
 from workers.sync import orders
-from workers.sync.inventory.legacy import LegacyStock
-from workers.sync.inventory.msi import MsiStock
 from workers.sync.inventory.reconcile.compare import Comparison, side_of
 from workers.sync.inventory.reconcile.levels import HeldBack, changes_since, read_levels
 from workers.sync.inventory.reconcile.report import Report, Throttled
 from workers.sync.inventory.reconcile.write import Writer
-from workers.sync.inventory.setup import CACHE_KEY, detect_mode, held_place
+from workers.sync.inventory.setup import CACHE_KEY, adapter, detect_mode, held_place
 from workers.sync.inventory.stock import Mode, Target
 
 log = structlog.get_logger(__name__)
@@ -75,13 +73,12 @@ class Reconciliation:
             try:
                 await one.run()
             finally:
-                if one.stock is not None:
-                    part.calls(one.stock.counts)
+                part.calls(one.stock.counts)
                 self.report.add(part)
 
     async def _mode(self) -> Mode:
         mode, _ = await detect_mode(self.ctx.magento, self.settings)
-        self.report.mode = mode.value
+        self.report.mode, self.report.magento_reads = mode.value, 1  # GET /V1/inventory/sources
         cached = self.ctx.services.caches.get(CACHE_KEY)
         if cached is not None and cached.mode is not mode:
             self.ctx.services.caches.pop(CACHE_KEY, None)  # this worker's handlers follow the change
@@ -96,11 +93,7 @@ class LinkReconciliation:
         self.settings = ctx.settings
         self.concurrency = max(1, self.settings.magento_concurrency)
         self.place = held_place(mode, link.source_code)
-        self.stock: MsiStock | LegacyStock = (
-            MsiStock(ctx.magento, link.source_code, self.settings.inventory_batch_size)
-            if mode is Mode.MSI
-            else LegacyStock(ctx.magento, self.concurrency)
-        )
+        self.stock = adapter(mode, ctx.magento, link.source_code, self.settings.inventory_batch_size, self.concurrency)
 
     async def run(self) -> None:
         r, cr, stock, store_id = self.report, self.ctx.cr, self.stock, self.link.location_id
