@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from crmcore.settings import ConfigError, Settings, env_name, load_settings
+from crmcore.settings import ConfigError, Settings, StockLink, env_name, load_settings
 from tests.support.signing import ADMIN_TOKEN, CR_SECRET, CR_SECRET_NEXT, MAGENTO_SECRET
 
 REDIS_PASSWORD = "redis-pw-Zq81xx"
@@ -414,3 +414,39 @@ def test_bad_price_level_groups_are_refused_at_start(monkeypatch: pytest.MonkeyP
     message = _config_error(monkeypatch, "CRMAGENTO_PRICE_LEVEL_GROUPS", value)
     assert message.startswith("CRMAGENTO_PRICE_LEVEL_GROUPS: "), message
     assert needle in message
+
+
+def test_stock_links_default_to_the_single_link_and_the_first_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMAGENTO_CR_STORE_ID", "W-1")
+    single = load_settings()
+    assert single.stock_links == [] and single.links == [StockLink("W-1", "default")]
+    monkeypatch.delenv("CRMAGENTO_CR_STORE_ID")
+    monkeypatch.setenv("CRMAGENTO_STOCK_LINKS", " S-1:main_street , W-1:default")
+    several = load_settings()
+    assert several.links == [StockLink("S-1", "main_street"), StockLink("W-1", "default")]
+    assert several.default_link == StockLink("S-1", "main_street")
+    assert (several.cr_store_id, several.magento_source_code) == ("S-1", "main_street")
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("W-1", "LOCATION_ID:SOURCE_CODE"),
+        ("W-1:", "LOCATION_ID:SOURCE_CODE"),
+        (":default", "LOCATION_ID:SOURCE_CODE"),
+        ("W-1:default,S-1:default", "source 'default' is linked twice"),
+        ("W-1:default,W-1:main_street", "location 'W-1' is linked twice"),
+    ],
+)
+def test_bad_stock_links_are_refused_at_start(monkeypatch: pytest.MonkeyPatch, value: str, needle: str) -> None:
+    message = _config_error(monkeypatch, "CRMAGENTO_STOCK_LINKS", value)
+    assert message.startswith("CRMAGENTO_STOCK_LINKS: "), message
+    assert needle in message
+
+
+def test_a_store_id_other_than_the_first_links_location_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMAGENTO_CR_STORE_ID", "S-1")
+    monkeypatch.setenv("CRMAGENTO_STOCK_LINKS", "W-1:default,S-1:main_street")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "CRMAGENTO_CR_STORE_ID must be the location of the first entry of CRMAGENTO_STOCK_LINKS" in str(caught.value)
